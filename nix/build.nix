@@ -1,0 +1,89 @@
+# The entry point armorred calls (see nix/offline/README.md for details).
+#
+#   nix-build nix/build.nix --argstr specJson "$SPEC" -A package -A shell --no-out-link
+#   nix-instantiate --eval --strict --json nix/build.nix --argstr specJson "$SPEC" -A meta
+#
+# SPEC = {
+#   "packageSet": "offline",            # only "offline" is evaluable with Nix 2.8
+#   "sourceDir": "/abs/path",           # scripts/fetch-sources.sh DIR
+#   "toolchainId": "clang-14.0.6",      # host compiler identity (part of every drv)
+#   "package": { "attr": "nginx" } | { "file": "/abs/path/pkg.nix" },
+#   "hardening": { "cfi": true, "lto": true, "safestack": true },
+#   "drop": ["mail", "stream"],         # features removed from the main package
+#   "shell": true, "coreutils": true    # busybox layer (base hardening)
+# }
+#
+# Result attributes:
+#   package  the main package built with the tier's hardening and drop list
+#   shell    ONLY PRESENT when spec.shell or spec.coreutils is true: busybox
+#            (shell+coreutils: "busybox", shell only: "busybox-sh", coreutils
+#            only: "busybox-coreutils"). Pass `-A shell` only when requested.
+#   meta     { name version hardening features enabledFeatures droppedFeatures
+#              unavailableFeatures cflags ldflags toolchainId packageSet shell }
+{ specJson ? null
+, spec ? (if specJson == null
+          then throw "armorred: nix/build.nix needs --argstr specJson '<JSON>'"
+          else builtins.fromJSON specJson)
+}:
+let
+  packageSet = spec.packageSet or "offline";
+  drop = spec.drop or [ ];
+  hardening = spec.hardening or { };
+  wantShell = spec.shell or false;
+  wantCoreutils = spec.coreutils or false;
+
+  set = import ./offline {
+    inherit hardening drop;
+    sourceDir = spec.sourceDir or null;
+    toolchainId = spec.toolchainId or "clang-14";
+  };
+
+  mainAttrs = [ "nginx" "redis" "busybox" "zlib" "pcre2" "openssl" "glibc" ];
+  pkgSpec = spec.package or (throw "armorred: spec.package is required ({\"attr\": ...} or {\"file\": ...})");
+  raw =
+    if pkgSpec ? attr then
+      (if builtins.elem pkgSpec.attr mainAttrs then set.${pkgSpec.attr}
+       else throw "armorred: unknown package attr '${pkgSpec.attr}' in the offline set (known: ${builtins.concatStringsSep ", " mainAttrs})")
+    else if pkgSpec ? file then
+      (if builtins.substring 0 1 pkgSpec.file != "/"
+       then throw "armorred: package.file must be an absolute path, got '${pkgSpec.file}'"
+       else import pkgSpec.file { armorred = set; })
+    else throw "armorred: spec.package needs `attr` or `file`";
+
+  # Generic drop validation against whatever features the package declares:
+  # also rejects a non-empty drop for packages without optional features.
+  r = set.lib.resolveFeatures {
+    pname = raw.pname or raw.name;
+    features = raw.features or [ ];
+    unavailable = raw.unavailableFeatures or [ ];
+    inherit drop;
+  };
+  package = builtins.seq (builtins.deepSeq r.enabled null) raw;
+
+  shell =
+    if wantShell && wantCoreutils then set.base.busybox
+    else if wantShell then set.base.busybox-sh
+    else if wantCoreutils then set.base.busybox-coreutils
+    else null;
+
+  meta = {
+    name = package.pname or package.name;
+    version = package.version or "";
+    hardening = package.hardeningNames or [ ];
+    features = package.features or [ ];
+    enabledFeatures = package.enabledFeatures or r.enabled;
+    droppedFeatures = package.droppedFeatures or r.dropped;
+    unavailableFeatures = package.unavailableFeatures or [ ];
+    cflags = package.cflags or "";
+    ldflags = package.ldflags or "";
+    toolchainId = set.toolchainId;
+    inherit packageSet;
+    shell = if shell == null then null else shell.pname;
+  };
+in
+if packageSet == "offline" then
+  { inherit package meta; } // (if shell == null then { } else { inherit shell; })
+else if packageSet == "nixpkgs" then
+  throw "armorred: package set nixpkgs needs Nix >= 2.18 (this is Nix ${builtins.nixVersion}); use packageSet \"offline\""
+else
+  throw "armorred: unknown packageSet '${packageSet}' (known: offline, nixpkgs)"

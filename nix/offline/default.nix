@@ -1,0 +1,79 @@
+# armorred's offline package set: real upstream software from pinned upstream
+# tarballs, built with the host's clang 14 / lld / compiler-rt (no nixpkgs).
+# Needs Nix with `sandbox = false` (builders call /usr/bin/clang etc.).
+#
+#   import ./nix/offline {
+#     sourceDir   = "/abs/dir";  # filled by scripts/fetch-sources.sh (required)
+#     toolchainId = "clang-14.0.6"; # host compiler id; part of every derivation
+#     hardening   = { cfi = true; lto = true; safestack = true; }; # the tier
+#     drop        = [ "mail" ];  # features removed from the MAIN package only
+#   }
+#
+# Dependencies (glibc, zlib, pcre2, openssl, the busybox shell) are built with
+# the BASE hardening whatever the tier, so their store paths (and image
+# layers) are identical between tiers. Only the main packages (nginx, redis,
+# busybox-as-main, `package.file` packages) take the tier's hardening/drop.
+{ sourceDir ? null
+, toolchainId ? "clang-14"
+, hardening ? { }
+, drop ? [ ]
+}:
+let
+  lib = import ./lib.nix;
+  sources = import ./sources.nix { inherit sourceDir; };
+  glibc = import ./glibc.nix { };
+  hardeningLib = import ./hardening.nix { inherit glibc; };
+  tierHardening = hardeningLib.normalize hardening;
+
+  mkHardenedWith = h: import ./mk-hardened.nix {
+    inherit glibc hardeningLib toolchainId;
+    defaultHardening = h;
+  };
+  mkHardenedBase = mkHardenedWith hardeningLib.base;
+  mkHardened = mkHardenedWith hardening;
+
+  # ---- tier-independent dependencies (base hardening) ----------------------
+  base = rec {
+    inherit glibc;
+    zlib = import ./pkgs/zlib.nix { mkHardened = mkHardenedBase; inherit sources; hardening = hardeningLib.base; };
+    pcre2 = import ./pkgs/pcre2.nix { mkHardened = mkHardenedBase; inherit sources; hardening = hardeningLib.base; };
+    openssl = import ./pkgs/openssl.nix { mkHardened = mkHardenedBase; inherit sources; hardening = hardeningLib.base; };
+    busyboxWith = variant: import ./pkgs/busybox.nix {
+      mkHardened = mkHardenedBase; inherit sources lib variant;
+      hardening = hardeningLib.base; drop = [ ];
+    };
+    # sh + coreutils applets / only sh (ash) / coreutils applets without a shell
+    busybox = busyboxWith "full";
+    busybox-sh = busyboxWith "sh";
+    busybox-coreutils = busyboxWith "coreutils";
+  };
+
+  # ---- main packages (tier hardening + drop) --------------------------------
+  nginx = import ./pkgs/nginx.nix {
+    inherit mkHardened sources lib hardening drop;
+    inherit (base) zlib pcre2 openssl;
+  };
+  redis = import ./pkgs/redis.nix {
+    inherit mkHardened sources lib hardening drop;
+    inherit (base) openssl;
+  };
+  # busybox as the MAIN package (tier-hardened); the shell layer is base.busybox
+  busybox = import ./pkgs/busybox.nix {
+    inherit mkHardened sources lib hardening drop;
+    variant = "full";
+  };
+
+  # the tier's resolved flags for an executable (what a main package gets)
+  hardeningFlags = hardeningLib.flagsFor { inherit hardening; kind = "exe"; };
+in
+{
+  inherit glibc nginx redis busybox;
+  inherit (base) zlib pcre2 openssl;
+
+  # what `package.file` expressions get (as `armorred`), see README.md
+  inherit base lib sources toolchainId drop mkHardened mkHardenedBase hardeningLib hardeningFlags;
+  hardening = tierHardening;
+  deps = { inherit glibc; inherit (base) zlib pcre2 openssl; };
+  inherit (hardeningLib) flagsFor;
+  resolveFeatures = args: lib.resolveFeatures ({ inherit drop; } // args);
+}

@@ -1,0 +1,66 @@
+# BusyBox 1.35.0 with clang, dynamically linked against the store glibc.
+#   variant "full":      defconfig (ash as sh + coreutils and the rest)
+#   variant "sh":        allnoconfig + ash only (a shell, no coreutils applets)
+#   variant "coreutils": defconfig without any shell (ash/hush removed)
+# $out/bin/busybox plus one symlink `$out/bin/<applet> -> busybox` per applet.
+{ mkHardened, sources, lib, hardening, drop ? [ ], variant ? "full" }:
+let
+  r = lib.resolveFeatures { pname = "busybox"; features = [ ]; inherit drop; };
+  enable = syms: builtins.concatStringsSep "\n" (map (s:
+    "sed -i -e 's/^# ${s} is not set$/${s}=y/' -e 's/^${s}=.*/${s}=y/' .config; grep -q '^${s}=' .config || echo '${s}=y' >> .config") syms);
+  disable = syms: builtins.concatStringsSep "\n" (map (s:
+    "sed -i -e 's/^${s}=.*/# ${s} is not set/' .config") syms);
+  config = {
+    full = ''
+      make HOSTCC=clang defconfig
+    '';
+    sh = ''
+      make HOSTCC=clang allnoconfig
+      ${enable [
+        "CONFIG_BUSYBOX" "CONFIG_LONG_OPTS" "CONFIG_FEATURE_DEVPTS"
+        "CONFIG_SHELL_ASH" "CONFIG_ASH" "CONFIG_SH_IS_ASH"
+        "CONFIG_ASH_OPTIMIZE_FOR_SIZE" "CONFIG_ASH_INTERNAL_GLOB" "CONFIG_ASH_BASH_COMPAT"
+        "CONFIG_ASH_JOB_CONTROL" "CONFIG_ASH_ALIAS" "CONFIG_ASH_RANDOM_SUPPORT"
+        "CONFIG_ASH_EXPAND_PRMT" "CONFIG_ASH_ECHO" "CONFIG_ASH_PRINTF" "CONFIG_ASH_TEST"
+        "CONFIG_ASH_GETOPTS" "CONFIG_ASH_CMDCMD" "CONFIG_FEATURE_SH_MATH"
+        "CONFIG_FEATURE_SH_MATH_64" "CONFIG_FEATURE_SH_READ_FRAC" "CONFIG_FEATURE_EDITING"
+        "CONFIG_FEATURE_EDITING_HISTORY" "CONFIG_FEATURE_TAB_COMPLETION"
+      ]}
+      sed -i 's/^CONFIG_FEATURE_EDITING_HISTORY=y/CONFIG_FEATURE_EDITING_HISTORY=255/' .config
+      yes "" | make HOSTCC=clang oldconfig >/dev/null
+    '';
+    coreutils = ''
+      make HOSTCC=clang defconfig
+      ${disable [ "CONFIG_ASH" "CONFIG_HUSH" "CONFIG_SHELL_ASH" "CONFIG_SHELL_HUSH" "CONFIG_SH_IS_ASH" "CONFIG_BASH_IS_ASH" ]}
+      sed -i -e 's/^# CONFIG_SH_IS_NONE is not set/CONFIG_SH_IS_NONE=y/' -e 's/^# CONFIG_BASH_IS_NONE is not set/CONFIG_BASH_IS_NONE=y/' .config
+      yes "" | make HOSTCC=clang oldconfig >/dev/null
+    '';
+  }.${variant} or (throw "armorred: busybox: unknown variant '${variant}' (full, sh, coreutils)");
+in
+builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
+  pname = if variant == "full" then "busybox" else "busybox-${variant}";
+  inherit (sources.busybox) version;
+  src = sources.busybox.src;
+  inherit hardening;
+  configurePhase = config + ''
+    # options that do not build against glibc 2.36 / with clang 14
+    sed -i -e 's/^CONFIG_STATIC=y/# CONFIG_STATIC is not set/' \
+      -e 's/^CONFIG_FEATURE_HAVE_RPC=y/# CONFIG_FEATURE_HAVE_RPC is not set/' \
+      -e 's/^CONFIG_FEATURE_INETD_RPC=y/# CONFIG_FEATURE_INETD_RPC is not set/' \
+      -e 's/^CONFIG_TC=y/# CONFIG_TC is not set/' .config
+    grep -E '^CONFIG_(ASH|HUSH|SH_IS_[A-Z]+|STATIC|PIE)=' .config || true
+  '';
+  buildPhase = ''
+    make -j"$NIX_BUILD_CORES" HOSTCC=clang CC=clang AR=llvm-ar-14 NM=llvm-nm-14 \
+      CONFIG_PREFIX="$out" SKIP_STRIP=y busybox
+  '';
+  installPhase = ''
+    mkdir -p "$out/bin"
+    cp busybox_unstripped "$out/bin/busybox"
+    for a in $("$out/bin/busybox" --list); do
+      [ "$a" = busybox ] || ln -s busybox "$out/bin/$a"
+    done
+    ls "$out/bin" | wc -l
+  '';
+  passthru = { inherit variant; };
+})

@@ -1,0 +1,147 @@
+# nginx 1.22.1 built from the upstream tarball with the tier's hardening.
+# `features` are the optional modules of the official nginx docker image that
+# build here (plus a few default-on modules that can be compiled out with
+# --without-*); everything in `features` is built unless named in `drop`.
+{ mkHardened, sources, lib, hardening, drop, zlib, pcre2, openssl }:
+let
+  # feature name -> configure flags when ENABLED (off by default in nginx)
+  withModules = {
+    compat = [ "--with-compat" ];
+    http_ssl = [ "--with-http_ssl_module" ];
+    http_v2 = [ "--with-http_v2_module" ];
+    http_realip = [ "--with-http_realip_module" ];
+    http_addition = [ "--with-http_addition_module" ];
+    http_sub = [ "--with-http_sub_module" ];
+    http_dav = [ "--with-http_dav_module" ];
+    http_flv = [ "--with-http_flv_module" ];
+    http_mp4 = [ "--with-http_mp4_module" ];
+    http_gunzip = [ "--with-http_gunzip_module" ];
+    http_gzip_static = [ "--with-http_gzip_static_module" ];
+    http_auth_request = [ "--with-http_auth_request_module" ];
+    http_random_index = [ "--with-http_random_index_module" ];
+    http_secure_link = [ "--with-http_secure_link_module" ];
+    http_slice = [ "--with-http_slice_module" ];
+    http_stub_status = [ "--with-http_stub_status_module" ];
+    mail = [ "--with-mail" "--with-mail_ssl_module" ];
+    stream = [ "--with-stream" "--with-stream_ssl_module" "--with-stream_realip_module" "--with-stream_ssl_preread_module" ];
+  };
+  # feature name -> configure flag when DROPPED (on by default in nginx)
+  withoutModules = {
+    http_autoindex = "--without-http_autoindex_module";
+    http_ssi = "--without-http_ssi_module";
+    http_userid = "--without-http_userid_module";
+    http_empty_gif = "--without-http_empty_gif_module";
+    http_browser = "--without-http_browser_module";
+    http_geo = "--without-http_geo_module";
+    http_map = "--without-http_map_module";
+    http_split_clients = "--without-http_split_clients_module";
+    http_referer = "--without-http_referer_module";
+    http_memcached = "--without-http_memcached_module";
+    http_fastcgi = "--without-http_fastcgi_module";
+    http_uwsgi = "--without-http_uwsgi_module";
+    http_scgi = "--without-http_scgi_module";
+    http_grpc = "--without-http_grpc_module";
+    http_mirror = "--without-http_mirror_module";
+    http_charset = "--without-http_charset_module";
+  };
+  withOrder = [
+    "compat" "http_ssl" "http_v2" "http_realip" "http_addition" "http_sub" "http_dav"
+    "http_flv" "http_mp4" "http_gunzip" "http_gzip_static" "http_auth_request"
+    "http_random_index" "http_secure_link" "http_slice" "http_stub_status" "mail" "stream"
+  ];
+  withoutOrder = [
+    "http_autoindex" "http_ssi" "http_userid" "http_empty_gif" "http_browser" "http_geo"
+    "http_map" "http_split_clients" "http_referer" "http_memcached" "http_fastcgi"
+    "http_uwsgi" "http_scgi" "http_grpc" "http_mirror" "http_charset"
+  ];
+  # Modules of the official image that are NOT built here (in either tier):
+  # they would link host libraries outside the store (libperl, libxml2/libxslt,
+  # libgd, libGeoIP) or need sources we do not fetch (njs). Accepted in `drop`
+  # as no-ops so tier definitions can name them.
+  unavailable = [ "http_perl" "http_xslt" "http_image_filter" "http_geoip" "njs" ];
+
+  features = withOrder ++ withoutOrder;
+  r = lib.resolveFeatures { pname = "nginx"; inherit features unavailable drop; };
+
+  featureFlags =
+    lib.concatMap (f: if builtins.elem f r.enabled then withModules.${f} else [ ]) withOrder
+    ++ lib.concatMap (f: if builtins.elem f r.dropped then [ withoutModules.${f} ] else [ ]) withoutOrder;
+
+  configureFlags = [
+    "--prefix=$out"
+    "--sbin-path=$out/bin/nginx"
+    "--modules-path=$out/lib/nginx/modules"
+    "--conf-path=/etc/nginx/nginx.conf"
+    "--error-log-path=/dev/stderr"
+    "--http-log-path=/dev/stdout"
+    "--pid-path=/tmp/nginx.pid"
+    "--lock-path=/tmp/nginx.lock"
+    "--http-client-body-temp-path=/tmp/client_temp"
+    "--http-proxy-temp-path=/tmp/proxy_temp"
+    "--http-fastcgi-temp-path=/tmp/fastcgi_temp"
+    "--http-uwsgi-temp-path=/tmp/uwsgi_temp"
+    "--http-scgi-temp-path=/tmp/scgi_temp"
+    "--with-threads"
+    "--with-file-aio"
+    "--with-pcre"
+  ] ++ featureFlags;
+in
+builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
+  pname = "nginx";
+  inherit (sources.nginx) version;
+  src = sources.nginx.src;
+  inherit hardening;
+  deps = [ zlib pcre2 openssl ];
+  features = features;
+  enabledFeatures = r.enabled;
+  droppedFeatures = r.dropped;
+  unavailableFeatures = unavailable;
+  configurePhase = ''
+    ./configure ${builtins.concatStringsSep " " configureFlags} \
+      --with-cc=clang \
+      --with-cc-opt="$CFLAGS -I${zlib}/include -I${pcre2}/include -I${openssl}/include" \
+      --with-ld-opt="$LDFLAGS -L${zlib}/lib -L${pcre2}/lib -L${openssl}/lib"
+  '';
+  # nginx's `make install` would also write to --conf-path (/etc/nginx on the
+  # build host), so install by hand.
+  installPhase = ''
+    mkdir -p "$out/bin" "$out/etc/nginx" "$out/share/nginx/html"
+    cp objs/nginx "$out/bin/nginx"
+    cp conf/mime.types "$out/etc/nginx/mime.types"
+    cp html/index.html html/50x.html "$out/share/nginx/html/"
+    cat > "$out/etc/nginx/nginx.conf" <<EOF
+    # armorred default nginx configuration: runs as any non-root UID with a
+    # read-only root file system (only /tmp must be writable).
+    worker_processes auto;
+    pid /tmp/nginx.pid;
+    error_log /dev/stderr notice;
+
+    events {
+        worker_connections 1024;
+    }
+
+    http {
+        include $out/etc/nginx/mime.types;
+        default_type application/octet-stream;
+        access_log /dev/stdout;
+        sendfile on;
+        keepalive_timeout 65;
+
+        server {
+            listen 8080;
+            server_name localhost;
+            root $out/share/nginx/html;
+            index index.html;
+            error_page 500 502 503 504 /50x.html;
+        }
+    }
+    EOF
+    sed -i 's/^    //' "$out/etc/nginx/nginx.conf"
+  '';
+  postInstall = ''
+    # smoke test: the binary starts with the store glibc (temp paths are
+    # compiled in under /tmp; `nginx -t` is left to the image tests)
+    "$out/bin/nginx" -V
+  '';
+  passthru = { inherit configureFlags; };
+})

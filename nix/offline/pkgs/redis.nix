@@ -1,0 +1,58 @@
+# Redis 7.0 built from the upstream tarball with the tier's hardening.
+# Lua scripting cannot be compiled out of Redis 7.0 (scripting and functions
+# are core), so the removable compile-time features are:
+#   tls       BUILD_TLS=yes: TLS support, links libssl/libcrypto (the store
+#             openssl). Verifiable: NEEDED libssl.so.3 in redis-server, and
+#             `--tls-port` works only with it.
+#   jemalloc  MALLOC=jemalloc (bundled jemalloc 5.2.1) instead of glibc malloc.
+#             Verifiable: `redis-server --version` prints malloc=jemalloc|libc,
+#             `nm` shows je_* symbols.
+{ mkHardened, sources, lib, hardening, drop, openssl }:
+let
+  features = [ "tls" "jemalloc" ];
+  r = lib.resolveFeatures { pname = "redis"; inherit features drop; };
+  tls = builtins.elem "tls" r.enabled;
+  jemalloc = builtins.elem "jemalloc" r.enabled;
+  makeFlags = builtins.concatStringsSep " " ([
+    "V=1"
+    "USE_SYSTEMD=no"
+    "DEBUG="
+    "CC=clang"
+    "AR=llvm-ar-14"
+    "RANLIB=llvm-ranlib-14"
+    "MALLOC=${if jemalloc then "jemalloc" else "libc"}"
+    "BUILD_TLS=${if tls then "yes" else "no"}"
+  ]);
+in
+builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
+  pname = "redis";
+  inherit (sources.redis) version;
+  src = sources.redis.src;
+  inherit hardening;
+  deps = lib.optional tls openssl;
+  features = features;
+  enabledFeatures = r.enabled;
+  droppedFeatures = r.dropped;
+  env = (if tls then {
+    PKG_CONFIG_PATH = "${openssl}/lib/pkgconfig";
+    PKG_CONFIG_LIBDIR = "${openssl}/lib/pkgconfig";
+    opensslPrefix = "${openssl}";
+  } else {
+    PKG_CONFIG_LIBDIR = "/nonexistent";
+  });
+  preConfigure = if tls then ''
+    CFLAGS="$CFLAGS -I$opensslPrefix/include"
+    LDFLAGS="$LDFLAGS -L$opensslPrefix/lib"
+    export CFLAGS LDFLAGS PKG_CONFIG_PATH PKG_CONFIG_LIBDIR
+  '' else ''
+    export PKG_CONFIG_LIBDIR
+  '';
+  buildPhase = ''make -j"$NIX_BUILD_CORES" ${makeFlags}'';
+  installPhase = ''
+    make ${makeFlags} PREFIX="$out" install
+  '';
+  postInstall = ''
+    "$out/bin/redis-server" --version
+  '';
+  passthru = { inherit makeFlags; };
+})

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs every system package armorred and its test suite need on a fresh
+# Debian 12 machine (run as root). Idempotent: a second run only checks.
+set -euo pipefail
+
+packages=(
+  # Nix (single-user, no daemon; Debian's /etc/nix/nix.conf has sandbox = false)
+  nix-bin
+  # the offline package set compiles with the host's clang 14 toolchain
+  clang lld libclang-rt-14-dev make perl pkg-config patch xz-utils bzip2 file
+  # real OCI clients the tests check our output with
+  skopeo umoci podman runc buildah uidmap fuse-overlayfs
+  # hardening cross-check, registry, browser, misc test tools
+  checksec docker-registry apache2-utils chromium curl jq python3-venv
+  # source archive keyring for deb-src
+  debian-archive-keyring
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+src_list=/etc/apt/sources.list.d/armorred-debsrc.sources
+need_update=0
+if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ /etc/apt/sources.list 2>/dev/null; then
+  cat >"$src_list" <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  need_update=1
+fi
+
+if [ ${#missing[@]} -gt 0 ] || [ $need_update = 1 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup-system: installing ${missing[*]}" >&2
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+# Nix 2.8 single-user as root: make sure the store and state dirs exist.
+mkdir -p /nix/store /nix/var/nix
+# Single-user root Nix: builds run as root itself. Debian's nix-bin does not
+# create the nixbld group, so an empty build-users-group is required.
+mkdir -p /etc/nix
+touch /etc/nix/nix.conf
+grep -q '^sandbox' /etc/nix/nix.conf || echo "sandbox = false" >>/etc/nix/nix.conf
+grep -q '^build-users-group' /etc/nix/nix.conf || echo "build-users-group =" >>/etc/nix/nix.conf
+# No binary cache is reachable here; asking cache.nixos.org only adds retries.
+grep -q "^substituters" /etc/nix/nix.conf || echo "substituters =" >>/etc/nix/nix.conf
+echo "setup-system: ok" >&2

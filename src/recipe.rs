@@ -1,0 +1,551 @@
+//! Stage 1: recipe file (TOML) → [`Recipe`].
+//!
+//! Contract: a recipe either parses into a fully validated [`Recipe`] or
+//! yields a [`RecipeError`] naming the file, the line and the dotted key.
+//! Parsing is strict: unknown keys, wrong types and missing fields are errors.
+//! Nothing here touches Nix; checks that need the built closure (such as
+//! "the entrypoint exists") happen after the build.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::tier::Tier;
+
+/// The default runtime user: `nobody`, as the product promises.
+pub const DEFAULT_USER: &str = "65534";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub image: ImageMeta,
+    pub package: PackageSpec,
+    pub runtime: RuntimeSpec,
+    pub tiers: Tiers,
+    #[serde(default)]
+    pub layers: LayerSettings,
+    /// Where the recipe was read from; set by [`Recipe::load`].
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageMeta {
+    pub name: String,
+    /// The upstream version the package builds.
+    pub version: String,
+    pub description: String,
+    /// The upstream image this one replaces, e.g. `docker.io/library/nginx:1.22.1`.
+    pub upstream: String,
+    /// `org.opencontainers.image.source`.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub licenses: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageSpec {
+    /// Attribute of the chosen package set.
+    #[serde(default)]
+    pub attr: Option<Spanned<String>>,
+    /// A Nix file next to the recipe that evaluates to a derivation.
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSpec {
+    pub entrypoint: Spanned<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ports: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Directories that must stay writable under a read-only root.
+    #[serde(default)]
+    pub writable: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Image path → path inside the package output, e.g.
+    /// `"/usr/sbin/nginx" = "bin/nginx"`, so the entrypoint sits on a normal path.
+    #[serde(default)]
+    pub links: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tiers {
+    pub hardened: TierSpec,
+    pub locked: TierSpec,
+}
+
+/// What one tier turns on and compiles out.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TierSpec {
+    pub cfi: bool,
+    pub lto: bool,
+    pub safestack: bool,
+    pub shell: bool,
+    pub coreutils: bool,
+    /// Package features compiled out (names the package expression knows).
+    #[serde(default)]
+    pub drop: Vec<String>,
+    /// `.override` arguments for the nixpkgs package set.
+    #[serde(default)]
+    pub nixpkgs_override: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerSettings {
+    #[serde(default)]
+    pub max_layers: Option<usize>,
+}
+
+/// Where a package comes from, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageSource {
+    Attr(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Port {
+    pub number: u16,
+    pub proto: String,
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.number, self.proto)
+    }
+}
+
+/// A recipe problem, located in its file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{column}: {key}{message}", key = key_prefix(.key))]
+pub struct RecipeError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted key path such as `tiers.locked.cfi`, when known.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+fn key_prefix(key: &Option<String>) -> String {
+    key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default()
+}
+
+impl Recipe {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Recipe, RecipeLoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RecipeLoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Recipe::parse(&text, path)?)
+    }
+
+    /// Parses recipe text; `path` is used for messages and to resolve `package.file`.
+    pub fn parse(text: &str, path: &Path) -> Result<Recipe, RecipeError> {
+        let located = |span: Option<std::ops::Range<usize>>, key: Option<String>, message| {
+            let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            RecipeError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                key,
+                message,
+            }
+        };
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| located(e.span(), None, e.message().to_string()))?;
+        let mut recipe: Recipe = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let key = (key != "." && !key.is_empty()).then_some(key);
+            located(inner.span(), key, inner.message().to_string())
+        })?;
+        recipe.path = path.to_path_buf();
+        recipe.validate(text)?;
+        Ok(recipe)
+    }
+
+    fn err_at(
+        &self,
+        text: &str,
+        span: std::ops::Range<usize>,
+        key: &str,
+        msg: String,
+    ) -> RecipeError {
+        let (line, column) = line_col(text, span.start);
+        RecipeError {
+            file: self.path.clone(),
+            line,
+            column,
+            key: Some(key.to_string()),
+            message: msg,
+        }
+    }
+
+    fn validate(&self, text: &str) -> Result<(), RecipeError> {
+        // The file name is the image name users type on the command line.
+        if let Some(stem) = self.path.file_stem().and_then(|s| s.to_str()) {
+            if stem != self.image.name && self.path.extension().is_some_and(|e| e == "toml") {
+                let span = find_key_span(text, "name");
+                return Err(self.err_at(
+                    text,
+                    span,
+                    "image.name",
+                    format!(
+                        "image name `{}` differs from the file name `{stem}.toml`",
+                        self.image.name
+                    ),
+                ));
+            }
+        }
+        match (&self.package.attr, &self.package.file) {
+            (Some(_), Some(f)) => {
+                return Err(self.err_at(
+                    text,
+                    f.span(),
+                    "package.file",
+                    "set either `package.attr` or `package.file`, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(self.err_at(
+                    text,
+                    find_key_span(text, "[package]"),
+                    "package",
+                    "missing `attr` or `file`".into(),
+                ))
+            }
+            _ => {}
+        }
+        if self.runtime.entrypoint.get_ref().is_empty() {
+            return Err(self.err_at(
+                text,
+                self.runtime.entrypoint.span(),
+                "runtime.entrypoint",
+                "must name at least the program".into(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for p in &self.runtime.ports {
+            let port = parse_port(p.get_ref())
+                .map_err(|m| self.err_at(text, p.span(), "runtime.ports", m))?;
+            if !seen.insert(port.to_string()) {
+                return Err(self.err_at(
+                    text,
+                    p.span(),
+                    "runtime.ports",
+                    format!("port `{port}` is listed twice"),
+                ));
+            }
+        }
+        for w in &self.runtime.writable {
+            check_image_path(w.get_ref())
+                .map_err(|m| self.err_at(text, w.span(), "runtime.writable", m))?;
+        }
+        for (dest, target) in &self.runtime.links {
+            check_image_path(dest).map_err(|m| {
+                self.err_at(text, target.span(), &format!("runtime.links.\"{dest}\""), m)
+            })?;
+            let t = Path::new(target.get_ref());
+            if t.is_absolute() || t.components().any(|c| !matches!(c, Component::Normal(_))) {
+                return Err(self.err_at(
+                    text,
+                    target.span(),
+                    &format!("runtime.links.\"{dest}\""),
+                    format!(
+                        "link target `{}` must be a relative path inside the package output, without `..`",
+                        target.get_ref()
+                    ),
+                ));
+            }
+        }
+        if let Some(f) = &self.package.file {
+            let p = Path::new(f.get_ref());
+            if p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+                return Err(self.err_at(
+                    text,
+                    f.span(),
+                    "package.file",
+                    "must be a relative path next to the recipe, without `..`".into(),
+                ));
+            }
+        }
+        if let Some(0) = self.layers.max_layers {
+            return Err(self.err_at(
+                text,
+                find_key_span(text, "max_layers"),
+                "layers.max_layers",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn tier(&self, tier: Tier) -> &TierSpec {
+        match tier {
+            Tier::Hardened => &self.tiers.hardened,
+            Tier::Locked => &self.tiers.locked,
+        }
+    }
+
+    pub fn package_source(&self) -> PackageSource {
+        match (&self.package.attr, &self.package.file) {
+            (Some(a), _) => PackageSource::Attr(a.get_ref().clone()),
+            (None, Some(f)) => {
+                let dir = self.path.parent().unwrap_or(Path::new("."));
+                PackageSource::File(dir.join(f.get_ref()))
+            }
+            (None, None) => unreachable!("validated: one of attr/file is set"),
+        }
+    }
+
+    pub fn ports(&self) -> Vec<Port> {
+        self.runtime
+            .ports
+            .iter()
+            .map(|p| parse_port(p.get_ref()).expect("validated in Recipe::parse"))
+            .collect()
+    }
+
+    pub fn writable(&self) -> Vec<String> {
+        self.runtime.writable.iter().map(|w| w.get_ref().clone()).collect()
+    }
+
+    pub fn user(&self) -> &str {
+        self.runtime.user.as_deref().unwrap_or(DEFAULT_USER)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeLoadError {
+    #[error("cannot read recipe {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Invalid(#[from] RecipeError),
+}
+
+/// `8080`, `8080/tcp` or `53/udp`.
+pub fn parse_port(s: &str) -> Result<Port, String> {
+    let (num, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+    let number: u16 = num
+        .parse()
+        .ok()
+        .filter(|n| *n != 0)
+        .ok_or_else(|| format!("`{s}` is not a port: expected 1-65535 with an optional /tcp or /udp"))?;
+    if !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(format!("`{s}`: protocol must be tcp, udp or sctp"));
+    }
+    Ok(Port {
+        number,
+        proto: proto.to_string(),
+    })
+}
+
+/// An absolute, normalized path inside the image (no `..`, no `.`, no `//`).
+pub fn check_image_path(p: &str) -> Result<(), String> {
+    if !p.starts_with('/') {
+        return Err(format!("`{p}` must be an absolute path inside the image"));
+    }
+    let path = Path::new(p);
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::Normal(_) => {}
+            _ => return Err(format!("`{p}` must not contain `..` or `.`")),
+        }
+    }
+    if p.contains("//") || p == "/" {
+        return Err(format!("`{p}` is not a normalized path below `/`"));
+    }
+    Ok(())
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = offset - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, column)
+}
+
+/// Best-effort location of a key for errors that serde did not locate.
+fn find_key_span(text: &str, key: &str) -> std::ops::Range<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with(key) {
+            let start = offset + (line.len() - line.trim_start().len());
+            return start..start + key.len();
+        }
+        offset += line.len();
+    }
+    0..0
+}
+
+/// Lists the recipes (`*.toml`) of a directory, sorted by name.
+pub fn list_recipe_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) const NGINX: &str = r#"
+[image]
+name = "nginx"
+version = "1.22.1"
+description = "Hardened nginx"
+upstream = "docker.io/library/nginx:1.22.1"
+
+[package]
+attr = "nginx"
+
+[runtime]
+entrypoint = ["/usr/sbin/nginx"]
+cmd = ["-g", "daemon off;"]
+ports = ["8080/tcp"]
+writable = ["/tmp", "/var/cache/nginx"]
+stop_signal = "SIGQUIT"
+links = { "/usr/sbin/nginx" = "bin/nginx" }
+
+[tiers.hardened]
+cfi = false
+lto = true
+safestack = true
+shell = false
+coreutils = false
+
+[tiers.locked]
+cfi = true
+lto = true
+safestack = true
+shell = true
+coreutils = true
+drop = ["mail", "stream"]
+"#;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::NGINX;
+    use super::*;
+
+    fn parse(text: &str) -> Result<Recipe, RecipeError> {
+        Recipe::parse(text, Path::new("recipes/nginx.toml"))
+    }
+
+    #[test]
+    fn parses_a_full_recipe() {
+        let r = parse(NGINX).unwrap();
+        assert_eq!(r.image.name, "nginx");
+        assert_eq!(r.package_source(), PackageSource::Attr("nginx".into()));
+        assert_eq!(r.ports()[0].to_string(), "8080/tcp");
+        assert_eq!(r.user(), "65534");
+        assert!(r.tier(Tier::Locked).cfi);
+        assert!(!r.tier(Tier::Hardened).cfi);
+        assert_eq!(r.tier(Tier::Locked).drop, vec!["mail", "stream"]);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = NGINX.replace("cfi = true", "cfi = true\nlua = false");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.file, Path::new("recipes/nginx.toml"));
+        assert_eq!(e.line, 28, "{e}");
+        assert!(e.message.contains("unknown field `lua`"), "{e}");
+        assert_eq!(e.key.as_deref(), Some("tiers.locked.lua"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let text = NGINX.replace("cfi = false", "cfi = \"no\"");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("tiers.hardened.cfi"));
+        assert_eq!(e.line, 20);
+        assert!(e.to_string().starts_with("recipes/nginx.toml:20:"), "{e}");
+    }
+
+    #[test]
+    fn missing_field_is_an_error() {
+        let text = NGINX.replace("description = \"Hardened nginx\"\n", "");
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("missing field `description`"), "{e}");
+        assert_eq!(e.key.as_deref(), Some("image"));
+    }
+
+    #[test]
+    fn malformed_toml_is_located() {
+        let e = parse("[image\nname = 1").unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.key.is_none());
+    }
+
+    #[test]
+    fn bad_writable_paths() {
+        for bad in ["tmp", "/var/../etc", "/var/./x"] {
+            let text = NGINX.replace("\"/var/cache/nginx\"", &format!("\"{bad}\""));
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("runtime.writable"), "{bad}: {e}");
+            assert_eq!(e.line, 15);
+        }
+    }
+
+    #[test]
+    fn bad_and_duplicate_ports() {
+        let e = parse(&NGINX.replace("[\"8080/tcp\"]", "[\"8080/tcp\", \"8080\"]")).unwrap_err();
+        assert!(e.message.contains("listed twice"), "{e}");
+        for bad in ["0", "70000", "80/icmp", "http"] {
+            let e = parse(&NGINX.replace("\"8080/tcp\"", &format!("\"{bad}\""))).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("runtime.ports"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn package_needs_exactly_one_source() {
+        let both = NGINX.replace("attr = \"nginx\"", "attr = \"nginx\"\nfile = \"x.nix\"");
+        assert!(parse(&both).unwrap_err().message.contains("not both"));
+        let none = NGINX.replace("attr = \"nginx\"", "");
+        assert!(parse(&none).unwrap_err().message.contains("missing"));
+        let up = NGINX.replace("attr = \"nginx\"", "file = \"../x.nix\"");
+        assert_eq!(parse(&up).unwrap_err().key.as_deref(), Some("package.file"));
+    }
+
+    #[test]
+    fn name_must_match_file() {
+        let e = Recipe::parse(NGINX, Path::new("recipes/redis.toml")).unwrap_err();
+        assert!(e.message.contains("differs from the file name"));
+    }
+
+    #[test]
+    fn link_targets_stay_inside_the_package() {
+        let text = NGINX.replace("\"bin/nginx\"", "\"../../etc/shadow\"");
+        assert!(parse(&text).is_err());
+    }
+}
