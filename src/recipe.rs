@@ -371,14 +371,11 @@ pub fn check_image_path(p: &str) -> Result<(), String> {
     if !p.starts_with('/') {
         return Err(format!("`{p}` must be an absolute path inside the image"));
     }
-    let path = Path::new(p);
-    for c in path.components() {
-        match c {
-            Component::RootDir | Component::Normal(_) => {}
-            _ => return Err(format!("`{p}` must not contain `..` or `.`")),
-        }
+    // Split by hand: `Path::components` silently drops `.` segments.
+    if p[1..].split('/').any(|seg| seg == ".." || seg == ".") {
+        return Err(format!("`{p}` must not contain `..` or `.`"));
     }
-    if p.contains("//") || p == "/" {
+    if p.contains("//") || p == "/" || p.ends_with('/') {
         return Err(format!("`{p}` is not a normalized path below `/`"));
     }
     Ok(())
