@@ -16,3 +16,4 @@ pub mod process;
 pub mod recipe;
 pub mod store_path;
 pub mod tier;
+// -- helper modules (each added by its owner) --
