@@ -9,11 +9,18 @@
 //!   → inspect / analyze / lint / sbom / sign / push (each reads an image)
 //! ```
 
+pub mod cli;
 pub mod closure;
+pub mod commands;
+pub mod inspect;
+pub mod layers;
 pub mod nix;
+pub mod pipeline;
 pub mod plan;
 pub mod process;
+pub mod oci;
 pub mod recipe;
+pub mod rootfs;
 pub mod store_path;
 pub mod tier;
 // -- helper modules (each added by its owner) --

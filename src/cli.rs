@@ -1,0 +1,206 @@
+//! Command-line definitions (clap derive). Parsing only validates; the
+//! commands run in [`crate::commands`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::plan::PackageSet;
+use crate::tier::{Tier, TierSelection};
+
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("ARMORRED_GIT_REVISION"), ")");
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "armorred",
+    version = VERSION,
+    about = "Build hardened FROM-scratch OCI images with Nix, in two tiers: hardened and locked",
+    after_help = "Exit codes: 0 ok, 1 build or check failed, 2 usage or input error."
+)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Plain log lines instead of progress bars.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an image (or every recipe with --all) in one tier or both.
+    Build(BuildArgs),
+    /// List the recipes and their tiers.
+    List(ListArgs),
+    /// Show the resolved build plan without building anything.
+    Plan(PlanArgs),
+    /// Show what an OCI image layout holds.
+    Inspect(InspectArgs),
+    /// Re-hash every blob of a layout and report mismatches.
+    Fsck(FsckArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RecipeArgs {
+    /// Directory of recipes (`<image>.toml`).
+    #[arg(long, env = "ARMORRED_RECIPES", default_value = "recipes")]
+    pub recipes: PathBuf,
+    /// Package set to build from.
+    #[arg(long, value_parser = parse_package_set, default_value = "offline")]
+    pub package_set: PackageSet,
+    /// Directory with `build.nix` (default: the `nix/` beside the recipes, else the one armorred was built from).
+    #[arg(long, env = "ARMORRED_NIX_DIR")]
+    pub nix_dir: Option<PathBuf>,
+    /// Source tarball cache for the offline set (filled by scripts/fetch-sources.sh).
+    #[arg(long, env = "ARMORRED_SOURCES")]
+    pub sources: Option<PathBuf>,
+    /// Cap on the number of layers (default 100, or the recipe's `layers.max_layers`).
+    #[arg(long)]
+    pub max_layers: Option<usize>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct NixArgs {
+    /// Passed to Nix: remote builders (`--builders`).
+    #[arg(long)]
+    pub builders: Option<String>,
+    /// Passed to Nix: the store to use (`--store`).
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Passed to Nix: parallel derivation builds (`--max-jobs`).
+    #[arg(long)]
+    pub max_jobs: Option<String>,
+    /// Passed to Nix: binary caches (`--option substituters`).
+    #[arg(long)]
+    pub substituters: Option<String>,
+    /// Passed to Nix as `--option NAME VALUE` (repeatable, NAME=VALUE).
+    #[arg(long = "nix-option", value_parser = parse_key_value)]
+    pub nix_option: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The image to build (a recipe name). Omit with --all.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub image: Option<String>,
+    /// Every recipe, every tier.
+    #[arg(long)]
+    pub all: bool,
+    /// hardened, locked or all.
+    #[arg(long, value_parser = parse_tier_selection, default_value = "all")]
+    pub tier: TierSelection,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    #[command(flatten)]
+    pub nix: NixArgs,
+    /// Output directory; each tier becomes the OCI layout `<out>/<image>-<tier>`.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
+    /// Compression level (gzip 1-9, default 6; zstd 1-19, default 3).
+    #[arg(long)]
+    pub compression_level: Option<i32>,
+    /// Parallel layer writers (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub layer_jobs: usize,
+    /// Machine-readable output on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long, env = "ARMORRED_RECIPES", default_value = "recipes")]
+    pub recipes: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    pub image: String,
+    #[arg(long, value_parser = parse_tier_selection, default_value = "all")]
+    pub tier: TierSelection,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+    /// Also evaluate the package with Nix (no build) to show the exact compiler flags.
+    #[arg(long)]
+    pub eval: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// An OCI image layout directory.
+    pub layout: PathBuf,
+    /// The image's ref name when the layout holds several.
+    #[arg(long = "ref")]
+    pub reference: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    pub layout: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_tier_selection(s: &str) -> Result<TierSelection, String> {
+    s.parse()
+}
+
+pub fn parse_tier(s: &str) -> Result<Tier, String> {
+    s.parse()
+}
+
+fn parse_package_set(s: &str) -> Result<PackageSet, String> {
+    s.parse()
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_tier_is_a_usage_error() {
+        let e = Cli::try_parse_from(["armorred", "build", "nginx", "--tier", "strict"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("unknown tier `strict`"), "{e}");
+    }
+
+    #[test]
+    fn build_all_conflicts_with_an_image() {
+        assert!(Cli::try_parse_from(["armorred", "build", "nginx", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["armorred", "build", "--all"]).is_ok());
+        assert!(Cli::try_parse_from(["armorred", "build"]).is_err());
+    }
+}

@@ -1,0 +1,404 @@
+//! The subcommands: each turns parsed arguments into library calls and
+//! returns what belongs on stdout. Nothing here prints or exits; `main` does.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::cli::{BuildArgs, Cli, Command, CompressionArg, FsckArgs, InspectArgs, ListArgs, NixArgs, PlanArgs, RecipeArgs};
+use crate::nix::{self, NixEnv, NixInvocation, NixOptions};
+use crate::oci::image::DirectLayers;
+use crate::oci::layout::Layout;
+use crate::oci::tarball::Compression;
+use crate::pipeline::{self, BuildContext, BuildOutcome, Reporter};
+use crate::plan::{BuildPlan, PlanOptions};
+use crate::recipe::{self, Recipe, RecipeLoadError};
+use crate::tier::Tier;
+use crate::{inspect, process};
+
+/// What a command produced: text for stdout and whether it succeeded.
+#[derive(Debug, Default)]
+pub struct CommandOutput {
+    pub stdout: String,
+    /// A check or build failed (exit 1) although the command itself ran.
+    pub failed: bool,
+}
+
+impl CommandOutput {
+    fn ok(stdout: String) -> Self {
+        CommandOutput { stdout, failed: false }
+    }
+}
+
+/// Input problems: exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("unknown image `{image}`: no recipe {}", path.display())]
+    UnknownImage { image: String, path: PathBuf },
+    #[error("recipes directory {} cannot be read", .0.display())]
+    RecipesDir(PathBuf, #[source] std::io::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
+    match &cli.command {
+        Command::Build(a) => build(a, reporter),
+        Command::List(a) => list(a),
+        Command::Plan(a) => plan(a),
+        Command::Inspect(a) => inspect_cmd(a),
+        Command::Fsck(a) => fsck(a),
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    let mut s = serde_json::to_string_pretty(v).expect("reports serialize");
+    s.push('\n');
+    s
+}
+
+pub fn load_recipe(dir: &Path, image: &str) -> Result<Recipe> {
+    if image.contains('/') || image.starts_with('.') || image.is_empty() {
+        return Err(InputError::Invalid(format!("`{image}` is not an image name")).into());
+    }
+    let path = dir.join(format!("{image}.toml"));
+    if !path.exists() {
+        return Err(InputError::UnknownImage { image: image.into(), path }.into());
+    }
+    Ok(Recipe::load(&path)?)
+}
+
+fn all_recipes(dir: &Path) -> Result<Vec<Recipe>> {
+    let files = recipe::list_recipe_files(dir).map_err(|e| InputError::RecipesDir(dir.to_path_buf(), e))?;
+    files.iter().map(|f| Recipe::load(f).map_err(Into::into)).collect()
+}
+
+fn nix_options(a: &NixArgs) -> NixOptions {
+    let NixArgs { builders, store, max_jobs, substituters, nix_option } = a;
+    NixOptions {
+        builders: builders.clone(),
+        store: store.clone(),
+        max_jobs: max_jobs.clone(),
+        substituters: substituters.clone(),
+        extra: nix_option.clone(),
+    }
+}
+
+/// Finds `nix/`: the flag or env, else beside the recipes, else the source tree.
+pub fn resolve_nix_dir(explicit: Option<&Path>, recipes: &Path) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    let beside = recipes.parent().unwrap_or(Path::new(".")).join("nix");
+    if beside.join("build.nix").is_file() {
+        return std::path::absolute(&beside).unwrap_or(beside);
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/nix"))
+}
+
+pub fn default_sources_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"));
+    cache.join("armorred").join("sources")
+}
+
+fn nix_env(r: &RecipeArgs, nix: &NixArgs) -> NixEnv {
+    let sources = r.sources.clone().unwrap_or_else(default_sources_dir);
+    NixEnv {
+        nix_dir: resolve_nix_dir(r.nix_dir.as_deref(), &r.recipes),
+        source_dir: std::path::absolute(&sources).unwrap_or(sources),
+        toolchain_id: nix::detect_toolchain_id(),
+        options: nix_options(nix),
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` (default 1), validated.
+pub fn source_date_epoch() -> Result<i64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse::<i64>().map_err(|_| {
+            InputError::Invalid(format!("SOURCE_DATE_EPOCH=`{v}` is not a number of seconds")).into()
+        }),
+        _ => Ok(1),
+    }
+}
+
+/// The git revision of the recipes, for `org.opencontainers.image.revision`.
+fn recipes_revision(dir: &Path) -> Option<String> {
+    process::Cmd::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .stdout_string()
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| s.len() == 40)
+}
+
+fn plan_options(r: &RecipeArgs) -> Result<PlanOptions> {
+    Ok(PlanOptions {
+        package_set: r.package_set,
+        source_date_epoch: source_date_epoch()?,
+        max_layers: r.max_layers,
+        revision: recipes_revision(&r.recipes),
+    })
+}
+
+fn compression(a: &BuildArgs) -> Result<Compression> {
+    Ok(match a.compression {
+        CompressionArg::Gzip => {
+            let level = a.compression_level.unwrap_or(6);
+            if !(0..=9).contains(&level) {
+                return Err(InputError::Invalid(format!("--compression-level {level}: gzip takes 0-9")).into());
+            }
+            Compression::Gzip { level: level as u32 }
+        }
+        CompressionArg::Zstd => {
+            let level = a.compression_level.unwrap_or(3);
+            if !(1..=19).contains(&level) {
+                return Err(InputError::Invalid(format!("--compression-level {level}: zstd takes 1-19")).into());
+            }
+            Compression::Zstd { level }
+        }
+        CompressionArg::None => Compression::None,
+    })
+}
+
+#[derive(Serialize)]
+struct BuildSummary<'a> {
+    images: &'a [BuildOutcome],
+    failures: Vec<Failure>,
+}
+
+#[derive(Serialize)]
+struct Failure {
+    image: String,
+    tier: Tier,
+    error: String,
+}
+
+fn build(a: &BuildArgs, reporter: &dyn Reporter) -> Result<CommandOutput> {
+    let recipes = match &a.image {
+        Some(image) => vec![load_recipe(&a.recipe.recipes, image)?],
+        None => all_recipes(&a.recipe.recipes)?,
+    };
+    let ctx = BuildContext {
+        plan_options: plan_options(&a.recipe)?,
+        nix: nix_env(&a.recipe, &a.nix),
+        out_dir: a.out.clone(),
+        compression: compression(a)?,
+        layer_jobs: a.layer_jobs,
+        layers: &DirectLayers,
+        reporter,
+    };
+    let mut outcomes = Vec::new();
+    let mut failures = Vec::new();
+    for r in &recipes {
+        for tier in a.tier.tiers() {
+            match pipeline::build_one(&ctx, r, tier) {
+                Ok(o) => outcomes.push(o),
+                // A single image's failure is the command's failure.
+                Err(e) if !a.all => return Err(e),
+                Err(e) => {
+                    tracing::error!("{} ({tier}) failed: {e:#}", r.image.name);
+                    failures.push(Failure { image: r.image.name.clone(), tier, error: format!("{e:#}") });
+                }
+            }
+        }
+    }
+    let stdout = if a.json {
+        json(&BuildSummary { images: &outcomes, failures: std::mem::take(&mut failures_clone(&failures)) })
+    } else {
+        let mut s = String::new();
+        for o in &outcomes {
+            s.push_str(&format!("{} {}\n", o.manifest_digest, o.layout.display()));
+        }
+        s
+    };
+    if !failures.is_empty() {
+        let mut table = String::from("build summary:\n");
+        for o in &outcomes {
+            table.push_str(&format!("  ok      {:<20} {:<9} {}\n", o.image, o.tier, o.manifest_digest));
+        }
+        for f in &failures {
+            table.push_str(&format!("  FAILED  {:<20} {:<9} {}\n", f.image, f.tier, f.error.lines().next().unwrap_or("")));
+        }
+        tracing::error!("{table}");
+    }
+    Ok(CommandOutput { stdout, failed: !failures.is_empty() })
+}
+
+fn failures_clone(f: &[Failure]) -> Vec<Failure> {
+    f.iter()
+        .map(|x| Failure { image: x.image.clone(), tier: x.tier, error: x.error.clone() })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct ListEntry {
+    image: String,
+    version: String,
+    description: String,
+    upstream: String,
+    tiers: Vec<TierSummary>,
+}
+
+#[derive(Serialize)]
+struct TierSummary {
+    tier: Tier,
+    hardening: Vec<&'static str>,
+    dropped: Vec<String>,
+    shell: bool,
+    coreutils: bool,
+}
+
+fn list(a: &ListArgs) -> Result<CommandOutput> {
+    let recipes = all_recipes(&a.recipes)?;
+    let entries: Vec<ListEntry> = recipes
+        .iter()
+        .map(|r| ListEntry {
+            image: r.image.name.clone(),
+            version: r.image.version.clone(),
+            description: r.image.description.clone(),
+            upstream: r.image.upstream.clone(),
+            tiers: Tier::ALL
+                .iter()
+                .map(|&t| {
+                    let p = BuildPlan::new(r, t, &PlanOptions::default());
+                    TierSummary {
+                        tier: t,
+                        hardening: p.hardening_names,
+                        dropped: p.drop,
+                        shell: p.shell,
+                        coreutils: p.coreutils,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    if a.json {
+        return Ok(CommandOutput::ok(json(&entries)));
+    }
+    let mut s = String::new();
+    for e in &entries {
+        s.push_str(&format!("{} {}  {}\n", e.image, e.version, e.description));
+        for t in &e.tiers {
+            s.push_str(&format!(
+                "  {:<9} {}{}{}\n",
+                t.tier.to_string(),
+                t.hardening.join(","),
+                if t.dropped.is_empty() { String::new() } else { format!("  drops: {}", t.dropped.join(",")) },
+                if t.shell { "  shell" } else { "" }
+            ));
+        }
+    }
+    Ok(CommandOutput::ok(s))
+}
+
+#[derive(Serialize)]
+struct PlanReport {
+    plan: BuildPlan,
+    nix_command: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    package_meta: Option<nix::PackageMeta>,
+}
+
+fn plan(a: &PlanArgs) -> Result<CommandOutput> {
+    let recipe = load_recipe(&a.recipe.recipes, &a.image)?;
+    let opts = plan_options(&a.recipe)?;
+    let env = nix_env(&a.recipe, &NixArgs::default());
+    let mut reports = Vec::new();
+    for tier in a.tier.tiers() {
+        let mut plan = BuildPlan::new(&recipe, tier, &opts);
+        if let Some(m) = a.recipe.max_layers {
+            plan.max_layers = m;
+        }
+        let inv = NixInvocation::new(&plan, &env);
+        let package_meta = if a.eval {
+            Some(nix::eval_meta(&inv).with_context(|| format!("evaluating `{}` tier `{tier}`", a.image))?)
+        } else {
+            None
+        };
+        reports.push(PlanReport { nix_command: inv.build_command().display(), plan, package_meta });
+    }
+    if a.json {
+        return Ok(CommandOutput::ok(json(&reports)));
+    }
+    let mut s = String::new();
+    for r in &reports {
+        let p = &r.plan;
+        s.push_str(&format!("{} {} ({} tier, {} package set)\n", p.image, p.version, p.tier, p.package_set));
+        s.push_str(&format!("  hardening: {}\n", p.hardening_names.join(",")));
+        s.push_str(&format!("  drops:     {}\n", if p.drop.is_empty() { "-".into() } else { p.drop.join(",") }));
+        s.push_str(&format!("  shell:     {}  coreutils: {}\n", p.shell, p.coreutils));
+        s.push_str(&format!("  user:      {}\n", p.runtime.user));
+        s.push_str(&format!("  max layers: {}\n", p.max_layers));
+        if let Some(m) = &r.package_meta {
+            s.push_str(&format!("  cflags:    {}\n  ldflags:   {}\n", m.cflags, m.ldflags));
+        }
+        s.push_str(&format!("  nix:       {}\n", r.nix_command));
+    }
+    Ok(CommandOutput::ok(s))
+}
+
+fn inspect_cmd(a: &InspectArgs) -> Result<CommandOutput> {
+    let r = inspect::inspect(&a.layout, a.reference.as_deref())?;
+    Ok(CommandOutput::ok(if a.json { json(&r) } else { inspect::render(&r) }))
+}
+
+fn fsck(a: &FsckArgs) -> Result<CommandOutput> {
+    let layout = Layout::open(&a.layout)?;
+    let report = layout.fsck()?;
+    let failed = !report.is_ok();
+    let stdout = if a.json {
+        json(&report)
+    } else {
+        let mut s = format!(
+            "{}: {} blobs checked, {} unreferenced, {} problem(s)\n",
+            a.layout.display(),
+            report.blobs_checked,
+            report.unreferenced,
+            report.problems.len()
+        );
+        for p in &report.problems {
+            s.push_str(&format!("  {p}\n"));
+        }
+        s
+    };
+    Ok(CommandOutput { stdout, failed })
+}
+
+/// Exit code 2 for usage and input errors, 1 for everything else.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    use crate::oci::layout::LayoutError;
+    for cause in err.chain() {
+        if cause.is::<InputError>()
+            || cause.is::<recipe::RecipeError>()
+            || cause.is::<RecipeLoadError>()
+        {
+            return 2;
+        }
+        if let Some(l) = cause.downcast_ref::<LayoutError>() {
+            return match l {
+                LayoutError::Io { .. } => 1,
+                _ => 2,
+            };
+        }
+    }
+    1
+}
+
+/// A next step for the user, where one is obvious.
+pub fn hint(err: &anyhow::Error) -> Option<String> {
+    for cause in err.chain() {
+        if let Some(n) = cause.downcast_ref::<nix::NixError>() {
+            return n.hint().map(str::to_string);
+        }
+        if let Some(InputError::UnknownImage { .. }) = cause.downcast_ref::<InputError>() {
+            return Some("`armorred list` shows the recipes; --recipes DIR picks another directory".into());
+        }
+    }
+    None
+}

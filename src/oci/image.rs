@@ -1,0 +1,304 @@
+//! Writes one image (layers, config, manifest) into a layout and makes it the
+//! layout's image by replacing `index.json`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use oci_spec::image::{
+    Arch, ConfigBuilder, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder,
+};
+
+use super::blob::BlobStore;
+use super::layout::{is_attachment, Descriptor, Index, Layout, LayoutError, Manifest, Platform};
+use super::tarball::{write_layer, Compression, LayerBlob, LayerContent, LayerError, RootfsEntry};
+use super::{canonical_json, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST};
+use crate::layers::{LayerPlan, LayerSpec};
+use crate::plan::{rfc3339_utc, BuildPlan};
+
+/// The default `PATH` when a recipe sets none: the usual FHS directories,
+/// where armorred puts the entrypoint, shell and coreutils links.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("building the image config: {0}")]
+    Config(String),
+    #[error("writing blob: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Produces layer blobs; the layer cache implements this to skip work.
+pub trait LayerSource: Sync {
+    fn layer(
+        &self,
+        store: &BlobStore,
+        content: &LayerContent<'_>,
+        compression: Compression,
+        mtime: u64,
+    ) -> Result<LayerBlob, LayerError>;
+}
+
+/// Writes every layer from scratch.
+pub struct DirectLayers;
+
+impl LayerSource for DirectLayers {
+    fn layer(
+        &self,
+        store: &BlobStore,
+        content: &LayerContent<'_>,
+        compression: Compression,
+        mtime: u64,
+    ) -> Result<LayerBlob, LayerError> {
+        write_layer(store, content, compression, mtime)
+    }
+}
+
+/// Progress callbacks for layer writing (a progress bar or log lines).
+pub trait LayerProgress: Sync {
+    fn layer_done(&self, _index: usize, _total: usize, _blob: &LayerBlob) {}
+}
+
+impl LayerProgress for () {}
+
+pub struct ImageInputs<'a> {
+    pub plan: &'a BuildPlan,
+    pub layer_plan: &'a LayerPlan,
+    pub rootfs: &'a [RootfsEntry],
+    pub compression: Compression,
+    /// Labels known only after the build (e.g. the package's store path).
+    pub extra_labels: BTreeMap<String, String>,
+    /// Parallel layer writers; 0 means one per core.
+    pub jobs: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WrittenImage {
+    pub manifest: Descriptor,
+    pub config: Descriptor,
+    pub layers: Vec<LayerBlob>,
+    pub ref_name: String,
+}
+
+/// The `org.opencontainers.image.ref.name` of a tier's image: `<version>-<tier>`.
+pub fn ref_name(plan: &BuildPlan) -> String {
+    format!("{}-{}", plan.version, plan.tier)
+}
+
+/// Writes layers (in parallel), config and manifest as blobs. Does not touch
+/// `index.json`; [`commit`] does that.
+pub fn write_image(
+    layout: &Layout,
+    inputs: &ImageInputs<'_>,
+    source: &dyn LayerSource,
+    progress: &dyn LayerProgress,
+) -> Result<WrittenImage, ImageError> {
+    let plan = inputs.plan;
+    let mtime = plan.source_date_epoch.max(0) as u64;
+    let layers = write_layers(layout.blobs(), inputs, source, progress, mtime)?;
+
+    let config = config_json(plan, inputs, &layers)?;
+    let config_blob = layout.blobs().put(&config)?;
+    let config_desc = Descriptor {
+        media_type: MEDIA_TYPE_CONFIG.into(),
+        digest: config_blob.digest,
+        size: config_blob.size,
+        artifact_type: None,
+        annotations: BTreeMap::new(),
+        platform: None,
+    };
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(MEDIA_TYPE_MANIFEST.into()),
+        artifact_type: None,
+        config: config_desc.clone(),
+        layers: layers
+            .iter()
+            .map(|l| Descriptor {
+                media_type: l.media_type.clone(),
+                digest: l.digest.clone(),
+                size: l.size,
+                artifact_type: None,
+                annotations: BTreeMap::new(),
+                platform: None,
+            })
+            .collect(),
+        subject: None,
+        annotations: BTreeMap::from([
+            ("org.opencontainers.image.created".to_string(), rfc3339_utc(plan.source_date_epoch)),
+            ("org.opencontainers.image.base.name".to_string(), "scratch".to_string()),
+        ]),
+    };
+    let manifest_bytes = canonical_json(&manifest);
+    let m = layout.blobs().put(&manifest_bytes)?;
+    layout.blobs().sync_dir()?;
+    let ref_name = ref_name(plan);
+    Ok(WrittenImage {
+        manifest: Descriptor {
+            media_type: MEDIA_TYPE_MANIFEST.into(),
+            digest: m.digest,
+            size: m.size,
+            artifact_type: None,
+            annotations: BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), ref_name.clone())]),
+            platform: Some(Platform {
+                architecture: "amd64".into(),
+                os: "linux".into(),
+                variant: None,
+            }),
+        },
+        config: config_desc,
+        layers,
+        ref_name,
+    })
+}
+
+fn write_layers(
+    store: &BlobStore,
+    inputs: &ImageInputs<'_>,
+    source: &dyn LayerSource,
+    progress: &dyn LayerProgress,
+    mtime: u64,
+) -> Result<Vec<LayerBlob>, ImageError> {
+    let specs = &inputs.layer_plan.layers;
+    let total = specs.len();
+    let jobs = if inputs.jobs == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        inputs.jobs
+    }
+    .clamp(1, total.max(1));
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<LayerBlob, LayerError>>>> =
+        Mutex::new((0..total).map(|_| None).collect());
+    // Largest layers are not known up front; a shared counter keeps every
+    // core busy until the last layer is taken.
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= total {
+                    break;
+                }
+                let content = match &specs[i] {
+                    LayerSpec::StorePaths { paths } => LayerContent::StorePaths(paths),
+                    LayerSpec::Rootfs => LayerContent::Rootfs(inputs.rootfs),
+                };
+                let r = source.layer(store, &content, inputs.compression, mtime);
+                if let Ok(b) = &r {
+                    progress.layer_done(done.fetch_add(1, Ordering::SeqCst) + 1, total, b);
+                }
+                let failed = r.is_err();
+                results.lock().expect("no panics while locked")[i] = Some(r);
+                if failed {
+                    // Stop handing out work; the first error is reported.
+                    next.store(total, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(total);
+    for r in results.into_inner().expect("threads joined") {
+        match r {
+            Some(r) => out.push(r?),
+            None => {} // skipped after another layer failed
+        }
+    }
+    if out.len() != total {
+        // Unreachable unless a layer failed, whose error was returned above.
+        return Err(ImageError::Config("layer writing stopped early".into()));
+    }
+    Ok(out)
+}
+
+fn config_json(plan: &BuildPlan, inputs: &ImageInputs<'_>, layers: &[LayerBlob]) -> Result<Vec<u8>, ImageError> {
+    let rt = &plan.runtime;
+    let mut env: Vec<String> = Vec::new();
+    if !rt.env.contains_key("PATH") {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    env.extend(rt.env.iter().map(|(k, v)| format!("{k}={v}")));
+    let mut labels: HashMap<String, String> = plan.labels.clone().into_iter().collect();
+    labels.extend(inputs.extra_labels.clone());
+    let err = |e: oci_spec::OciSpecError| ImageError::Config(e.to_string());
+
+    let mut cfg = ConfigBuilder::default()
+        .user(rt.user.clone())
+        .env(env)
+        .entrypoint(rt.entrypoint.clone())
+        .labels(labels);
+    if !rt.cmd.is_empty() {
+        cfg = cfg.cmd(rt.cmd.clone());
+    }
+    if !rt.ports.is_empty() {
+        cfg = cfg.exposed_ports(rt.ports.clone());
+    }
+    if let Some(w) = &rt.workdir {
+        cfg = cfg.working_dir(w.clone());
+    }
+    if let Some(s) = &rt.stop_signal {
+        cfg = cfg.stop_signal(s.clone());
+    }
+    let created = rfc3339_utc(plan.source_date_epoch);
+    let history = inputs
+        .layer_plan
+        .layers
+        .iter()
+        .map(|l| {
+            let what = match l {
+                LayerSpec::StorePaths { paths } => paths.iter().map(|p| p.name()).collect::<Vec<_>>().join(" "),
+                LayerSpec::Rootfs => "rootfs extras (passwd, group, writable dirs, links)".into(),
+            };
+            HistoryBuilder::default()
+                .created(created.clone())
+                .created_by(format!("armorred: {what}"))
+                .comment("armorred")
+                .build()
+                .map_err(err)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = ImageConfigurationBuilder::default()
+        .created(created)
+        .architecture(Arch::Amd64)
+        .os(Os::Linux)
+        .config(cfg.build().map_err(err)?)
+        .rootfs(
+            RootFsBuilder::default()
+                .typ("layers")
+                .diff_ids(layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>())
+                .build()
+                .map_err(err)?,
+        )
+        .history(history)
+        .build()
+        .map_err(err)?;
+    Ok(canonical_json(&config))
+}
+
+/// Makes `img` the layout's image: index.json is replaced atomically, keeping
+/// only attachments (signatures, SBOMs) of this very manifest, then blobs no
+/// longer referenced are removed.
+pub fn commit(layout: &Layout, img: &WrittenImage) -> Result<(), ImageError> {
+    let old = layout.read_index().unwrap_or_default();
+    let tag_prefix = format!("sha256-{}", img.manifest.digest.hex());
+    let mut index = Index::default();
+    index.manifests.push(img.manifest.clone());
+    for d in old.manifests {
+        let ours = d
+            .annotations
+            .get(ANNOTATION_REF_NAME)
+            .is_some_and(|r| r.starts_with(&tag_prefix))
+            || d.annotations.get("org.armorred.subject").map(String::as_str) == Some(img.manifest.digest.as_str());
+        if is_attachment(&d) && ours && !index.manifests.contains(&d) {
+            index.manifests.push(d);
+        }
+    }
+    layout.write_index(&index)?;
+    let removed = layout.gc()?;
+    tracing::debug!("removed {removed} unreferenced blob(s)");
+    Ok(())
+}

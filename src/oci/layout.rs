@@ -1,0 +1,458 @@
+//! OCI image layouts on disk: create, read (strictly, verifying every blob it
+//! touches against its descriptor), replace the image atomically, fsck, GC.
+//!
+//! Replacement order: new blobs first (each one atomic), then `index.json`
+//! through rename, then unreferenced blobs are removed. A crash at any point
+//! leaves `index.json` naming either the old image or the new one, and every
+//! blob it names present and complete.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::blob::{write_atomic, BlobStore};
+use super::digest::Digest;
+use super::{ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+
+/// JSON documents larger than this are refused when read from a layout, so
+/// a hostile layout cannot make armorred allocate without bound.
+pub const MAX_JSON_BLOB: u64 = 8 << 20;
+const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// A content descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            schema_version: 2,
+            media_type: Some(MEDIA_TYPE_INDEX.into()),
+            manifests: Vec::new(),
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    pub config: Descriptor,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("{}: not an OCI image layout (no `oci-layout` file)", .0.display())]
+    NotALayout(PathBuf),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: invalid JSON: {message}", path.display())]
+    BadJson { path: PathBuf, message: String },
+    #[error("{}: blob is missing", path.display())]
+    MissingBlob { path: PathBuf },
+    #[error("{}: content does not match its digest {expected} (actual {actual})", path.display())]
+    DigestMismatch {
+        path: PathBuf,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("{}: size {actual} does not match the descriptor's {expected}", path.display())]
+    SizeMismatch {
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("{}: declared size {size} is larger than the {limit}-byte limit for a JSON document", path.display())]
+    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    #[error("{}: no image in index.json{}", path.display(), refs_hint(available))]
+    NoImage { path: PathBuf, available: Vec<String> },
+    #[error("{}: several images in index.json, choose one with a reference{}", path.display(), refs_hint(available))]
+    Ambiguous { path: PathBuf, available: Vec<String> },
+    #[error("{}: unsupported media type `{media_type}`", path.display())]
+    UnsupportedMediaType { path: PathBuf, media_type: String },
+}
+
+fn refs_hint(refs: &[String]) -> String {
+    if refs.is_empty() {
+        String::new()
+    } else {
+        format!(" (references: {})", refs.join(", "))
+    }
+}
+
+/// An image read from a layout: its manifest descriptor, manifest and raw config.
+#[derive(Debug, Clone)]
+pub struct LoadedImage {
+    pub descriptor: Descriptor,
+    pub manifest_bytes: Vec<u8>,
+    pub manifest: Manifest,
+    pub config_bytes: Vec<u8>,
+    pub config: serde_json::Value,
+}
+
+impl LoadedImage {
+    pub fn ref_name(&self) -> Option<&str> {
+        self.descriptor.annotations.get(ANNOTATION_REF_NAME).map(String::as_str)
+    }
+
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.config
+            .pointer("/config/Labels")
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug)]
+pub struct Layout {
+    root: PathBuf,
+    blobs: BlobStore,
+    _lock: Option<File>,
+}
+
+/// Index entries that attach to an image rather than being one
+/// (cosign's tag convention: `sha256-<hex>.sig`, `.att`, `.sbom`).
+pub fn is_attachment(d: &Descriptor) -> bool {
+    d.annotations
+        .get(ANNOTATION_REF_NAME)
+        .is_some_and(|r| r.starts_with("sha256-"))
+        || d.artifact_type.is_some()
+}
+
+impl Layout {
+    /// Creates the layout if needed and takes an exclusive lock on it, so two
+    /// builds never interleave writes to one layout. Leftover temp files of
+    /// an interrupted run are removed.
+    pub fn create(root: &Path) -> Result<Layout, LayoutError> {
+        let io = |source| LayoutError::Io {
+            path: root.to_path_buf(),
+            source,
+        };
+        fs::create_dir_all(root).map_err(io)?;
+        let lock = File::create(root.join(".armorred.lock")).map_err(io)?;
+        lock.lock().map_err(io)?;
+        let blobs = BlobStore::open(root).map_err(io)?;
+        let removed = blobs.remove_leftovers().map_err(io)?;
+        if removed > 0 {
+            tracing::info!("removed {removed} leftover temp file(s) in {}", root.display());
+        }
+        for leftover in fs::read_dir(root).map_err(io)? {
+            let e = leftover.map_err(io)?;
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                fs::remove_file(e.path()).map_err(io)?;
+            }
+        }
+        let layout_file = root.join("oci-layout");
+        if !layout_file.exists() {
+            write_atomic(&layout_file, OCI_LAYOUT.as_bytes()).map_err(io)?;
+        }
+        Ok(Layout {
+            root: root.to_path_buf(),
+            blobs,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Opens an existing layout for reading.
+    pub fn open(root: &Path) -> Result<Layout, LayoutError> {
+        if !root.join("oci-layout").is_file() {
+            return Err(LayoutError::NotALayout(root.to_path_buf()));
+        }
+        Ok(Layout {
+            root: root.to_path_buf(),
+            blobs: BlobStore::open_existing(root),
+            _lock: None,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    pub fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
+    }
+
+    pub fn read_index(&self) -> Result<Index, LayoutError> {
+        let path = self.index_path();
+        if !path.exists() {
+            return Ok(Index::default());
+        }
+        let bytes = read_limited(&path, MAX_JSON_BLOB)?;
+        serde_json::from_slice(&bytes).map_err(|e| LayoutError::BadJson {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    pub fn write_index(&self, index: &Index) -> Result<(), LayoutError> {
+        let path = self.index_path();
+        write_atomic(&path, &super::canonical_json(index)).map_err(|source| LayoutError::Io { path, source })
+    }
+
+    /// Reads a blob, checking its size and digest against `d`.
+    pub fn read_blob(&self, d: &Descriptor, limit: u64) -> Result<Vec<u8>, LayoutError> {
+        let path = self.blobs.path(&d.digest);
+        if d.size > limit {
+            return Err(LayoutError::TooLarge {
+                path,
+                size: d.size,
+                limit,
+            });
+        }
+        if !path.is_file() {
+            return Err(LayoutError::MissingBlob { path });
+        }
+        let bytes = read_limited(&path, limit)?;
+        if bytes.len() as u64 != d.size {
+            return Err(LayoutError::SizeMismatch {
+                path,
+                expected: d.size,
+                actual: bytes.len() as u64,
+            });
+        }
+        let actual = Digest::of(&bytes);
+        if actual != d.digest {
+            return Err(LayoutError::DigestMismatch {
+                path,
+                expected: d.digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn read_json<T: serde::de::DeserializeOwned>(&self, d: &Descriptor) -> Result<(Vec<u8>, T), LayoutError> {
+        let bytes = self.read_blob(d, MAX_JSON_BLOB)?;
+        let v = serde_json::from_slice(&bytes).map_err(|e| LayoutError::BadJson {
+            path: self.blobs.path(&d.digest),
+            message: e.to_string(),
+        })?;
+        Ok((bytes, v))
+    }
+
+    /// The image entries of index.json (attachments such as signatures excluded).
+    pub fn images(&self) -> Result<Vec<Descriptor>, LayoutError> {
+        Ok(self
+            .read_index()?
+            .manifests
+            .into_iter()
+            .filter(|d| !is_attachment(d))
+            .collect())
+    }
+
+    /// Loads the image named `reference` (its ref.name), or the only image.
+    pub fn load_image(&self, reference: Option<&str>) -> Result<LoadedImage, LayoutError> {
+        let images = self.images()?;
+        let refs: Vec<String> = images
+            .iter()
+            .filter_map(|d| d.annotations.get(ANNOTATION_REF_NAME).cloned())
+            .collect();
+        let chosen = match reference {
+            Some(r) => images
+                .iter()
+                .find(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) == Some(r) || d.digest.as_str() == r),
+            None if images.len() > 1 => {
+                return Err(LayoutError::Ambiguous {
+                    path: self.index_path(),
+                    available: refs,
+                })
+            }
+            None => images.first(),
+        };
+        let descriptor = chosen
+            .cloned()
+            .ok_or_else(|| LayoutError::NoImage {
+                path: self.index_path(),
+                available: refs,
+            })?;
+        if descriptor.media_type != MEDIA_TYPE_MANIFEST
+            && descriptor.media_type != "application/vnd.docker.distribution.manifest.v2+json"
+        {
+            return Err(LayoutError::UnsupportedMediaType {
+                path: self.index_path(),
+                media_type: descriptor.media_type.clone(),
+            });
+        }
+        let (manifest_bytes, manifest): (_, Manifest) = self.read_json(&descriptor)?;
+        let (config_bytes, config) = self.read_json(&manifest.config)?;
+        Ok(LoadedImage {
+            descriptor,
+            manifest_bytes,
+            manifest,
+            config_bytes,
+            config,
+        })
+    }
+
+    /// Every digest reachable from index.json.
+    pub fn referenced(&self) -> Result<BTreeSet<Digest>, LayoutError> {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<Descriptor> = self.read_index()?.manifests;
+        while let Some(d) = stack.pop() {
+            if !seen.insert(d.digest.clone()) {
+                continue;
+            }
+            let is_manifest = d.media_type == MEDIA_TYPE_MANIFEST
+                || d.media_type == "application/vnd.docker.distribution.manifest.v2+json";
+            if is_manifest {
+                let (_, m): (_, Manifest) = self.read_json(&d)?;
+                stack.push(m.config);
+                stack.extend(m.layers);
+            } else if d.media_type == MEDIA_TYPE_INDEX {
+                let (_, i): (_, Index) = self.read_json(&d)?;
+                stack.extend(i.manifests);
+            }
+        }
+        Ok(seen)
+    }
+
+    /// Re-hashes every blob and checks that everything index.json reaches exists.
+    pub fn fsck(&self) -> Result<FsckReport, LayoutError> {
+        let mut report = FsckReport::default();
+        let referenced = match self.referenced() {
+            Ok(r) => r,
+            Err(e) => {
+                report.problems.push(e.to_string());
+                BTreeSet::new()
+            }
+        };
+        let dir = self.blobs.dir();
+        let mut present = BTreeSet::new();
+        if dir.is_dir() {
+            for e in fs::read_dir(dir).map_err(|source| LayoutError::Io { path: dir.to_path_buf(), source })? {
+                let e = e.map_err(|source| LayoutError::Io { path: dir.to_path_buf(), source })?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Ok(d) = Digest::parse(&format!("sha256:{name}")) else {
+                    report.problems.push(format!("{}: not a blob name", e.path().display()));
+                    continue;
+                };
+                report.blobs_checked += 1;
+                match self.blobs.verify(&d) {
+                    Ok(true) => {}
+                    Ok(false) => report
+                        .problems
+                        .push(format!("{}: content does not match its digest", e.path().display())),
+                    Err(err) => report.problems.push(format!("{}: {err}", e.path().display())),
+                }
+                present.insert(d);
+            }
+        }
+        for d in &referenced {
+            if !present.contains(d) {
+                report.problems.push(format!("{}: referenced but missing", self.blobs.path(d).display()));
+            }
+        }
+        report.unreferenced = present.difference(&referenced).count();
+        Ok(report)
+    }
+
+    /// Removes blobs that index.json no longer reaches.
+    pub fn gc(&self) -> Result<usize, LayoutError> {
+        let keep = self.referenced()?;
+        let dir = self.blobs.dir();
+        let mut removed = 0;
+        for e in fs::read_dir(dir).map_err(|source| LayoutError::Io { path: dir.to_path_buf(), source })? {
+            let e = e.map_err(|source| LayoutError::Io { path: dir.to_path_buf(), source })?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Ok(d) = Digest::parse(&format!("sha256:{name}")) {
+                if !keep.contains(&d) {
+                    fs::remove_file(e.path()).map_err(|source| LayoutError::Io { path: e.path(), source })?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl BlobStore {
+    /// A store over an existing layout, without creating anything.
+    pub fn open_existing(root: &Path) -> BlobStore {
+        BlobStore::at(root.join("blobs").join("sha256"))
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct FsckReport {
+    pub blobs_checked: usize,
+    pub unreferenced: usize,
+    pub problems: Vec<String>,
+}
+
+impl FsckReport {
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, LayoutError> {
+    let io = |source| LayoutError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = File::open(path).map_err(io)?;
+    let mut buf = Vec::new();
+    f.take(limit + 1).read_to_end(&mut buf).map_err(io)?;
+    if buf.len() as u64 > limit {
+        return Err(LayoutError::TooLarge {
+            path: path.to_path_buf(),
+            size: buf.len() as u64,
+            limit,
+        });
+    }
+    Ok(buf)
+}

@@ -1,0 +1,186 @@
+//! Runs the stages for one image and tier: plan → Nix build → closure →
+//! layer plan → rootfs extras → OCI layout. Each stage is its own module;
+//! this one only sequences them and attaches context to errors.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::closure::Closure;
+use crate::layers::LayerPlan;
+use crate::nix::{self, BuiltOutputs, NixEnv, NixInvocation};
+use crate::oci::image::{self, ImageInputs, LayerProgress, LayerSource, WrittenImage};
+use crate::oci::layout::Layout;
+use crate::oci::tarball::{Compression, LayerBlob};
+use crate::plan::{BuildPlan, PlanOptions};
+use crate::recipe::Recipe;
+use crate::rootfs;
+use crate::store_path::StorePath;
+use crate::tier::Tier;
+
+/// Where progress goes. The CLI decides between bars and plain log lines;
+/// the pipeline only reports events.
+pub trait Reporter: Sync {
+    fn stage(&self, image: &str, tier: Tier, message: &str);
+    fn nix_log(&self, image: &str, tier: Tier, line: &str);
+    fn layer_written(&self, image: &str, tier: Tier, done: usize, total: usize, blob: &LayerBlob);
+}
+
+/// Reports through `tracing` only.
+pub struct LogReporter;
+
+impl Reporter for LogReporter {
+    fn stage(&self, image: &str, tier: Tier, message: &str) {
+        tracing::info!("{image} ({tier}): {message}");
+    }
+    fn nix_log(&self, image: &str, tier: Tier, line: &str) {
+        tracing::debug!(target: "armorred::nix", "{image} ({tier}): {line}");
+    }
+    fn layer_written(&self, image: &str, tier: Tier, done: usize, total: usize, blob: &LayerBlob) {
+        tracing::debug!("{image} ({tier}): layer {done}/{total} {} ({} bytes)", blob.digest, blob.size);
+    }
+}
+
+/// Everything a build needs besides the recipe and tier.
+pub struct BuildContext<'a> {
+    pub plan_options: PlanOptions,
+    pub nix: NixEnv,
+    pub out_dir: PathBuf,
+    pub compression: Compression,
+    pub layer_jobs: usize,
+    pub layers: &'a dyn LayerSource,
+    pub reporter: &'a dyn Reporter,
+}
+
+/// The result of building one tier.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildOutcome {
+    pub image: String,
+    pub tier: Tier,
+    pub layout: PathBuf,
+    pub reference: String,
+    pub manifest_digest: String,
+    pub config_digest: String,
+    pub package: StorePath,
+    pub closure_paths: usize,
+    pub layers: usize,
+    pub compressed_size: u64,
+    #[serde(skip)]
+    pub closure: Closure,
+    #[serde(skip)]
+    pub plan: BuildPlan,
+    #[serde(skip)]
+    pub written: WrittenImage,
+}
+
+/// `<out>/<image>-<tier>`: one OCI layout per image and tier.
+pub fn layout_dir(out: &Path, image: &str, tier: Tier) -> PathBuf {
+    out.join(format!("{image}-{tier}"))
+}
+
+pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<BuildOutcome> {
+    let plan = BuildPlan::new(recipe, tier, &ctx.plan_options);
+    let (img, r) = (plan.image.clone(), ctx.reporter);
+    let inv = NixInvocation::new(&plan, &ctx.nix);
+    r.stage(&img, tier, "building with Nix");
+    let built = nix::build(&inv, |l| r.nix_log(&img, tier, l))
+        .with_context(|| format!("building `{img}` tier `{tier}` with `{}`", inv.build_command().display()))?;
+    r.stage(&img, tier, &format!("built {}", built.package));
+    let closure = nix::closure(&built.roots(), &ctx.nix.options)
+        .with_context(|| format!("computing the runtime closure of {}", built.package))?;
+    check_entrypoint(&plan, &built, &closure)
+        .with_context(|| format!("checking the entrypoint of `{img}` tier `{tier}`"))?;
+
+    let layer_plan = LayerPlan::new(&closure, plan.max_layers)?;
+    let applets = match (&built.shell, plan.coreutils) {
+        (Some(shell), true) => list_dir(&shell.as_path().join("bin"))?,
+        _ => Vec::new(),
+    };
+    let rootfs = rootfs::rootfs_entries(&plan, &built, &applets)?;
+    let out = layout_dir(&ctx.out_dir, &img, tier);
+    r.stage(&img, tier, &format!("writing {} layers to {}", layer_plan.layers.len(), out.display()));
+    let layout = Layout::create(&out).with_context(|| format!("opening output layout {}", out.display()))?;
+    let mut extra_labels = BTreeMap::new();
+    extra_labels.insert("org.armorred.nix.package".to_string(), built.package.to_string());
+    let inputs = ImageInputs {
+        plan: &plan,
+        layer_plan: &layer_plan,
+        rootfs: &rootfs,
+        compression: ctx.compression,
+        extra_labels,
+        jobs: ctx.layer_jobs,
+    };
+    let progress = ProgressAdapter { r, image: &img, tier };
+    let written = image::write_image(&layout, &inputs, ctx.layers, &progress)
+        .with_context(|| format!("writing the image to {}", out.display()))?;
+    image::commit(&layout, &written).with_context(|| format!("updating {}", layout.index_path().display()))?;
+    r.stage(&img, tier, &format!("wrote {}", written.manifest.digest));
+    Ok(BuildOutcome {
+        image: img,
+        tier,
+        layout: out,
+        reference: written.ref_name.clone(),
+        manifest_digest: written.manifest.digest.to_string(),
+        config_digest: written.config.digest.to_string(),
+        package: built.package.clone(),
+        closure_paths: closure.len(),
+        layers: written.layers.len(),
+        compressed_size: written.layers.iter().map(|l| l.size).sum::<u64>() + written.config.size,
+        closure,
+        plan,
+        written,
+    })
+}
+
+struct ProgressAdapter<'a> {
+    r: &'a dyn Reporter,
+    image: &'a str,
+    tier: Tier,
+}
+
+impl LayerProgress for ProgressAdapter<'_> {
+    fn layer_done(&self, index: usize, total: usize, blob: &LayerBlob) {
+        self.r.layer_written(self.image, self.tier, index, total, blob);
+    }
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<String>> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// The entrypoint must exist in the image: a recipe link into the package,
+/// the tier's shell or coreutils, or a file inside a closure path.
+pub fn check_entrypoint(plan: &BuildPlan, built: &BuiltOutputs, closure: &Closure) -> Result<()> {
+    let Some(program) = plan.runtime.entrypoint.first() else {
+        bail!("the entrypoint is empty");
+    };
+    let target: PathBuf = if let Some(t) = plan.runtime.links.get(program) {
+        built.package.as_path().join(t)
+    } else if program == "/bin/sh" && plan.shell {
+        return Ok(());
+    } else if let (Some(shell), true, Some(name)) = (&built.shell, plan.coreutils, program.strip_prefix("/bin/")) {
+        shell.as_path().join("bin").join(name)
+    } else {
+        PathBuf::from(program)
+    };
+    let in_closure = closure
+        .paths
+        .keys()
+        .any(|p| target.starts_with(p.as_path()));
+    if !in_closure || !target.exists() {
+        bail!(
+            "entrypoint `{program}` is not in the closure (it resolves to `{}`); \
+             add a `runtime.links` entry that points into the package, or fix `runtime.entrypoint`",
+            target.display()
+        );
+    }
+    Ok(())
+}

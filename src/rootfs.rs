@@ -1,0 +1,189 @@
+//! The small rootfs extras armorred makes itself, beside the closure:
+//! `/etc/passwd` and `/etc/group` with nobody 65534, `/etc/nsswitch.conf`,
+//! `/tmp` (1777), the recipe's writable directories owned by 65534, links that
+//! put the entrypoint on a normal path, and a shell and coreutils only where
+//! the tier asks for them. Pure: the caller supplies the shell's applet names.
+
+use std::collections::BTreeMap;
+
+use crate::nix::BuiltOutputs;
+use crate::oci::tarball::RootfsEntry;
+use crate::plan::BuildPlan;
+
+pub const NOBODY: u64 = 65534;
+
+const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\n\
+nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+const NSSWITCH: &str = "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RootfsError {
+    #[error("`{path}` is both a directory and a {other} in the rootfs")]
+    Conflict { path: String, other: &'static str },
+    #[error("the tier asks for a shell or coreutils, but the package set built none")]
+    NoShell,
+}
+
+/// Builds the sorted rootfs entries for `plan`.
+pub fn rootfs_entries(
+    plan: &BuildPlan,
+    built: &BuiltOutputs,
+    shell_applets: &[String],
+) -> Result<Vec<RootfsEntry>, RootfsError> {
+    let mut t = Tree::default();
+    t.dir("/etc", 0o755, 0);
+    t.file("/etc/passwd", PASSWD);
+    t.file("/etc/group", GROUP);
+    t.file("/etc/nsswitch.conf", NSSWITCH);
+    t.dir("/tmp", 0o1777, 0);
+    for w in &plan.runtime.writable {
+        if w == "/tmp" {
+            continue;
+        }
+        t.parents(w);
+        t.dir(w, 0o755, NOBODY);
+    }
+    for (dest, target) in &plan.runtime.links {
+        t.link(dest, &format!("{}/{target}", built.package))?;
+    }
+    if plan.shell || plan.coreutils {
+        let shell = built.shell.as_ref().ok_or(RootfsError::NoShell)?;
+        if plan.shell {
+            t.link("/bin/sh", &format!("{shell}/bin/sh"))?;
+        }
+        if plan.coreutils {
+            for a in shell_applets.iter().filter(|a| a.as_str() != "sh") {
+                t.link(&format!("/bin/{a}"), &format!("{shell}/bin/{a}"))?;
+            }
+        }
+    }
+    Ok(t.0.into_values().collect())
+}
+
+#[derive(Default)]
+struct Tree(BTreeMap<String, RootfsEntry>);
+
+impl Tree {
+    fn dir(&mut self, path: &str, mode: u32, owner: u64) {
+        self.0.insert(
+            path.to_string(),
+            RootfsEntry::Dir {
+                path: path.to_string(),
+                mode,
+                uid: owner,
+                gid: owner,
+            },
+        );
+    }
+
+    fn parents(&mut self, path: &str) {
+        let mut cur = String::new();
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        for p in &parts[..parts.len().saturating_sub(1)] {
+            cur.push('/');
+            cur.push_str(p);
+            if !self.0.contains_key(&cur) {
+                self.dir(&cur.clone(), 0o755, 0);
+            }
+        }
+    }
+
+    fn file(&mut self, path: &str, data: &str) {
+        self.0.insert(
+            path.to_string(),
+            RootfsEntry::File {
+                path: path.to_string(),
+                mode: 0o644,
+                data: data.as_bytes().to_vec(),
+            },
+        );
+    }
+
+    fn link(&mut self, path: &str, target: &str) -> Result<(), RootfsError> {
+        self.parents(path);
+        if matches!(self.0.get(path), Some(RootfsEntry::Dir { .. })) {
+            return Err(RootfsError::Conflict {
+                path: path.to_string(),
+                other: "symlink",
+            });
+        }
+        self.0.insert(
+            path.to_string(),
+            RootfsEntry::Symlink {
+                path: path.to_string(),
+                target: target.to_string(),
+            },
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::PlanOptions;
+    use crate::recipe::Recipe;
+    use crate::store_path::StorePath;
+    use crate::tier::Tier;
+
+    fn plan(tier: Tier) -> BuildPlan {
+        let r = Recipe::parse(
+            crate::recipe::tests_support::NGINX,
+            std::path::Path::new("recipes/nginx.toml"),
+        )
+        .unwrap();
+        BuildPlan::new(&r, tier, &PlanOptions::default())
+    }
+
+    fn built(shell: bool) -> BuiltOutputs {
+        BuiltOutputs {
+            package: StorePath::parse("/nix/store/0c0k2r4vvhz1yk9p3dn6s2d7jfq2b9g0-nginx-1.22.1").unwrap(),
+            shell: shell.then(|| {
+                StorePath::parse("/nix/store/1c0k2r4vvhz1yk9p3dn6s2d7jfq2b9g0-busybox-1.35.0").unwrap()
+            }),
+        }
+    }
+
+    fn paths(e: &[RootfsEntry]) -> Vec<&str> {
+        e.iter().map(RootfsEntry::path).collect()
+    }
+
+    #[test]
+    fn hardened_has_no_shell() {
+        let e = rootfs_entries(&plan(Tier::Hardened), &built(false), &[]).unwrap();
+        assert_eq!(
+            paths(&e),
+            [
+                "/etc", "/etc/group", "/etc/nsswitch.conf", "/etc/passwd", "/tmp", "/usr", "/usr/sbin",
+                "/usr/sbin/nginx", "/var", "/var/cache", "/var/cache/nginx"
+            ]
+        );
+        assert!(matches!(e.last(), Some(RootfsEntry::Dir { uid: 65534, .. })));
+        assert!(matches!(&e[4], RootfsEntry::Dir { mode: 0o1777, uid: 0, .. }));
+        let RootfsEntry::Symlink { target, .. } = &e[7] else { panic!() };
+        assert!(target.ends_with("-nginx-1.22.1/bin/nginx"));
+        let RootfsEntry::File { data, .. } = &e[3] else { panic!() };
+        assert!(String::from_utf8_lossy(data).contains("nobody:x:65534:65534"));
+    }
+
+    #[test]
+    fn locked_gets_shell_and_coreutils() {
+        let applets = vec!["sh".to_string(), "ls".into(), "cat".into()];
+        let e = rootfs_entries(&plan(Tier::Locked), &built(true), &applets).unwrap();
+        let p = paths(&e);
+        assert!(p.contains(&"/bin/sh") && p.contains(&"/bin/ls") && p.contains(&"/bin/cat"));
+        assert_eq!(p.iter().filter(|x| x.starts_with("/bin/")).count(), 3);
+        let mut sorted = p.clone();
+        sorted.sort();
+        assert_eq!(p, sorted, "parents come before children");
+    }
+
+    #[test]
+    fn missing_shell_is_an_error() {
+        assert_eq!(
+            rootfs_entries(&plan(Tier::Locked), &built(false), &[]),
+            Err(RootfsError::NoShell)
+        );
+    }
+}
