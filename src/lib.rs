@@ -24,3 +24,4 @@ pub mod rootfs;
 pub mod store_path;
 pub mod tier;
 // -- helper modules (each added by its owner) --
+pub mod sign;

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine (root): installs what
+# is missing, fetches the pinned sources, checks formatting and lints, then
+# runs unit and integration tests (real Nix, podman, skopeo, umoci, registry).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup-system.sh
+bash scripts/fetch-sources.sh
+ARMORRED_PYTHON=$(bash scripts/setup-python.sh)
+export ARMORRED_PYTHON
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+# Integration tests share the Nix store and podman; two threads suit 2 cores.
+cargo test --locked --all-targets -- --test-threads="${ARMORRED_TEST_THREADS:-2}"

@@ -1,0 +1,344 @@
+//! The cosign signature "image": an OCI manifest whose layers are payloads.
+//!
+//! cosign stores an image's signatures at the tag `sha256-<hex>.sig` as one
+//! OCI image manifest. Each layer is a simple-signing payload blob (media type
+//! `application/vnd.dev.cosign.simplesigning.v1+json`) carrying its base64
+//! signature in the annotation `dev.cosignproject.cosign/signature`. The config
+//! is what go-containerregistry writes for an empty image with those layers
+//! appended: zero timestamps, empty architecture and OS, one history entry and
+//! one diff_id per layer (a payload is stored uncompressed, so its diff_id is
+//! its digest).
+//!
+//! Pure: blobs come in through a caller-supplied fetch function.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::SignError;
+
+pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+
+/// Go's zero `time.Time`, which is what cosign's signature images carry.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// One signature: the payload blob, its signature, and any other layer
+/// annotations (cosign's certificate, chain or bundle; kept as they are).
+/// `annotations` never holds the signature itself: that is `signature_b64`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureLayer {
+    pub payload: Vec<u8>,
+    pub signature_b64: String,
+    pub annotations: BTreeMap<String, String>,
+}
+
+// Field order below is go-containerregistry's, so our manifests and configs
+// read like cosign's.
+
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    #[serde(rename = "schemaVersion")]
+    schema_version: u32,
+    #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
+    media_type: Option<String>,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Descriptor {
+    #[serde(rename = "mediaType")]
+    media_type: String,
+    size: u64,
+    digest: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct Config<'a> {
+    architecture: &'static str,
+    created: &'static str,
+    history: Vec<History>,
+    os: &'static str,
+    rootfs: RootFs<'a>,
+    config: Empty,
+}
+
+#[derive(Serialize)]
+struct History {
+    created: &'static str,
+}
+
+#[derive(Serialize)]
+struct RootFs<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    diff_ids: &'a [String],
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+/// `sha256:<hex>` of `bytes`.
+pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// The manifest and config bytes of a signature image holding `layers`, in
+/// order. To add a signature, pass the existing layers then the new one.
+pub fn signature_manifest(layers: &[SignatureLayer]) -> (Vec<u8>, Vec<u8>) {
+    let digests: Vec<String> = layers.iter().map(|l| sha256_digest(&l.payload)).collect();
+    let config = serde_json::to_vec(&Config {
+        architecture: "",
+        created: ZERO_TIME,
+        history: layers
+            .iter()
+            .map(|_| History { created: ZERO_TIME })
+            .collect(),
+        os: "",
+        rootfs: RootFs {
+            kind: "layers",
+            diff_ids: &digests,
+        },
+        config: Empty {},
+    })
+    .expect("the config always serializes");
+
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST_MEDIA_TYPE.into()),
+        config: Descriptor {
+            media_type: OCI_CONFIG_MEDIA_TYPE.into(),
+            size: config.len() as u64,
+            digest: sha256_digest(&config),
+            annotations: BTreeMap::new(),
+        },
+        layers: layers
+            .iter()
+            .zip(digests)
+            .map(|(layer, digest)| {
+                let mut annotations = layer.annotations.clone();
+                annotations.insert(SIGNATURE_ANNOTATION.into(), layer.signature_b64.clone());
+                Descriptor {
+                    media_type: SIMPLE_SIGNING_MEDIA_TYPE.into(),
+                    size: layer.payload.len() as u64,
+                    digest,
+                    annotations,
+                }
+            })
+            .collect(),
+    };
+    let manifest = serde_json::to_vec(&manifest).expect("the manifest always serializes");
+    (manifest, config)
+}
+
+/// Reads a signature manifest, fetching each payload with `fetch_blob` and
+/// checking it against its descriptor's sha256 and size. Layers of other media
+/// types are skipped, as cosign skips them. Digests are validated before
+/// `fetch_blob` sees them, so it may safely turn them into paths.
+pub fn parse_signature_manifest(
+    manifest: &[u8],
+    fetch_blob: impl Fn(&str) -> Result<Vec<u8>, SignError>,
+) -> Result<Vec<SignatureLayer>, SignError> {
+    let manifest: Manifest =
+        serde_json::from_slice(manifest).map_err(|e| SignError::BadManifest(e.to_string()))?;
+    if manifest.schema_version != 2 {
+        return Err(SignError::BadManifest(format!(
+            "schemaVersion is {}, expected 2",
+            manifest.schema_version
+        )));
+    }
+    match manifest.media_type.as_deref() {
+        None | Some(OCI_MANIFEST_MEDIA_TYPE) | Some(DOCKER_MANIFEST_MEDIA_TYPE) => {}
+        Some(other) => {
+            return Err(SignError::BadManifest(format!(
+                "media type is `{other}`, expected `{OCI_MANIFEST_MEDIA_TYPE}`"
+            )))
+        }
+    }
+    let mut out = Vec::new();
+    for layer in manifest.layers {
+        if layer.media_type != SIMPLE_SIGNING_MEDIA_TYPE {
+            continue;
+        }
+        check_digest_syntax(&layer.digest)?;
+        let mut annotations = layer.annotations;
+        let signature_b64 = annotations.remove(SIGNATURE_ANNOTATION).ok_or_else(|| {
+            SignError::BadManifest(format!(
+                "layer {} has no `{SIGNATURE_ANNOTATION}` annotation",
+                layer.digest
+            ))
+        })?;
+        let payload = fetch_blob(&layer.digest)?;
+        let actual = sha256_digest(&payload);
+        if actual != layer.digest || payload.len() as u64 != layer.size {
+            return Err(SignError::BlobMismatch {
+                expected: layer.digest,
+                actual,
+                expected_size: layer.size,
+                actual_size: payload.len() as u64,
+            });
+        }
+        out.push(SignatureLayer {
+            payload,
+            signature_b64,
+            annotations,
+        });
+    }
+    Ok(out)
+}
+
+fn check_digest_syntax(digest: &str) -> Result<(), SignError> {
+    let hex = digest.strip_prefix("sha256:").unwrap_or("");
+    let lower_hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    if hex.len() == 64 && hex.chars().all(lower_hex) {
+        Ok(())
+    } else {
+        Err(SignError::BadManifest(format!(
+            "layer digest {digest:?} is not sha256:<64 lowercase hex digits>"
+        )))
+    }
+}
+
+/// The tag cosign stores an image's signatures under: `sha256:abc` → `sha256-abc.sig`.
+pub fn signature_tag(manifest_digest: &str) -> String {
+    format!("{}.sig", manifest_digest.replacen(':', "-", 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    fn layer(payload: &str, sig: &str) -> SignatureLayer {
+        SignatureLayer {
+            payload: payload.as_bytes().to_vec(),
+            signature_b64: sig.into(),
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    fn store(layers: &[SignatureLayer]) -> HashMap<String, Vec<u8>> {
+        layers
+            .iter()
+            .map(|l| (sha256_digest(&l.payload), l.payload.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn single_layer_matches_cosigns_layout() {
+        let l = layer(r#"{"critical":{}}"#, "MEUCIQ==");
+        let (manifest, config) = signature_manifest(std::slice::from_ref(&l));
+        let d = sha256_digest(&l.payload);
+        assert_eq!(
+            String::from_utf8(config.clone()).unwrap(),
+            format!(
+                r#"{{"architecture":"","created":"0001-01-01T00:00:00Z","history":[{{"created":"0001-01-01T00:00:00Z"}}],"os":"","rootfs":{{"type":"layers","diff_ids":["{d}"]}},"config":{{}}}}"#
+            )
+        );
+        assert_eq!(
+            String::from_utf8(manifest).unwrap(),
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":{},"digest":"{}"}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":{},"digest":"{d}","annotations":{{"dev.cosignproject.cosign/signature":"MEUCIQ=="}}}}]}}"#,
+                config.len(),
+                sha256_digest(&config),
+                l.payload.len()
+            )
+        );
+    }
+
+    #[test]
+    fn appended_layers_keep_order_and_round_trip() {
+        let mut second = layer("second payload", "c2ln");
+        second
+            .annotations
+            .insert("dev.sigstore.cosign/bundle".into(), "{}".into());
+        let layers = vec![layer("first payload", "Zmlyc3Q="), second];
+        let (manifest, config) = signature_manifest(&layers);
+        let cfg: Value = serde_json::from_slice(&config).unwrap();
+        assert_eq!(cfg["history"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            cfg["rootfs"]["diff_ids"][1],
+            sha256_digest(b"second payload")
+        );
+
+        let blobs = store(&layers);
+        let fetched = RefCell::new(Vec::new());
+        let parsed = parse_signature_manifest(&manifest, |d| {
+            fetched.borrow_mut().push(d.to_owned());
+            Ok(blobs[d].clone())
+        })
+        .unwrap();
+        assert_eq!(parsed, layers);
+        assert_eq!(fetched.borrow().len(), 2);
+    }
+
+    #[test]
+    fn tampered_blob_is_refused() {
+        let layers = vec![layer("payload", "c2ln")];
+        let (manifest, _) = signature_manifest(&layers);
+        let err = parse_signature_manifest(&manifest, |_| Ok(b"pAyload".to_vec())).unwrap_err();
+        assert!(matches!(err, SignError::BlobMismatch { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&sha256_digest(b"payload")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn hostile_digests_never_reach_the_fetcher() {
+        let manifest = br#"{"schemaVersion":2,"config":{"mediaType":"x","size":0,"digest":"sha256:00"},
+            "layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":1,
+            "digest":"sha256:../../etc/passwd","annotations":{"dev.cosignproject.cosign/signature":"x"}}]}"#;
+        let err = parse_signature_manifest(manifest, |d| panic!("fetched {d}")).unwrap_err();
+        assert!(matches!(err, SignError::BadManifest(_)), "{err:?}");
+    }
+
+    #[test]
+    fn other_layers_skipped_missing_signature_refused() {
+        let payload = b"p".to_vec();
+        let d = sha256_digest(&payload);
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"x","size":0,"digest":"{d}"}},"layers":[
+            {{"mediaType":"application/vnd.in-toto+json","size":1,"digest":"{d}"}}]}}"#
+        );
+        assert!(parse_signature_manifest(manifest.as_bytes(), |_| panic!())
+            .unwrap()
+            .is_empty());
+        let manifest = manifest.replace("application/vnd.in-toto+json", SIMPLE_SIGNING_MEDIA_TYPE);
+        let err =
+            parse_signature_manifest(manifest.as_bytes(), |_| Ok(payload.clone())).unwrap_err();
+        assert!(err.to_string().contains(SIGNATURE_ANNOTATION), "{err}");
+    }
+
+    #[test]
+    fn index_or_garbage_is_not_a_signature_manifest() {
+        let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","config":{"mediaType":"x","size":0,"digest":"d"},"layers":[]}"#;
+        assert!(matches!(
+            parse_signature_manifest(index, |_| panic!()),
+            Err(SignError::BadManifest(_))
+        ));
+        assert!(matches!(
+            parse_signature_manifest(b"{}", |_| panic!()),
+            Err(SignError::BadManifest(_))
+        ));
+    }
+
+    #[test]
+    fn tag_follows_the_spec() {
+        assert_eq!(
+            signature_tag(
+                "sha256:97fc222cee7991b5b061d4d4afdb5f3428fcb0c9054e1690313786befa1e4e36"
+            ),
+            "sha256-97fc222cee7991b5b061d4d4afdb5f3428fcb0c9054e1690313786befa1e4e36.sig"
+        );
+    }
+}

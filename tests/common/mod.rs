@@ -1,0 +1,254 @@
+//! Shared helper for integration tests: runs the real `armorred` binary in a
+//! temp directory and, on failure, prints the command, its output and the
+//! directory listing. Also starts podman with the flags these machines need.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_armorred"))
+}
+
+pub struct TestContext {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub cmd: String,
+    pub out: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    pub fn code(&self) -> i32 {
+        self.out.status.code().unwrap_or(-1)
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.out.stdout)
+            .unwrap_or_else(|e| panic!("{}\nstdout is not JSON: {e}\n{}", self.cmd, self.describe()))
+    }
+    pub fn describe(&self) -> String {
+        format!(
+            "command: {}\nexit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.cmd,
+            self.out.status.code(),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+}
+
+impl TestContext {
+    pub fn new() -> TestContext {
+        let dir = tempfile::Builder::new()
+            .prefix("armorred-test-")
+            .tempdir()
+            .expect("temp dir");
+        TestContext { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs armorred with the repo's recipes and nix dir, in the temp dir.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .current_dir(self.path())
+            .env("ARMORRED_RECIPES", repo().join("recipes"))
+            .env("ARMORRED_NIX_DIR", repo().join("nix"))
+            .env("XDG_CACHE_HOME", cache_home())
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let cmd = format!("armorred {}", args.join(" "));
+        let out = c.output().expect("run armorred");
+        Run { cmd, out }
+    }
+
+    /// Runs and asserts success, printing everything useful otherwise.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert!(r.out.status.success(), "{}\n--- dir ---\n{}", r.describe(), self.listing());
+        r
+    }
+
+    pub fn listing(&self) -> String {
+        let out = Command::new("find")
+            .arg(self.path())
+            .args(["-maxdepth", "4"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        out.lines().take(200).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// The source-tarball cache: the user's, so tests reuse what
+/// scripts/fetch-sources.sh downloaded.
+pub fn cache_home() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cache"))
+}
+
+/// Runs an external command and asserts it succeeded.
+pub fn sh(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {} failed ({:?})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind loopback")
+}
+
+/// Podman as it works on these machines: root, vfs storage, runc, explicit
+/// ulimits. Each test gets its own storage root so runs don't interfere.
+pub struct Podman {
+    pub root: tempfile::TempDir,
+}
+
+impl Podman {
+    pub fn new() -> Podman {
+        Podman {
+            root: tempfile::Builder::new().prefix("armorred-podman-").tempdir().unwrap(),
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(self.root.path().join("root"))
+            .arg("--runroot")
+            .arg(self.root.path().join("run"))
+            .args(["--storage-driver", "vfs", "--runtime", "/usr/sbin/runc", "--cgroup-manager", "cgroupfs", "--events-backend", "none"]);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let out = self.cmd().args(args).output().expect("podman");
+        assert!(
+            out.status.success(),
+            "podman {} failed\n{}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub fn try_run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("podman")
+    }
+
+    /// Loads an OCI layout and returns the image ID.
+    pub fn load_layout(&self, layout: &Path, reference: &str) -> String {
+        // podman names the image after the layout path, which must be
+        // lowercase; temp dirs are not, so pull through a lowercase symlink.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let link = std::env::temp_dir().join(format!("armorred-oci-{}-{nanos}", std::process::id()));
+        std::os::unix::fs::symlink(layout, &link).expect("symlink");
+        let src = format!("oci:{}:{}", link.display(), reference);
+        let out = self.try_run(&["pull", "-q", &src]);
+        let _ = std::fs::remove_file(&link);
+        assert!(
+            out.status.success(),
+            "podman pull {src} failed\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or("").to_string()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd().args(["rm", "-af", "-t", "0"]).output();
+        let _ = self.cmd().args(["system", "reset", "-f"]).output();
+    }
+}
+
+pub const PODMAN_LIMITS: [&str; 4] = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
+
+/// GETs a loopback URL with a plain HTTP/1.0 request; returns the status.
+pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let req = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+            if s.write_all(req.as_bytes()).is_ok() {
+                let mut buf = Vec::new();
+                let _ = s.read_to_end(&mut buf);
+                let text = String::from_utf8_lossy(&buf);
+                if let Some(code) = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()) {
+                    return Some(code);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    None
+}
+
+/// Both tiers of nginx, built once per test binary into a shared directory.
+pub struct NginxBuild {
+    pub ctx: TestContext,
+    pub hardened: PathBuf,
+    pub locked: PathBuf,
+    pub stdout: String,
+}
+
+pub fn nginx() -> &'static NginxBuild {
+    static BUILD: OnceLock<NginxBuild> = OnceLock::new();
+    BUILD.get_or_init(|| {
+        let ctx = TestContext::new();
+        let r = ctx.ok(&["build", "nginx", "--tier", "all", "--out", "out"]);
+        let out = ctx.path().join("out");
+        NginxBuild {
+            hardened: out.join("nginx-hardened"),
+            locked: out.join("nginx-locked"),
+            stdout: r.stdout(),
+            ctx,
+        }
+    })
+}

@@ -1,0 +1,168 @@
+//! Issue 2: nginx built in both tiers from the offline set through real Nix,
+//! checked with real clients (umoci, skopeo, podman).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn build_prints_digest_and_layout_per_tier() {
+    let b = nginx();
+    let lines: Vec<&str> = b.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", b.stdout);
+    for (line, dir) in lines.iter().zip(["nginx-hardened", "nginx-locked"]) {
+        let (digest, path) = line.split_once(' ').unwrap();
+        assert!(digest.starts_with("sha256:") && digest.len() == 71, "{line}");
+        assert!(path.ends_with(dir), "{line}");
+    }
+    assert_ne!(lines[0].split(' ').next(), lines[1].split(' ').next(), "tiers differ");
+}
+
+#[test]
+fn layouts_pass_fsck_and_skopeo_and_umoci() {
+    let b = nginx();
+    for (layout, tier) in [(&b.hardened, "hardened"), (&b.locked, "locked")] {
+        let f = b.ctx.ok(&["fsck", layout.to_str().unwrap(), "--json"]).json();
+        assert_eq!(f["problems"].as_array().unwrap().len(), 0, "{f}");
+        assert!(f["blobs_checked"].as_u64().unwrap() >= 7);
+
+        let reference = format!("1.22.1-{tier}");
+        let out = sh("skopeo", &["inspect", &format!("oci:{}:{reference}", layout.display())]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["Labels"]["org.armorred.tier"], tier);
+        assert_eq!(v["Os"], "linux");
+        assert_eq!(v["Architecture"], "amd64");
+
+        let bundle = b.ctx.path().join(format!("bundle-{tier}"));
+        sh(
+            "umoci",
+            &["unpack", "--rootless", "--image", &format!("{}:{reference}", layout.display()), bundle.to_str().unwrap()],
+        );
+        let rootfs = bundle.join("rootfs");
+        assert!(rootfs.join("etc/passwd").is_file());
+        let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
+        assert!(passwd.contains("nobody:x:65534:65534"));
+        let nginx = std::fs::read_link(rootfs.join("usr/sbin/nginx")).unwrap();
+        assert!(nginx.starts_with("/nix/store/") && nginx.ends_with("bin/nginx"), "{nginx:?}");
+        assert!(rootfs.join(nginx.strip_prefix("/").unwrap()).is_file());
+        // Nothing but what the closure and the recipe put there.
+        let mut top: Vec<String> = std::fs::read_dir(&rootfs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        top.sort();
+        let expected: &[&str] = if tier == "locked" { &["bin", "etc", "nix", "tmp", "usr", "var"] } else { &["etc", "nix", "tmp", "usr", "var"] };
+        assert_eq!(top, expected);
+        let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+        assert_eq!(cfg["process"]["user"]["uid"], 65534);
+    }
+}
+
+#[test]
+fn labels_user_and_runtime_config() {
+    let b = nginx();
+    for (layout, tier) in [(&b.hardened, "hardened"), (&b.locked, "locked")] {
+        let v = b.ctx.ok(&["inspect", layout.to_str().unwrap(), "--json"]).json();
+        let l = &v["labels"];
+        assert_eq!(l["org.armorred.base"], "scratch");
+        assert_eq!(l["org.armorred.tier"], tier);
+        assert_eq!(l["org.opencontainers.image.title"], "nginx");
+        assert_eq!(l["org.opencontainers.image.version"], "1.22.1");
+        assert_eq!(l["org.opencontainers.image.description"], format!("Hardened nginx 1.22.1 ({tier} tier)"));
+        assert_eq!(l["org.opencontainers.image.created"], "1970-01-01T00:00:01Z");
+        assert!(l["org.opencontainers.image.source"].is_string());
+        let hardening = l["org.armorred.hardening"].as_str().unwrap();
+        assert_eq!(hardening.contains("cfi"), tier == "locked", "{hardening}");
+        assert_eq!(hardening.contains("cet"), tier == "hardened", "{hardening}");
+        assert_eq!(v["user"], "65534");
+        assert_eq!(v["entrypoint"], serde_json::json!(["/usr/sbin/nginx"]));
+        assert_eq!(v["cmd"], serde_json::json!(["-g", "daemon off;"]));
+        assert_eq!(v["exposed_ports"], serde_json::json!(["8080/tcp"]));
+        assert_eq!(v["stop_signal"], "SIGQUIT");
+        assert_eq!(v["created"], "1970-01-01T00:00:01Z");
+    }
+}
+
+#[test]
+fn second_build_gives_the_same_digest() {
+    let b = nginx();
+    let ctx = TestContext::new();
+    let again = ctx.ok(&["build", "nginx", "--tier", "all", "--out", "out"]).stdout();
+    let digests = |s: &str| s.lines().map(|l| l.split(' ').next().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(digests(&again), digests(&b.stdout));
+    // A different SOURCE_DATE_EPOCH is a different input, so a different digest.
+    let r = ctx.run_env(&["build", "nginx", "--tier", "hardened", "--out", "out2"], &[("SOURCE_DATE_EPOCH", "1700000000")]);
+    assert!(r.out.status.success(), "{}", r.describe());
+    assert_ne!(digests(&r.stdout())[0], digests(&b.stdout)[0]);
+}
+
+fn serve_and_check(tier: &str, layout: &std::path::Path) {
+    let podman = Podman::new();
+    let id = podman.load_layout(layout, &format!("1.22.1-{tier}"));
+    assert!(!id.is_empty());
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    let mut args = vec!["run", "-d", "--name", "web", "--read-only", "--user", "65534", "-p", &publish];
+    args.extend(PODMAN_LIMITS);
+    args.push(&id);
+    podman.run(&args);
+    let status = http_status(port, "/", Duration::from_secs(30));
+    let missing = http_status(port, "/no-such-page", Duration::from_secs(5));
+    let logs = podman.try_run(&["logs", "web"]);
+    let logs = format!("{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
+    assert_eq!(status, Some(200), "{tier}: GET / failed\n{logs}");
+    assert_eq!(missing, Some(404), "{tier}: GET /no-such-page\n{logs}");
+    let top = podman.run(&["top", "web", "user"]);
+    let users = String::from_utf8_lossy(&top.stdout);
+    assert!(!users.lines().skip(1).any(|l| l.trim() == "root"), "nginx runs as root?\n{users}");
+
+    // The shell is there exactly where the recipe asks for it.
+    let mut sh_args = vec!["run", "--rm", "--read-only", "--entrypoint", "/bin/sh"];
+    sh_args.extend(PODMAN_LIMITS);
+    sh_args.extend([id.as_str(), "-c", "echo shell-ok; id -u"]);
+    let out = podman.try_run(&sh_args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    if tier == "hardened" {
+        assert!(!out.status.success(), "hardened must have no /bin/sh: {text}");
+    } else {
+        assert!(out.status.success() && text.contains("shell-ok") && text.contains("65534"), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn hardened_nginx_serves_in_podman_read_only_as_nobody() {
+    serve_and_check("hardened", &nginx().hardened);
+}
+
+#[test]
+fn locked_nginx_serves_in_podman_read_only_as_nobody() {
+    serve_and_check("locked", &nginx().locked);
+}
+
+#[test]
+fn plan_json_shows_what_differs_between_tiers() {
+    let ctx = TestContext::new();
+    let v = ctx.ok(&["plan", "nginx", "--tier", "locked", "--json", "--eval"]).json();
+    let p = &v[0];
+    assert_eq!(p["plan"]["tier"], "locked");
+    assert_eq!(p["plan"]["hardening"]["cfi"], true);
+    assert!(p["plan"]["drop"].as_array().unwrap().iter().any(|d| d == "mail"));
+    let cflags = p["package_meta"]["cflags"].as_str().unwrap();
+    assert!(cflags.contains("-fsanitize=cfi") && !cflags.contains("-fcf-protection"), "{cflags}");
+    assert!(cflags.contains("-D_FORTIFY_SOURCE=3"), "{cflags}");
+    let h = ctx.ok(&["plan", "nginx", "--tier", "hardened", "--json", "--eval"]).json();
+    let hflags = h[0]["package_meta"]["cflags"].as_str().unwrap();
+    assert!(hflags.contains("-fcf-protection=full") && !hflags.contains("-fsanitize=cfi"), "{hflags}");
+    assert_eq!(h[0]["plan"]["drop"], serde_json::json!([]));
+    assert!(p["nix_command"].as_str().unwrap().starts_with("nix-build "));
+}
+
+#[test]
+fn list_shows_recipes_and_tiers() {
+    let ctx = TestContext::new();
+    let v = ctx.ok(&["list", "--json"]).json();
+    let nginx = v.as_array().unwrap().iter().find(|e| e["image"] == "nginx").expect("nginx recipe");
+    assert_eq!(nginx["tiers"].as_array().unwrap().len(), 2);
+}
