@@ -19,7 +19,8 @@
 #            (shell+coreutils: "busybox", shell only: "busybox-sh", coreutils
 #            only: "busybox-coreutils"). Pass `-A shell` only when requested.
 #   meta     { name version hardening features enabledFeatures droppedFeatures
-#              unavailableFeatures cflags ldflags toolchainId packageSet shell }
+#              unavailableFeatures cflags ldflags licenses dependencies
+#              toolchainId packageSet shell }
 { specJson ? null
 , spec ? (if specJson == null
           then throw "armorred: nix/build.nix needs --argstr specJson '<JSON>'"
@@ -76,6 +77,11 @@ let
     unavailableFeatures = package.unavailableFeatures or [ ];
     cflags = package.cflags or "";
     ldflags = package.ldflags or "";
+    licenses = package.licenses or [ ];
+    # runtime library dependencies of the main package (all base-hardened)
+    dependencies = map
+      (d: { name = d.pname or d.name; version = d.version or ""; licenses = d.licenses or [ ]; })
+      (set.lib.unique ((package.deps or [ ]) ++ [ set.glibc ]));
     toolchainId = set.toolchainId;
     inherit packageSet;
     shell = if shell == null then null else shell.pname;

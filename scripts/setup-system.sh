@@ -8,6 +8,8 @@ packages=(
   nix-bin
   # the offline package set compiles with the host's clang 14 toolchain
   clang lld libclang-rt-14-dev make perl pkg-config patch xz-utils bzip2 file
+  # llvm-ar/llvm-ranlib/llvm-nm for LTO static archives (redis deps, busybox)
+  llvm-14
   # real OCI clients the tests check our output with
   skopeo umoci podman runc buildah uidmap fuse-overlayfs
   # hardening cross-check, registry, browser, misc test tools

@@ -43,6 +43,57 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Re-hash every blob of a layout and report mismatches.
     Fsck(FsckArgs),
+    /// Write a cosign key pair: <prefix>.key (encrypted, mode 0600) and <prefix>.pub.
+    GenerateKeyPair(GenerateKeyPairArgs),
+    /// Sign an image in cosign's format (passphrase from COSIGN_PASSWORD or a prompt).
+    Sign(SignArgs),
+    /// Verify an image's cosign signature with a public key, and show its tier.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateKeyPairArgs {
+    /// Writes <prefix>.key and <prefix>.pub.
+    #[arg(long, default_value = "cosign")]
+    pub output_key_prefix: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// An OCI layout directory or a registry reference.
+    pub target: String,
+    /// The encrypted private key (cosign.key).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The image's ref name when the layout holds several.
+    #[arg(long = "ref")]
+    pub reference: Option<String>,
+    /// The repository named in the signature (`critical.identity.docker-reference`); default `armorred/<title>` for layouts.
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// Extra `optional` claims, KEY=VALUE (repeatable).
+    #[arg(short = 'a', long = "annotation", value_parser = parse_key_value)]
+    pub annotations: Vec<(String, String)>,
+    /// Allow plain HTTP to the registry (loopback registries).
+    #[arg(long)]
+    pub insecure: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// An OCI layout directory or a registry reference.
+    pub target: String,
+    /// The public key (cosign.pub).
+    #[arg(long)]
+    pub key: PathBuf,
+    #[arg(long = "ref")]
+    pub reference: Option<String>,
+    #[arg(long)]
+    pub insecure: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args, Clone)]

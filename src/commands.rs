@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::cli::{BuildArgs, Cli, Command, CompressionArg, FsckArgs, InspectArgs, ListArgs, NixArgs, PlanArgs, RecipeArgs};
+use crate::cli::{
+    BuildArgs, Cli, Command, CompressionArg, FsckArgs, GenerateKeyPairArgs, InspectArgs, ListArgs, NixArgs, PlanArgs,
+    RecipeArgs, SignArgs, VerifyArgs,
+};
+use crate::sign::{self, keys};
 use crate::nix::{self, NixEnv, NixInvocation, NixOptions};
 use crate::oci::image::DirectLayers;
 use crate::oci::layout::Layout;
@@ -49,6 +53,9 @@ pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
         Command::Plan(a) => plan(a),
         Command::Inspect(a) => inspect_cmd(a),
         Command::Fsck(a) => fsck(a),
+        Command::GenerateKeyPair(a) => generate_key_pair(a),
+        Command::Sign(a) => sign(a),
+        Command::Verify(a) => verify(a),
     }
 }
 
@@ -401,4 +408,71 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
         }
     }
     None
+}
+
+fn generate_key_pair(a: &GenerateKeyPairArgs) -> Result<CommandOutput> {
+    let pass = keys::passphrase_from_env_or_prompt(true)?;
+    let (key, public) = keys::write_key_pair(&a.output_key_prefix, &pass)
+        .with_context(|| format!("writing the key pair {}.key/.pub", a.output_key_prefix.display()))?;
+    tracing::info!("private key written to {} (mode 0600)", key.display());
+    Ok(CommandOutput::ok(format!("{}\n{}\n", key.display(), public.display())))
+}
+
+fn load_signing_key(path: &Path) -> Result<keys::SigningKey> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| InputError::Invalid(format!("cannot read key {}: {e}", path.display())))?;
+    let pass = keys::passphrase_from_env_or_prompt(false)?;
+    keys::decrypt_private_key(&pem, &pass).with_context(|| format!("decrypting {}", path.display()))
+}
+
+fn load_verifying_key(path: &Path) -> Result<keys::VerifyingKey> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| InputError::Invalid(format!("cannot read public key {}: {e}", path.display())))?;
+    keys::load_public_key(&pem).with_context(|| format!("reading public key {}", path.display()))
+}
+
+fn is_layout(target: &str) -> bool {
+    Path::new(target).is_dir() || target.starts_with('.') || target.starts_with('/')
+}
+
+fn sign(a: &SignArgs) -> Result<CommandOutput> {
+    let key = load_signing_key(&a.key)?;
+    let optional = a
+        .annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    if !is_layout(&a.target) {
+        return Err(InputError::Invalid(format!(
+            "`{}` is not an OCI layout directory (registry signing: use `armorred push` with a signed layout)",
+            a.target
+        ))
+        .into());
+    }
+    let o = sign::layout::sign_layout(Path::new(&a.target), a.reference.as_deref(), &key, a.identity.as_deref(), optional)
+        .with_context(|| format!("signing {}", a.target))?;
+    Ok(CommandOutput::ok(if a.json {
+        json(&o)
+    } else {
+        format!("{} {} ({} signature(s))\n", o.manifest_digest, o.signature_tag, o.signatures)
+    }))
+}
+
+fn verify(a: &VerifyArgs) -> Result<CommandOutput> {
+    let key = load_verifying_key(&a.key)?;
+    if !is_layout(&a.target) {
+        return Err(InputError::Invalid(format!("`{}` is not an OCI layout directory", a.target)).into());
+    }
+    let o = sign::layout::verify_layout(Path::new(&a.target), a.reference.as_deref(), &key)
+        .with_context(|| format!("verifying {}", a.target))?;
+    Ok(CommandOutput::ok(if a.json {
+        json(&o)
+    } else {
+        format!(
+            "verified {} signed as {} (tier: {})\n",
+            o.manifest_digest,
+            o.docker_reference,
+            o.tier.as_deref().unwrap_or("unknown")
+        )
+    }))
 }

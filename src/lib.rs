@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod closure;
 pub mod commands;
+pub mod gate;
 pub mod inspect;
 pub mod layers;
 pub mod nix;
@@ -24,4 +25,6 @@ pub mod rootfs;
 pub mod store_path;
 pub mod tier;
 // -- helper modules (each added by its owner) --
+pub mod analyze;
+pub mod sbom;
 pub mod sign;

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::closure::Closure;
+use crate::gate;
 use crate::layers::LayerPlan;
 use crate::nix::{self, BuiltOutputs, NixEnv, NixInvocation};
 use crate::oci::image::{self, ImageInputs, LayerProgress, LayerSource, WrittenImage};
@@ -68,6 +69,8 @@ pub struct BuildOutcome {
     pub closure_paths: usize,
     pub layers: usize,
     pub compressed_size: u64,
+    /// Hardening the package's binaries prove (also the image label).
+    pub verified_hardening: Vec<&'static str>,
     #[serde(skip)]
     pub closure: Closure,
     #[serde(skip)]
@@ -114,7 +117,18 @@ pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<
         jobs: ctx.layer_jobs,
     };
     let progress = ProgressAdapter { r, image: &img, tier };
-    let written = image::write_image(&layout, &inputs, ctx.layers, &progress)
+    let layers = image::write_image_layers(&layout, &inputs, ctx.layers, &progress)
+        .with_context(|| format!("writing the layers to {}", out.display()))?;
+    r.stage(&img, tier, "analyzing the image's binaries");
+    let analysis = gate::analyze_layers(layout.blobs(), &layers, &plan)
+        .with_context(|| format!("reading back the layers of `{img}` tier `{tier}`"))?;
+    gate::check(&analysis, &plan, built.package.as_str(), &recipe.tier(tier).exceptions)?;
+    let verified = gate::verified_names(&analysis, built.package.as_str());
+    let mut inputs = inputs;
+    inputs
+        .extra_labels
+        .insert("org.armorred.hardening".to_string(), verified.join(","));
+    let written = image::finish_image(&layout, &inputs, layers)
         .with_context(|| format!("writing the image to {}", out.display()))?;
     image::commit(&layout, &written).with_context(|| format!("updating {}", layout.index_path().display()))?;
     r.stage(&img, tier, &format!("wrote {}", written.manifest.digest));
@@ -129,6 +143,7 @@ pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<
         closure_paths: closure.len(),
         layers: written.layers.len(),
         compressed_size: written.layers.iter().map(|l| l.size).sum::<u64>() + written.config.size,
+        verified_hardening: verified,
         closure,
         plan,
         written,

@@ -222,7 +222,12 @@ impl BuildPlan {
         };
         put("org.armorred.base", "scratch".into());
         put("org.armorred.tier", self.tier.to_string());
-        put("org.armorred.hardening", self.hardening_names.join(","));
+        // What was asked of the compiler; `org.armorred.hardening` (set after
+        // the build) holds only what the binaries prove.
+        put("org.armorred.hardening.flags", self.hardening_names.join(","));
+        if !self.runtime.writable.is_empty() {
+            put("org.armorred.writable", self.runtime.writable.join(","));
+        }
         put("org.armorred.package-set", self.package_set.to_string());
         put("org.armorred.upstream", self.upstream.clone());
         if !self.drop.is_empty() {

@@ -106,6 +106,21 @@ pub struct TierSpec {
     /// `.override` arguments for the nixpkgs package set.
     #[serde(default)]
     pub nixpkgs_override: BTreeMap<String, toml::Value>,
+    /// Known exceptions to the hardening gate, each with a reason.
+    #[serde(default)]
+    pub exceptions: Vec<HardeningException>,
+}
+
+/// A binary allowed to miss one promised property, e.g. a library with no
+/// indirect calls shows no CFI trace.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HardeningException {
+    /// Absolute path, or relative to the package output; `*` and `**` globs.
+    pub path: String,
+    /// A property name (`cfi`, `safestack`, `canary`, …) or `*`.
+    pub property: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -289,6 +304,19 @@ impl Recipe {
                     "package.file",
                     "must be a relative path next to the recipe, without `..`".into(),
                 ));
+            }
+        }
+        for (tier, spec) in [("hardened", &self.tiers.hardened), ("locked", &self.tiers.locked)] {
+            for ex in &spec.exceptions {
+                let key = format!("tiers.{tier}.exceptions");
+                if ex.property != "*" {
+                    if let Err(e) = ex.property.parse::<crate::analyze::Property>() {
+                        return Err(self.err_at(text, find_key_span(text, "property"), &key, e.to_string()));
+                    }
+                }
+                if ex.reason.trim().is_empty() {
+                    return Err(self.err_at(text, find_key_span(text, "reason"), &key, "an exception needs a reason".into()));
+                }
             }
         }
         if let Some(0) = self.layers.max_layers {

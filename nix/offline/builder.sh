@@ -13,6 +13,10 @@ export NIX_BUILD_CORES
 export HOME="$NIX_BUILD_TOP/home"
 mkdir -p "$HOME"
 export LC_ALL=C TZ=UTC SOURCE_DATE_EPOCH=1
+# shared libraries find their sibling libraries (libssl -> libcrypto) in $out
+if [ "${kind:-exe}" = lib ]; then
+  LDFLAGS="$LDFLAGS -Wl,-rpath,$out/lib"
+fi
 export CC CXX AR RANLIB NM CFLAGS CXXFLAGS LDFLAGS
 
 echo "armorred: building $name with $toolchainId ($NIX_BUILD_CORES jobs)"

@@ -26,6 +26,15 @@ let
     "libgcc_s.so.1"
   ];
   wanted = required ++ optionalLibs;
+  # version for metadata only, from the matching host headers (libc6-dev)
+  featuresH = /usr/include/features.h;
+  versionMatch =
+    if builtins.pathExists featuresH then
+      builtins.match ".*#define[ \t]+__GLIBC__[ \t]+([0-9]+).*#define[ \t]+__GLIBC_MINOR__[ \t]+([0-9]+).*"
+        (builtins.readFile featuresH)
+    else null;
+  version = if versionMatch == null then "host"
+    else "${builtins.elemAt versionMatch 0}.${builtins.elemAt versionMatch 1}";
   # libcrypt.so.1 is a symlink to libcrypt.so.1.1.0: keep its target too
   keep = name: builtins.elem name wanted
     || builtins.substring 0 14 name == "libcrypt.so.1.";
@@ -59,4 +68,9 @@ derivation {
     ''
   ];
 }
-// { pname = "glibc"; version = "host"; }
+// {
+  pname = "glibc";
+  inherit version;
+  # glibc, plus libxcrypt (libcrypt.so.1) and libgcc_s.so.1 (GCC runtime library exception)
+  licenses = [ "LGPL-2.1-or-later" "GPL-3.0-or-later WITH GCC-exception-3.1" ];
+}

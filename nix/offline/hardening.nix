@@ -66,6 +66,12 @@ let
         "-Wl,--dynamic-linker=${interpreter}"
       ]
       ++ map (d: "-Wl,-rpath,${d}") rpathDirs
+      # glibc >= 2.34 dlopen()s libgcc_s.so.1 for pthread_exit/pthread_cancel;
+      # in a FROM-scratch image there is no ld.so.cache or /lib to find it
+      # ("libgcc_s.so.1 must be installed for pthread_exit to work", abort;
+      # measured in a chroot). Linking it (RUNPATH -> store glibc) makes the
+      # dlopen find the already-loaded copy. nginx thread pools use pthread_exit.
+      ++ optional exe "-Wl,--push-state,--no-as-needed,-lgcc_s,--pop-state"
       ++ ltoFlags ++ cfiFlags ++ safestackFlags;
 
       names = [ "fortify3" "stackprotector" "stackclash" (if exe then "pie" else "pic") "relro" "bindnow" "noexecstack" ]

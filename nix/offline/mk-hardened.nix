@@ -4,17 +4,20 @@
 # armorred can read them with `nix-instantiate --eval --json`:
 #   pname version hardening hardeningNames cflags ldflags cflagsList
 #   ldflagsList features enabledFeatures droppedFeatures unavailableFeatures
+#   kind licenses
 #
 # Arguments:
 #   pname, version, src            src: tarball or directory
 #   hardening ? <tier default>     see hardening.nix
-#   kind ? "exe"                   "exe" (-fPIE/-pie) or "lib" (-fPIC, no -pie)
+#   kind ? "exe"                   "exe" (-fPIE/-pie) or "lib" (-fPIC, no -pie;
+#                                  the builder adds -Wl,-rpath,$out/lib)
 #   deps ? [ ]                     store deps; each `lib` dir goes into RUNPATH
 #   preConfigure, configurePhase, buildPhase, installPhase, postInstall
 #                                  shell strings (POSIX sh), run in the source dir
 #   sourceRoot ? null              directory inside the tarball (default: the only one)
 #   env ? { }                      extra environment variables for the builder
 #   features/enabledFeatures/droppedFeatures/unavailableFeatures ? [ ]
+#   licenses ? [ ]                 SPDX license ids (metadata only, not in the drv)
 #   passthru ? { }                 extra attributes merged into the result
 #   dontStrip ? false              by default only debug info is stripped
 { glibc, hardeningLib, toolchainId, defaultHardening ? { } }:
@@ -36,6 +39,7 @@
 , enabledFeatures ? features
 , droppedFeatures ? [ ]
 , unavailableFeatures ? [ ]
+, licenses ? [ ]
 , passthru ? { }
 , dontStrip ? false
 }:
@@ -43,7 +47,7 @@ let
   f = hardeningLib.flagsFor { inherit hardening kind deps; };
   drv = derivation ({
     name = "${pname}-${version}";
-    inherit pname version src toolchainId;
+    inherit pname version src toolchainId kind;
     system = "x86_64-linux";
     builder = "/bin/sh";
     args = [ ./builder.sh ];
@@ -65,7 +69,7 @@ let
   // env);
 in
 drv // {
-  inherit pname version features enabledFeatures droppedFeatures unavailableFeatures kind;
+  inherit pname version features enabledFeatures droppedFeatures unavailableFeatures kind licenses;
   hardening = f.hardening;
   hardeningNames = f.names;
   inherit (f) cflags ldflags;

@@ -97,10 +97,44 @@ pub fn write_image(
     source: &dyn LayerSource,
     progress: &dyn LayerProgress,
 ) -> Result<WrittenImage, ImageError> {
-    let plan = inputs.plan;
-    let mtime = plan.source_date_epoch.max(0) as u64;
-    let layers = write_layers(layout.blobs(), inputs, source, progress, mtime)?;
+    let layers = write_image_layers(layout, inputs, source, progress)?;
+    finish_image(layout, inputs, layers)
+}
 
+/// Writes only the layer blobs, so they can be analyzed before the config
+/// (whose labels record what the analysis verified) is written.
+pub fn write_image_layers(
+    layout: &Layout,
+    inputs: &ImageInputs<'_>,
+    source: &dyn LayerSource,
+    progress: &dyn LayerProgress,
+) -> Result<Vec<LayerBlob>, ImageError> {
+    let mtime = inputs.plan.source_date_epoch.max(0) as u64;
+    write_layers(layout.blobs(), inputs, source, progress, mtime)
+}
+
+/// Layer descriptors as they will appear in the manifest.
+pub fn layer_descriptors(layers: &[LayerBlob]) -> Vec<Descriptor> {
+    layers
+        .iter()
+        .map(|l| Descriptor {
+            media_type: l.media_type.clone(),
+            digest: l.digest.clone(),
+            size: l.size,
+            artifact_type: None,
+            annotations: BTreeMap::new(),
+            platform: None,
+        })
+        .collect()
+}
+
+/// Writes config and manifest for already written layers.
+pub fn finish_image(
+    layout: &Layout,
+    inputs: &ImageInputs<'_>,
+    layers: Vec<LayerBlob>,
+) -> Result<WrittenImage, ImageError> {
+    let plan = inputs.plan;
     let config = config_json(plan, inputs, &layers)?;
     let config_blob = layout.blobs().put(&config)?;
     let config_desc = Descriptor {
@@ -116,17 +150,7 @@ pub fn write_image(
         media_type: Some(MEDIA_TYPE_MANIFEST.into()),
         artifact_type: None,
         config: config_desc.clone(),
-        layers: layers
-            .iter()
-            .map(|l| Descriptor {
-                media_type: l.media_type.clone(),
-                digest: l.digest.clone(),
-                size: l.size,
-                artifact_type: None,
-                annotations: BTreeMap::new(),
-                platform: None,
-            })
-            .collect(),
+        layers: layer_descriptors(&layers),
         subject: None,
         annotations: BTreeMap::from([
             ("org.opencontainers.image.created".to_string(), rfc3339_utc(plan.source_date_epoch)),

@@ -9,6 +9,7 @@ pub mod blob;
 pub mod digest;
 pub mod image;
 pub mod layout;
+pub mod rootfs_view;
 pub mod tarball;
 
 pub use digest::Digest;

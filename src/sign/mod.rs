@@ -18,6 +18,7 @@
 mod encrypted;
 mod error;
 pub mod keys;
+pub mod layout;
 mod manifest;
 pub mod payload;
 
@@ -31,7 +32,7 @@ pub use manifest::{
     OCI_CONFIG_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE, SIGNATURE_ANNOTATION,
     SIMPLE_SIGNING_MEDIA_TYPE,
 };
-pub use payload::SimpleSigning;
+pub use payload::{new_payload as new_payload_for, SimpleSigning};
 
 /// Signs `payload`: base64 of the ASN.1 DER ECDSA P-256 signature over its
 /// SHA-256, the value of the `dev.cosignproject.cosign/signature` annotation.

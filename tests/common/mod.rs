@@ -142,12 +142,19 @@ pub fn free_port() -> u16 {
 /// ulimits. Each test gets its own storage root so runs don't interfere.
 pub struct Podman {
     pub root: tempfile::TempDir,
+    // Podman instances share lock state (/dev/shm, /run/libpod) even with
+    // separate storage roots, so tests take turns.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
+
+static PODMAN_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Podman {
     pub fn new() -> Podman {
+        let turn = PODMAN_TURN.lock().unwrap_or_else(|p| p.into_inner());
         Podman {
             root: tempfile::Builder::new().prefix("armorred-podman-").tempdir().unwrap(),
+            _turn: turn,
         }
     }
 
@@ -157,7 +164,9 @@ impl Podman {
             .arg(self.root.path().join("root"))
             .arg("--runroot")
             .arg(self.root.path().join("run"))
-            .args(["--storage-driver", "vfs", "--runtime", "/usr/sbin/runc", "--cgroup-manager", "cgroupfs", "--events-backend", "none"]);
+            .arg("--tmpdir")
+            .arg(self.root.path().join("tmp"))
+            .args(["--storage-driver", "vfs", "--runtime", "/usr/sbin/runc", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
         c
     }
 

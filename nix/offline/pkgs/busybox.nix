@@ -42,6 +42,7 @@ builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
   inherit (sources.busybox) version;
   src = sources.busybox.src;
   inherit hardening;
+  licenses = [ "GPL-2.0-only" ];
   configurePhase = config + ''
     # options that do not build against glibc 2.36 / with clang 14
     sed -i -e 's/^CONFIG_STATIC=y/# CONFIG_STATIC is not set/' \

@@ -91,6 +91,7 @@ builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
   inherit (sources.nginx) version;
   src = sources.nginx.src;
   inherit hardening;
+  licenses = [ "BSD-2-Clause" ];
   deps = [ zlib pcre2 openssl ];
   features = features;
   enabledFeatures = r.enabled;

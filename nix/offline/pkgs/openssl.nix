@@ -6,6 +6,7 @@ mkHardened {
   inherit (sources.openssl) version;
   src = sources.openssl.src;
   inherit hardening;
+  licenses = [ "Apache-2.0" ];
   kind = "lib";
   configurePhase = ''
     perl ./Configure linux-x86_64 --prefix="$out" --libdir=lib \

@@ -5,6 +5,7 @@ mkHardened {
   inherit (sources.pcre2) version;
   src = sources.pcre2.src;
   inherit hardening;
+  licenses = [ "BSD-3-Clause" ];
   kind = "lib";
   configurePhase = ''
     ./configure --prefix="$out" --disable-static --enable-shared \

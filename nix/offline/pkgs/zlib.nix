@@ -4,6 +4,7 @@ mkHardened {
   inherit (sources.zlib) version;
   src = sources.zlib.src;
   inherit hardening;
+  licenses = [ "Zlib" ];
   kind = "lib";
   configurePhase = ''
     ./configure --prefix="$out" --shared

@@ -11,6 +11,7 @@ in
 armorred.mkHardened {
   pname = "hello";
   version = "1.0";
+  licenses = [ "MIT" ];
   src = builtins.path { path = ./.; name = "hello-src"; filter = p: t: baseNameOf p == "hello.c"; };
   features = r.features;
   enabledFeatures = r.enabled;

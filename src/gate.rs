@@ -1,0 +1,154 @@
+//! The hardening gate `build` runs after assembly: the image's own package
+//! must show, in its binaries, every property its tier promises. It also
+//! decides which hardening names the image's label may claim: only those the
+//! binaries prove.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::analyze::{self, check_promise, ElfReport, ImageAnalysis, ImageInput, Promise, Property, PropertyStatus, Violation};
+use crate::oci::blob::BlobStore;
+use crate::oci::image::layer_descriptors;
+use crate::oci::rootfs_view::{read_rootfs, ViewError};
+use crate::oci::tarball::LayerBlob;
+use crate::plan::BuildPlan;
+use crate::recipe::HardeningException;
+
+#[derive(Debug, thiserror::Error)]
+#[error("hardening gate: the {tier} tier promises properties that {count} binar{ies} of {package} lack:\n{list}",
+    ies = if *count == 1 { "y" } else { "ies" })]
+pub struct GateError {
+    pub tier: String,
+    pub package: String,
+    pub count: usize,
+    pub list: String,
+    pub violations: Vec<Violation>,
+}
+
+/// What the tier promises for the package's binaries. CET is not promised:
+/// Debian 12's C start-up objects carry no CET property note, so no binary
+/// linked against them can show it (see nix/offline/README.md); the analysis
+/// still reports it.
+pub fn promise_for(plan: &BuildPlan) -> Promise {
+    Promise {
+        relro_full: true,
+        bind_now: true,
+        canary: true,
+        nx: true,
+        pie: true,
+        fortify: true,
+        cfi: plan.hardening.cfi,
+        safestack: plan.hardening.safestack,
+        cet: false,
+    }
+}
+
+/// Analyzes layer blobs as the image will have them.
+pub fn analyze_layers(
+    store: &BlobStore,
+    layers: &[LayerBlob],
+    plan: &BuildPlan,
+) -> Result<ImageAnalysis, ViewError> {
+    let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
+    let view = read_rootfs(store, &layer_descriptors(layers), Some(&diff_ids))?;
+    Ok(analyze::analyze_image(&ImageInput {
+        files: &view.files,
+        elf_contents: &view.elf_contents,
+        user: Some(plan.runtime.user.clone()),
+        labels: plan.labels.clone(),
+        compressed_size: layers.iter().map(|l| l.size).sum(),
+        uncompressed_size: view.uncompressed_size,
+        layer_count: layers.len(),
+        writable: plan.runtime.writable.clone(),
+    }))
+}
+
+fn package_reports<'a>(analysis: &'a ImageAnalysis, package: &str) -> Vec<ElfReport> {
+    let prefix = format!("{package}/");
+    analysis
+        .binaries
+        .iter()
+        .filter(|r| r.path.starts_with(&prefix))
+        .cloned()
+        .collect()
+}
+
+/// Fails when a binary of `package` misses a promised property, unless the
+/// recipe excuses it.
+pub fn check(
+    analysis: &ImageAnalysis,
+    plan: &BuildPlan,
+    package: &str,
+    exceptions: &[HardeningException],
+) -> Result<(), GateError> {
+    let reports = package_reports(analysis, package);
+    let ex: Vec<(String, String, String)> = exceptions
+        .iter()
+        .map(|e| (e.path.clone(), e.property.clone(), e.reason.clone()))
+        .collect();
+    let mut violations = check_promise(&reports, package, &promise_for(plan), &ex);
+    let prefix = format!("{package}/");
+    for u in analysis.unreadable_elfs.iter().filter(|u| u.path.starts_with(&prefix)) {
+        violations.push(Violation {
+            path: u.path.clone(),
+            property: Property::Pie,
+            detail: format!("unreadable ELF: {}", u.error),
+        });
+    }
+    if violations.is_empty() {
+        return Ok(());
+    }
+    let list = violations
+        .iter()
+        .map(|v| format!("  {}: missing {} ({})", v.path, v.property.as_str(), v.detail))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Err(GateError {
+        tier: plan.tier.to_string(),
+        package: package.to_string(),
+        count: violations.iter().map(|v| &v.path).collect::<BTreeSet<_>>().len(),
+        list,
+        violations,
+    })
+}
+
+/// Hardening names the package's binaries prove, for `org.armorred.hardening`.
+/// A property counts when every binary has it or it does not apply, and at
+/// least one binary has it.
+pub fn verified_names(analysis: &ImageAnalysis, package: &str) -> Vec<&'static str> {
+    let reports = package_reports(analysis, package);
+    let label = |p: Property| match p {
+        Property::RelroFull => "relro",
+        Property::BindNow => "bindnow",
+        Property::Canary => "stackprotector",
+        Property::Nx => "nx",
+        Property::Pie => "pie",
+        Property::Fortify => "fortify3",
+        Property::Cfi => "cfi",
+        Property::Safestack => "safestack",
+        Property::Cet => "cet",
+    };
+    let mut out = Vec::new();
+    for p in Property::ALL {
+        let st: Vec<PropertyStatus> = reports.iter().map(|r| p.check(r)).collect();
+        if !st.is_empty()
+            && st.iter().all(|s| *s != PropertyStatus::Missing)
+            && st.contains(&PropertyStatus::Holds)
+        {
+            out.push(label(p));
+        }
+    }
+    // CFI cannot be built without LTO, so proven CFI proves LTO too.
+    if out.contains(&"cfi") {
+        out.push("lto");
+    }
+    out
+}
+
+/// Summary for `build --json` and logs.
+#[derive(Debug, Serialize)]
+pub struct GateSummary {
+    pub binaries_checked: usize,
+    pub verified: Vec<&'static str>,
+}

@@ -1,0 +1,281 @@
+//! Reads the merged root filesystem of an image from its layer blobs: every
+//! entry's metadata, with whiteouts applied, and the bytes of every ELF file
+//! (for the hardening analysis). Layers are streamed, never held in memory.
+//!
+//! Input may be hostile (`inspect`/`analyze` of someone else's layout): `..`
+//! components and absolute names are refused, and an entry whose declared
+//! size is larger than what the layer holds ends in an error, not a hang.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+
+use super::blob::BlobStore;
+use super::digest::{Digest, HashingWriter};
+use super::layout::Descriptor;
+use super::{MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD};
+use crate::analyze::{FileKind, ImageFile};
+
+/// ELF files larger than this are listed but not analyzed.
+pub const MAX_ELF_BYTES: u64 = 512 << 20;
+
+#[derive(Debug, Default)]
+pub struct RootfsView {
+    pub files: Vec<ImageFile>,
+    pub elf_contents: BTreeMap<String, Vec<u8>>,
+    /// Sum of the layers' uncompressed tar sizes.
+    pub uncompressed_size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("layer {digest}: {source}")]
+    Io {
+        digest: Digest,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer {digest}: entry `{entry}`: {reason}")]
+    Hostile {
+        digest: Digest,
+        entry: String,
+        reason: String,
+    },
+    #[error("layer {digest}: unsupported media type `{media_type}`")]
+    MediaType { digest: Digest, media_type: String },
+    #[error("layer {digest}: uncompressed content hashes to {actual}, but the config's diff_id is {expected}")]
+    DiffIdMismatch {
+        digest: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+}
+
+fn decoder<'a>(media_type: &str, f: impl Read + 'a) -> io::Result<Option<Box<dyn Read + 'a>>> {
+    Ok(Some(match media_type {
+        MEDIA_TYPE_LAYER_GZIP | "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+            Box::new(flate2::read::MultiGzDecoder::new(f))
+        }
+        MEDIA_TYPE_LAYER_ZSTD => Box::new(zstd::stream::read::Decoder::new(f)?),
+        MEDIA_TYPE_LAYER_TAR | "application/vnd.docker.image.rootfs.diff.tar" => Box::new(f),
+        _ => return Ok(None),
+    }))
+}
+
+/// Normalizes a tar entry name to an absolute image path, refusing `..`.
+pub fn normalize_entry(name: &str) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for seg in name.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => return Err("`..` in an entry name".into()),
+            s => parts.push(s),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// Reads `layers` (in order) from `store`. When `diff_ids` is given, each
+/// layer's uncompressed stream is checked against it.
+pub fn read_rootfs(
+    store: &BlobStore,
+    layers: &[Descriptor],
+    diff_ids: Option<&[String]>,
+) -> Result<RootfsView, ViewError> {
+    let mut files: BTreeMap<String, ImageFile> = BTreeMap::new();
+    let mut elfs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut total = 0u64;
+    for (i, layer) in layers.iter().enumerate() {
+        let digest = layer.digest.clone();
+        let io_err = |source| ViewError::Io {
+            digest: digest.clone(),
+            source,
+        };
+        let f = std::fs::File::open(store.path(&layer.digest)).map_err(io_err)?;
+        let raw = io::BufReader::with_capacity(1 << 20, f);
+        let Some(dec) = decoder(&layer.media_type, raw).map_err(io_err)? else {
+            return Err(ViewError::MediaType {
+                digest,
+                media_type: layer.media_type.clone(),
+            });
+        };
+        let mut hashed = HashingReader::new(dec);
+        {
+            let mut archive = tar::Archive::new(&mut hashed);
+            let entries = archive.entries().map_err(io_err)?;
+            for entry in entries {
+                let mut e = entry.map_err(io_err)?;
+                let raw_name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+                let hostile = |reason: String| ViewError::Hostile {
+                    digest: layer.digest.clone(),
+                    entry: raw_name.clone(),
+                    reason,
+                };
+                let path = normalize_entry(&raw_name).map_err(hostile)?;
+                let (dir, base) = path.rsplit_once('/').unwrap_or(("", &path));
+                // Whiteouts hide lower layers' content (OCI image spec).
+                if base == ".wh..wh..opq" {
+                    let prefix = format!("{dir}/");
+                    files.retain(|p, _| !p.starts_with(&prefix));
+                    elfs.retain(|p, _| !p.starts_with(&prefix));
+                    continue;
+                }
+                if let Some(hidden) = base.strip_prefix(".wh.") {
+                    let victim = format!("{dir}/{hidden}");
+                    let prefix = format!("{victim}/");
+                    files.retain(|p, _| p != &victim && !p.starts_with(&prefix));
+                    elfs.retain(|p, _| p != &victim && !p.starts_with(&prefix));
+                    continue;
+                }
+                if path == "/" {
+                    continue;
+                }
+                let h = e.header();
+                let mode = h.mode().map_err(|err| hostile(err.to_string()))?;
+                let uid = h.uid().unwrap_or(0);
+                let gid = h.gid().unwrap_or(0);
+                let size = e.size();
+                let link = || {
+                    e.link_name_bytes()
+                        .map(|l| String::from_utf8_lossy(&l).into_owned())
+                        .unwrap_or_default()
+                };
+                let kind = match h.entry_type() {
+                    tar::EntryType::Regular | tar::EntryType::Continuous => FileKind::File,
+                    tar::EntryType::Directory => FileKind::Dir,
+                    tar::EntryType::Symlink => FileKind::Symlink { target: link() },
+                    tar::EntryType::Link => {
+                        let t = normalize_entry(&link()).map_err(hostile)?;
+                        FileKind::Hardlink { target: t }
+                    }
+                    _ => FileKind::Other,
+                };
+                if kind == FileKind::File && size >= 4 {
+                    let mut magic = [0u8; 4];
+                    e.read_exact(&mut magic).map_err(io_err)?;
+                    if &magic == b"\x7fELF" && size <= MAX_ELF_BYTES {
+                        let mut data = Vec::with_capacity(size as usize);
+                        data.extend_from_slice(&magic);
+                        e.read_to_end(&mut data).map_err(io_err)?;
+                        if data.len() as u64 != size {
+                            return Err(hostile(format!(
+                                "declares {size} bytes but the layer holds {}",
+                                data.len()
+                            )));
+                        }
+                        elfs.insert(path.clone(), data);
+                    } else {
+                        elfs.remove(&path);
+                    }
+                } else {
+                    elfs.remove(&path);
+                }
+                files.insert(
+                    path.clone(),
+                    ImageFile {
+                        path,
+                        kind,
+                        mode,
+                        uid,
+                        gid,
+                        size,
+                    },
+                );
+            }
+        }
+        // Drain any padding after the end-of-archive marker so the hash covers
+        // the whole stream.
+        io::copy(&mut hashed, &mut io::sink()).map_err(io_err)?;
+        let (diff_id, n) = hashed.finish();
+        total += n;
+        if let Some(expected) = diff_ids.and_then(|d| d.get(i)) {
+            if expected != diff_id.as_str() {
+                return Err(ViewError::DiffIdMismatch {
+                    digest: layer.digest.clone(),
+                    expected: Digest::parse(expected).unwrap_or_else(|_| Digest::of(expected.as_bytes())),
+                    actual: diff_id,
+                });
+            }
+        }
+    }
+    Ok(RootfsView {
+        files: files.into_values().collect(),
+        elf_contents: elfs,
+        uncompressed_size: total,
+    })
+}
+
+/// Hashes what is read through it (the layer's diff_id).
+struct HashingReader<R> {
+    inner: R,
+    hash: HashingWriter<io::Sink>,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hash: HashingWriter::new(io::sink()),
+        }
+    }
+    fn finish(self) -> (Digest, u64) {
+        let (_, d, n) = self.hash.finish();
+        (d, n)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        io::Write::write_all(&mut self.hash, &buf[..n])?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::tarball::{write_layer, Compression, LayerContent, RootfsEntry};
+
+    fn desc(b: &crate::oci::tarball::LayerBlob) -> Descriptor {
+        Descriptor {
+            media_type: b.media_type.clone(),
+            digest: b.digest.clone(),
+            size: b.size,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        }
+    }
+
+    #[test]
+    fn merges_layers_and_applies_whiteouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let lower = vec![
+            RootfsEntry::Dir { path: "/a".into(), mode: 0o755, uid: 0, gid: 0 },
+            RootfsEntry::File { path: "/a/x".into(), mode: 0o644, data: b"x".to_vec() },
+            RootfsEntry::File { path: "/a/elf".into(), mode: 0o755, data: b"\x7fELFjunk".to_vec() },
+            RootfsEntry::File { path: "/keep".into(), mode: 0o644, data: vec![] },
+        ];
+        let upper = vec![RootfsEntry::File { path: "/a/.wh.x".into(), mode: 0o644, data: vec![] }];
+        let l1 = write_layer(&store, &LayerContent::Rootfs(&lower), Compression::default(), 1).unwrap();
+        let l2 = write_layer(&store, &LayerContent::Rootfs(&upper), Compression::Zstd { level: 3 }, 1).unwrap();
+        let ids = vec![l1.diff_id.to_string(), l2.diff_id.to_string()];
+        let v = read_rootfs(&store, &[desc(&l1), desc(&l2)], Some(&ids)).unwrap();
+        let paths: Vec<&str> = v.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["/a", "/a/elf", "/keep"]);
+        assert_eq!(v.elf_contents["/a/elf"], b"\x7fELFjunk");
+        let wrong = vec![l2.diff_id.to_string(), l1.diff_id.to_string()];
+        assert!(matches!(
+            read_rootfs(&store, &[desc(&l1), desc(&l2)], Some(&wrong)),
+            Err(ViewError::DiffIdMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn entry_names_are_normalized_and_dotdot_refused() {
+        assert_eq!(normalize_entry("./nix/store/x/").unwrap(), "/nix/store/x");
+        assert_eq!(normalize_entry("etc//passwd").unwrap(), "/etc/passwd");
+        assert!(normalize_entry("nix/../../etc/shadow").is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! SBOMs for a built image: SPDX 2.3 and CycloneDX 1.5 JSON, from its closure.
+//!
+//! Contract: pure. The same [`SbomInput`] gives the same JSON, and
+//! [`to_canonical_bytes`] makes it byte-identical (sorted keys, no wall
+//! clock: `created` comes from the caller, the document ids from the image
+//! digest).
+//!
+//! Every closure store path is exactly one SPDX package / CycloneDX component.
+//! The image itself is the package the SPDX document DESCRIBES and the
+//! CycloneDX `metadata.component`; it is not one of the CycloneDX
+//! `components`, so `components.len() == closure.len()` and SPDX has
+//! `closure.len() + 1` packages.
+//!
+//! Per store path: name and version as `builtins.parseDrvName` splits the
+//! store name (a trailing output such as `-bin` moves to an `output`
+//! qualifier/property), a `pkg:nix` purl, the CPE where the caller knows the
+//! vendor and product, the NAR hash as SHA-256, the licenses where known,
+//! and the store path itself. Dependencies are the Nix references.
+
+mod cyclonedx_bom;
+mod ids;
+mod license;
+mod model;
+mod nar_hash;
+mod spdx_doc;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::closure::Closure;
+
+pub const SPDX_MEDIA_TYPE: &str = "application/spdx+json";
+pub const CYCLONEDX_MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";
+
+/// What the SBOMs are made from. All of it is known after the image is built.
+#[derive(Debug, Clone, Copy)]
+pub struct SbomInput<'a> {
+    pub image_name: &'a str,
+    pub image_version: &'a str,
+    pub tier: &'a str,
+    /// `sha256:<hex>` of the image manifest. Seeds the CycloneDX serial
+    /// number and the SPDX document namespace, so both are reproducible.
+    pub manifest_digest: &'a str,
+    /// Where the image is published (`ghcr.io/org/app:tag`), if anywhere.
+    pub image_reference: Option<&'a str>,
+    /// `roots` are the packages asked for, main package first.
+    pub closure: &'a Closure,
+    /// Store-path name (`nginx-1.22.1`), `name-version`, or pname → SPDX
+    /// license ids, where the package set knows them. Ids not on the SPDX
+    /// list are kept as `LicenseRef-…` (SPDX) or named licenses (CycloneDX).
+    pub licenses: &'a BTreeMap<String, Vec<String>>,
+    /// pname → CPE 2.3 `vendor:product` (`nginx` → `f5:nginx`), where known.
+    pub cpes: &'a BTreeMap<String, String>,
+    /// RFC 3339 from `SOURCE_DATE_EPOCH`, in UTC; SPDX requires the
+    /// `YYYY-MM-DDThh:mm:ssZ` form, which [`timestamp_from_epoch`] gives
+    /// (`+00:00` and fractional seconds are rewritten to it).
+    pub created: &'a str,
+    pub tool_version: &'a str,
+}
+
+/// The SPDX 2.3 JSON document.
+pub fn spdx(input: &SbomInput) -> Value {
+    spdx_doc::document(input)
+}
+
+/// The CycloneDX 1.5 JSON BOM.
+pub fn cyclonedx(input: &SbomInput) -> Value {
+    cyclonedx_bom::bom(input)
+}
+
+/// Pretty JSON with every object's keys in byte order and a trailing newline.
+///
+/// Sorted explicitly: serde_json's `preserve_order` feature is on in this
+/// crate, so a `Value`'s maps keep insertion order, not key order.
+pub fn to_canonical_bytes(v: &Value) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(&sorted(v))
+        .expect("a serde_json::Value with string keys always serializes");
+    out.push(b'\n');
+    out
+}
+
+fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` seconds as `YYYY-MM-DDThh:mm:ssZ`, the one timestamp
+/// form both SPDX and CycloneDX accept.
+pub fn timestamp_from_epoch(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests;

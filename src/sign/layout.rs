@@ -1,0 +1,152 @@
+//! Signing and verifying images inside an OCI layout, the way cosign stores
+//! signatures: a signature manifest listed in `index.json` with
+//! `org.opencontainers.image.ref.name` = `sha256-<hex>.sig`, so `push` carries
+//! it to a registry unchanged under that tag.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::keys::{SigningKey, VerifyingKey};
+use super::{
+    new_payload_for, parse_signature_manifest, sign_payload, signature_manifest, signature_tag,
+    verify_image, SignError, SignatureLayer, VerifyError,
+};
+use crate::oci::layout::{Descriptor, Layout, LayoutError, MAX_JSON_BLOB};
+use crate::oci::{Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_MANIFEST};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutSignError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error("writing the signature into the layout: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Debug, Serialize)]
+pub struct SignOutcome {
+    pub manifest_digest: String,
+    pub signature_tag: String,
+    pub signature_manifest: String,
+    pub signatures: usize,
+    pub docker_reference: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyOutcome {
+    pub manifest_digest: String,
+    pub docker_reference: String,
+    pub tier: Option<String>,
+    pub key_fingerprint: String,
+}
+
+/// The repository a layout's image will be known as, for the payload's
+/// `docker-reference`: the caller's choice, else `armorred/<title>`.
+pub fn default_identity(labels: &BTreeMap<String, String>) -> String {
+    let title = labels
+        .get("org.opencontainers.image.title")
+        .map(String::as_str)
+        .unwrap_or("image");
+    format!("armorred/{title}")
+}
+
+fn existing_signatures(layout: &Layout, tag: &str) -> Result<Vec<SignatureLayer>, LayoutSignError> {
+    let index = layout.read_index()?;
+    let Some(desc) = index
+        .manifests
+        .iter()
+        .find(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) == Some(tag))
+    else {
+        return Ok(Vec::new());
+    };
+    let bytes = layout.read_blob(desc, MAX_JSON_BLOB)?;
+    let layers = parse_signature_manifest(&bytes, |digest| {
+        let d = Digest::parse(digest).map_err(|e| SignError::BadManifest(e.to_string()))?;
+        layout.blobs().read(&d).map_err(|e| SignError::Fetch {
+            digest: digest.to_string(),
+            source: Box::new(e),
+        })
+    })?;
+    Ok(layers)
+}
+
+/// Signs the exact manifest bytes of the layout's image, appending to an
+/// existing signature manifest for the same digest.
+pub fn sign_layout(
+    dir: &Path,
+    reference: Option<&str>,
+    key: &SigningKey,
+    identity: Option<&str>,
+    optional: BTreeMap<String, serde_json::Value>,
+) -> Result<SignOutcome, LayoutSignError> {
+    let layout = Layout::create(dir)?;
+    let img = layout.load_image(reference)?;
+    let digest = img.descriptor.digest.to_string();
+    let identity = identity
+        .map(str::to_string)
+        .unwrap_or_else(|| default_identity(&img.labels()));
+    let tag = signature_tag(&digest);
+    let payload = new_payload_for(&identity, &digest, optional);
+    let signature_b64 = sign_payload(key, &payload);
+    let mut layers = existing_signatures(&layout, &tag)?;
+    let new = SignatureLayer {
+        payload,
+        signature_b64,
+        annotations: BTreeMap::new(),
+    };
+    if !layers.contains(&new) {
+        layers.push(new);
+    }
+    let (manifest, config) = signature_manifest(&layers);
+    for l in &layers {
+        layout.blobs().put(&l.payload)?;
+    }
+    layout.blobs().put(&config)?;
+    let m = layout.blobs().put(&manifest)?;
+    layout.blobs().sync_dir()?;
+    let mut index = layout.read_index()?;
+    index
+        .manifests
+        .retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag.as_str()));
+    index.manifests.push(Descriptor {
+        media_type: MEDIA_TYPE_MANIFEST.into(),
+        digest: m.digest.clone(),
+        size: m.size,
+        artifact_type: None,
+        annotations: BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), tag.clone())]),
+        platform: None,
+    });
+    layout.write_index(&index)?;
+    layout.gc()?;
+    Ok(SignOutcome {
+        manifest_digest: digest,
+        signature_tag: tag,
+        signature_manifest: m.digest.to_string(),
+        signatures: layers.len(),
+        docker_reference: identity,
+    })
+}
+
+/// Checks that a signature made with `key` vouches for the layout's image.
+pub fn verify_layout(
+    dir: &Path,
+    reference: Option<&str>,
+    key: &VerifyingKey,
+) -> Result<VerifyOutcome, LayoutSignError> {
+    let layout = Layout::open(dir)?;
+    let img = layout.load_image(reference)?;
+    let digest = img.descriptor.digest.to_string();
+    let layers = existing_signatures(&layout, &signature_tag(&digest))?;
+    let v = verify_image(key, &digest, &layers)?;
+    Ok(VerifyOutcome {
+        manifest_digest: digest,
+        docker_reference: v.payload.critical.identity.docker_reference.clone(),
+        tier: img.labels().get("org.armorred.tier").cloned(),
+        key_fingerprint: key.fingerprint(),
+    })
+}

@@ -1,0 +1,318 @@
+//! The SBOMs validate with the reference tools: spdx-tools for SPDX 2.3 and
+//! cyclonedx-python-lib's JSON schema validator for CycloneDX 1.5, both run by
+//! `tests/validate_sbom.py`. Negative controls show the validator rejects a
+//! corrupted document of each kind, so a pass means something.
+//!
+//! Needs a Python with the validators (`scripts/setup-python.sh` makes one,
+//! or `pip install spdx-tools 'cyclonedx-python-lib[json-validation]'`);
+//! `ARMORRED_PYTHON` names it (default `python3`). Without them the tests
+//! fail rather than skip: a validator that did not run proves nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use armorred::closure::{Closure, PathInfo};
+use armorred::sbom::{self, SbomInput};
+use armorred::store_path::StorePath;
+use serde_json::Value;
+
+const NGINX: &str = "/nix/store/f74phqpz13xmr3lyw61jrv97z7sk0hp8-nginx-1.22.1";
+const DIGEST: &str = "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270";
+
+fn path(s: &str) -> StorePath {
+    StorePath::parse(s).unwrap()
+}
+
+/// A real nginx closure (`nix-store --dump-db $(nix-store -qR nginx)`, Nix
+/// 2.8, hex NAR hashes, a versionless `glibc-host`) plus synthetic paths for
+/// what it lacks: nix-base32 and SRI hashes, `+`, `.`, `?` and `=` in names, a
+/// split output, a second root, a path without a version and a deriver.
+fn realistic_closure() -> Closure {
+    let text = std::fs::read_to_string(fixture("nginx-1.22.1.dump-db.txt")).unwrap();
+    let mut c = Closure::from_dump_db(vec![path(NGINX)], &text).unwrap();
+    let glibc = c.find_by_name("glibc-host").unwrap().clone();
+    let openssl = c.find_by_name("openssl-3.0.20").unwrap().clone();
+    let extra: &[(&str, &str, &[&StorePath])] = &[
+        (
+            "/nix/store/2c6ydbjx6cd2qk1hm5zv4ml9gax83xw1-gtk+3-3.24.41",
+            "sha256:1qndzm4icybkba4kxpl85fxi8g7kyar8mm1pxwkd7p4sqq6a6j06",
+            &[&glibc, &openssl],
+        ),
+        (
+            "/nix/store/3kxq8ih0f3xrl5n5vbr1l7ds5d4y5ghl-python3.11-requests-2.31.0",
+            "sha256-BkijDMaa3NMm7zfUirLy8zwUuyuI3j6JWnN5Fkn9zeI=",
+            &[&glibc],
+        ),
+        (
+            "/nix/store/4mbdc0wf1kizx1b3k9bp7hbf5j4f0n9r-openssl-3.0.20-bin",
+            "sha256:080z3qfiq6qs34c1f5hm2h9i448h1w70s30b184hh1q60l2060h1",
+            &[&openssl, &glibc],
+        ),
+        (
+            "/nix/store/5zw0vbn0ygd1jq9lxxf5v8m7z3dkh3w2-fetch-url?v=2-1.0",
+            "sha256:0000000000000000000000000000000000000000000000000000",
+            &[],
+        ),
+        (
+            "/nix/store/6ai1wyr4ld0r3mwxh5bq1wdc0qjqg2d1-nginx.conf",
+            "sha256:1zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+            &[],
+        ),
+    ];
+    for (p, nar_hash, refs) in extra {
+        c.paths.insert(
+            path(p),
+            PathInfo {
+                nar_hash: nar_hash.to_string(),
+                nar_size: 4096,
+                deriver: Some(format!("{p}.drv")),
+                references: refs.iter().map(|r| (*r).clone()).collect(),
+            },
+        );
+    }
+    // The shell is a second root, using everything synthetic.
+    let shell = path("/nix/store/7b2hx8m4q6r0z5k9c1d3f5g7j9l1n3p5-shell-1.0");
+    c.paths.insert(
+        shell.clone(),
+        PathInfo {
+            nar_hash: "sha256:0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20"
+                .into(),
+            nar_size: 1,
+            deriver: None,
+            references: extra
+                .iter()
+                .map(|(p, _, _)| path(p))
+                .chain([path(NGINX)])
+                .collect(),
+        },
+    );
+    c.roots.push(shell);
+    c.check_closed().unwrap();
+    c
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/sbom")
+        .join(name)
+}
+
+struct Sboms {
+    spdx: Value,
+    cyclonedx: Value,
+    closure_len: usize,
+}
+
+fn make_sboms() -> Sboms {
+    make_sboms_with(default_licenses())
+}
+
+fn default_licenses() -> BTreeMap<String, Vec<String>> {
+    [
+        ("nginx", vec!["BSD-2-Clause"]),
+        ("openssl", vec!["Apache-2.0"]),
+        ("pcre2", vec!["BSD-3-Clause"]),
+        ("zlib-1.2.13", vec!["Zlib"]),
+        ("gtk+3", vec!["LGPL-2.1-or-later"]),
+        ("python3.11-requests", vec!["Apache-2.0"]),
+        ("glibc-host", vec!["LGPL-2.1-or-later", "GPL-2.0-or-later"]),
+        ("shell", vec!["unfree redistributable", "LicenseRef-acme-1"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+    .collect()
+}
+
+fn make_sboms_with(licenses: BTreeMap<String, Vec<String>>) -> Sboms {
+    let closure = realistic_closure();
+    let cpes: BTreeMap<String, String> = [
+        ("nginx", "f5:nginx"),
+        ("openssl", "openssl:openssl"),
+        ("pcre2", "pcre:pcre2"),
+        ("zlib", "zlib:zlib"),
+        ("gtk+3", "gnome:gtk+"),
+        ("fetch-url?v=2", "acme:fetch-url?v=2"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let input = SbomInput {
+        image_name: "nginx",
+        image_version: "1.22.1",
+        tier: "hardened",
+        manifest_digest: DIGEST,
+        image_reference: Some("localhost:5000/armorred/nginx:1.22.1"),
+        closure: &closure,
+        licenses: &licenses,
+        cpes: &cpes,
+        created: &sbom::timestamp_from_epoch(1_700_000_000),
+        tool_version: "0.1.0",
+    };
+    Sboms {
+        spdx: sbom::spdx(&input),
+        cyclonedx: sbom::cyclonedx(&input),
+        closure_len: closure.len(),
+    }
+}
+
+/// Writes both documents and runs the validator on them.
+fn validate(dir: &Path, spdx: &Value, cyclonedx: &Value) -> Output {
+    let (s, c) = (dir.join("sbom.spdx.json"), dir.join("sbom.cdx.json"));
+    std::fs::write(&s, sbom::to_canonical_bytes(spdx)).unwrap();
+    std::fs::write(&c, sbom::to_canonical_bytes(cyclonedx)).unwrap();
+    let python = std::env::var("ARMORRED_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate_sbom.py");
+    let mut cmd = Command::new(&python);
+    cmd.arg(&script).arg(&s).arg(&c);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("could not start `{python}` (set ARMORRED_PYTHON): {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("ModuleNotFoundError"),
+        "`{python}` lacks the validators; hint: export ARMORRED_PYTHON=$(bash scripts/setup-python.sh), \
+         or pip install spdx-tools 'cyclonedx-python-lib[json-validation]'\n{stderr}"
+    );
+    out
+}
+
+fn report(out: &Output) -> String {
+    format!(
+        "status: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn sboms_validate_with_the_reference_tools() {
+    let s = make_sboms();
+    assert_eq!(
+        s.cyclonedx["components"].as_array().unwrap().len(),
+        s.closure_len
+    );
+    assert_eq!(
+        s.spdx["packages"].as_array().unwrap().len(),
+        s.closure_len + 1
+    );
+    let licenses_refs: BTreeSet<&str> = s.spdx["hasExtractedLicensingInfos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["licenseId"].as_str().unwrap())
+        .collect();
+    assert!(
+        licenses_refs.contains("LicenseRef-acme-1"),
+        "{licenses_refs:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = validate(dir.path(), &s.spdx, &s.cyclonedx);
+    assert!(
+        out.status.success(),
+        "validator rejected the SBOMs\n{}",
+        report(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("SPDX") && stdout.contains("CycloneDX"),
+        "{}",
+        report(&out)
+    );
+}
+
+#[test]
+fn validator_rejects_an_invalid_spdx_id() {
+    let mut s = make_sboms();
+    // `_` is not allowed in an SPDX id.
+    s.spdx["packages"][1]["SPDXID"] = "SPDXRef-not_valid".into();
+    let dir = tempfile::tempdir().unwrap();
+    let out = validate(dir.path(), &s.spdx, &s.cyclonedx);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a corrupt SPDX passed\n{}",
+        report(&out)
+    );
+    assert!(
+        stderr.contains("SPDXRef-not_valid") && !stderr.contains("CycloneDX"),
+        "{}",
+        report(&out)
+    );
+}
+
+#[test]
+fn validator_rejects_a_broken_cyclonedx() {
+    let mut s = make_sboms();
+    // A SHA-256 must be 64 hex digits, and a dependency must name a bom-ref.
+    s.cyclonedx["components"][0]["hashes"][0]["content"] = "not-a-hash".into();
+    let dir = tempfile::tempdir().unwrap();
+    let out = validate(dir.path(), &s.spdx, &s.cyclonedx);
+    assert!(
+        !out.status.success(),
+        "a corrupt CycloneDX passed\n{}",
+        report(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CycloneDX"),
+        "{}",
+        report(&out)
+    );
+
+    let mut s = make_sboms();
+    s.cyclonedx["dependencies"][0]["dependsOn"][0] = "/nix/store/not-in-the-bom".into();
+    let out = validate(dir.path(), &s.spdx, &s.cyclonedx);
+    assert!(
+        !out.status.success(),
+        "a dangling dependency passed\n{}",
+        report(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("undeclared bom-ref"),
+        "{}",
+        report(&out)
+    );
+}
+
+/// Every id armorred treats as an SPDX license id must pass both validators
+/// as one, or a package carrying it would make the SBOMs invalid.
+#[test]
+fn every_embedded_spdx_license_id_validates() {
+    let list = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sbom/spdx_license_ids.txt"),
+    )
+    .unwrap();
+    let ids: Vec<String> = list
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    assert!(ids.len() > 500, "{}", ids.len());
+    let mut licenses = default_licenses();
+    licenses.insert("nginx".into(), ids.clone());
+    let s = make_sboms_with(licenses);
+    // All of them went in as ids, none as LicenseRef-/named licenses.
+    let nginx = s.cyclonedx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "nginx")
+        .unwrap();
+    let as_ids: Vec<&str> = nginx["licenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["license"]["id"].as_str())
+        .collect();
+    assert_eq!(as_ids, ids);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = validate(dir.path(), &s.spdx, &s.cyclonedx);
+    assert!(
+        out.status.success(),
+        "validator rejected an embedded id\n{}",
+        report(&out)
+    );
+}
