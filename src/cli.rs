@@ -8,7 +8,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::plan::PackageSet;
 use crate::tier::{Tier, TierSelection};
 
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("ARMORRED_GIT_REVISION"), ")");
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("ARMORRED_GIT_REVISION"),
+    ")"
+);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +48,10 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Re-hash every blob of a layout and report mismatches.
     Fsck(FsckArgs),
+    /// Print the SBOM attached to an image (SPDX 2.3 or CycloneDX 1.5 JSON).
+    Sbom(SbomArgs),
+    /// Hardening of every ELF file (RELRO, canary, NX, PIE, FORTIFY, CFI, SafeStack, CET) and image facts.
+    Analyze(InspectArgs),
     /// Write a cosign key pair: <prefix>.key (encrypted, mode 0600) and <prefix>.pub.
     GenerateKeyPair(GenerateKeyPairArgs),
     /// Sign an image in cosign's format (passphrase from COSIGN_PASSWORD or a prompt).
@@ -207,6 +216,15 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SbomArgs {
+    pub layout: PathBuf,
+    #[arg(long, value_enum, default_value = "spdx")]
+    pub format: crate::attach::SbomFormat,
+    #[arg(long = "ref")]
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct FsckArgs {
     pub layout: PathBuf,
     #[arg(long)]
@@ -243,7 +261,8 @@ mod tests {
 
     #[test]
     fn bad_tier_is_a_usage_error() {
-        let e = Cli::try_parse_from(["armorred", "build", "nginx", "--tier", "strict"]).unwrap_err();
+        let e =
+            Cli::try_parse_from(["armorred", "build", "nginx", "--tier", "strict"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("unknown tier `strict`"), "{e}");
     }

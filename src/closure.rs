@@ -119,11 +119,7 @@ pub fn parse_dump_db(text: &str) -> Result<BTreeMap<StorePath, PathInfo>, Closur
                 message: format!("unexpected end of input, expected {what}"),
             })
     };
-    loop {
-        let (i, path) = match next("a store path") {
-            Ok(v) => v,
-            Err(_) => break,
-        };
+    while let Ok((i, path)) = next("a store path") {
         if path.is_empty() {
             continue;
         }
@@ -178,7 +174,9 @@ pub(crate) mod tests {
         // A valid hash derived from the name so fixtures stay readable.
         let alphabet = b"0123456789abcdfghijklmnpqrsvwxyz";
         let mut h = String::new();
-        let mut seed: u32 = name.bytes().fold(7, |a, b| a.wrapping_mul(31).wrapping_add(b as u32));
+        let mut seed: u32 = name
+            .bytes()
+            .fold(7, |a, b| a.wrapping_mul(31).wrapping_add(b as u32));
         for _ in 0..32 {
             seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             h.push(alphabet[(seed >> 16) as usize % 32] as char);
@@ -221,10 +219,7 @@ pub(crate) mod tests {
             assert!(!info.references.contains(p));
         }
         let roots = paths.keys().take(1).cloned().collect();
-        let c = Closure {
-            roots,
-            paths,
-        };
+        let c = Closure { roots, paths };
         c.check_closed().unwrap();
     }
 

@@ -7,10 +7,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::cli::{
-    BuildArgs, Cli, Command, CompressionArg, FsckArgs, GenerateKeyPairArgs, InspectArgs, ListArgs, NixArgs, PlanArgs,
-    RecipeArgs, SignArgs, VerifyArgs,
+    BuildArgs, Cli, Command, CompressionArg, FsckArgs, GenerateKeyPairArgs, InspectArgs, ListArgs,
+    NixArgs, PlanArgs, RecipeArgs, SignArgs, VerifyArgs,
 };
-use crate::sign::{self, keys};
 use crate::nix::{self, NixEnv, NixInvocation, NixOptions};
 use crate::oci::image::DirectLayers;
 use crate::oci::layout::Layout;
@@ -18,6 +17,7 @@ use crate::oci::tarball::Compression;
 use crate::pipeline::{self, BuildContext, BuildOutcome, Reporter};
 use crate::plan::{BuildPlan, PlanOptions};
 use crate::recipe::{self, Recipe, RecipeLoadError};
+use crate::sign::{self, keys};
 use crate::tier::Tier;
 use crate::{inspect, process};
 
@@ -31,7 +31,10 @@ pub struct CommandOutput {
 
 impl CommandOutput {
     fn ok(stdout: String) -> Self {
-        CommandOutput { stdout, failed: false }
+        CommandOutput {
+            stdout,
+            failed: false,
+        }
     }
 }
 
@@ -53,6 +56,20 @@ pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
         Command::Plan(a) => plan(a),
         Command::Inspect(a) => inspect_cmd(a),
         Command::Fsck(a) => fsck(a),
+        Command::Sbom(a) => {
+            let bytes = crate::attach::read_sbom(&a.layout, a.reference.as_deref(), a.format)?;
+            Ok(CommandOutput::ok(
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ))
+        }
+        Command::Analyze(a) => {
+            let r = crate::analysis::analyze_layout(&a.layout, a.reference.as_deref())?;
+            Ok(CommandOutput::ok(if a.json {
+                json(&r)
+            } else {
+                crate::analysis::render(&r)
+            }))
+        }
         Command::GenerateKeyPair(a) => generate_key_pair(a),
         Command::Sign(a) => sign(a),
         Command::Verify(a) => verify(a),
@@ -71,18 +88,32 @@ pub fn load_recipe(dir: &Path, image: &str) -> Result<Recipe> {
     }
     let path = dir.join(format!("{image}.toml"));
     if !path.exists() {
-        return Err(InputError::UnknownImage { image: image.into(), path }.into());
+        return Err(InputError::UnknownImage {
+            image: image.into(),
+            path,
+        }
+        .into());
     }
     Ok(Recipe::load(&path)?)
 }
 
 fn all_recipes(dir: &Path) -> Result<Vec<Recipe>> {
-    let files = recipe::list_recipe_files(dir).map_err(|e| InputError::RecipesDir(dir.to_path_buf(), e))?;
-    files.iter().map(|f| Recipe::load(f).map_err(Into::into)).collect()
+    let files =
+        recipe::list_recipe_files(dir).map_err(|e| InputError::RecipesDir(dir.to_path_buf(), e))?;
+    files
+        .iter()
+        .map(|f| Recipe::load(f).map_err(Into::into))
+        .collect()
 }
 
 fn nix_options(a: &NixArgs) -> NixOptions {
-    let NixArgs { builders, store, max_jobs, substituters, nix_option } = a;
+    let NixArgs {
+        builders,
+        store,
+        max_jobs,
+        substituters,
+        nix_option,
+    } = a;
     NixOptions {
         builders: builders.clone(),
         store: store.clone(),
@@ -126,7 +157,10 @@ fn nix_env(r: &RecipeArgs, nix: &NixArgs) -> NixEnv {
 pub fn source_date_epoch() -> Result<i64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.trim().is_empty() => v.trim().parse::<i64>().map_err(|_| {
-            InputError::Invalid(format!("SOURCE_DATE_EPOCH=`{v}` is not a number of seconds")).into()
+            InputError::Invalid(format!(
+                "SOURCE_DATE_EPOCH=`{v}` is not a number of seconds"
+            ))
+            .into()
         }),
         _ => Ok(1),
     }
@@ -158,14 +192,22 @@ fn compression(a: &BuildArgs) -> Result<Compression> {
         CompressionArg::Gzip => {
             let level = a.compression_level.unwrap_or(6);
             if !(0..=9).contains(&level) {
-                return Err(InputError::Invalid(format!("--compression-level {level}: gzip takes 0-9")).into());
+                return Err(InputError::Invalid(format!(
+                    "--compression-level {level}: gzip takes 0-9"
+                ))
+                .into());
             }
-            Compression::Gzip { level: level as u32 }
+            Compression::Gzip {
+                level: level as u32,
+            }
         }
         CompressionArg::Zstd => {
             let level = a.compression_level.unwrap_or(3);
             if !(1..=19).contains(&level) {
-                return Err(InputError::Invalid(format!("--compression-level {level}: zstd takes 1-19")).into());
+                return Err(InputError::Invalid(format!(
+                    "--compression-level {level}: zstd takes 1-19"
+                ))
+                .into());
             }
             Compression::Zstd { level }
         }
@@ -210,13 +252,20 @@ fn build(a: &BuildArgs, reporter: &dyn Reporter) -> Result<CommandOutput> {
                 Err(e) if !a.all => return Err(e),
                 Err(e) => {
                     tracing::error!("{} ({tier}) failed: {e:#}", r.image.name);
-                    failures.push(Failure { image: r.image.name.clone(), tier, error: format!("{e:#}") });
+                    failures.push(Failure {
+                        image: r.image.name.clone(),
+                        tier,
+                        error: format!("{e:#}"),
+                    });
                 }
             }
         }
     }
     let stdout = if a.json {
-        json(&BuildSummary { images: &outcomes, failures: std::mem::take(&mut failures_clone(&failures)) })
+        json(&BuildSummary {
+            images: &outcomes,
+            failures: std::mem::take(&mut failures_clone(&failures)),
+        })
     } else {
         let mut s = String::new();
         for o in &outcomes {
@@ -227,19 +276,34 @@ fn build(a: &BuildArgs, reporter: &dyn Reporter) -> Result<CommandOutput> {
     if !failures.is_empty() {
         let mut table = String::from("build summary:\n");
         for o in &outcomes {
-            table.push_str(&format!("  ok      {:<20} {:<9} {}\n", o.image, o.tier, o.manifest_digest));
+            table.push_str(&format!(
+                "  ok      {:<20} {:<9} {}\n",
+                o.image, o.tier, o.manifest_digest
+            ));
         }
         for f in &failures {
-            table.push_str(&format!("  FAILED  {:<20} {:<9} {}\n", f.image, f.tier, f.error.lines().next().unwrap_or("")));
+            table.push_str(&format!(
+                "  FAILED  {:<20} {:<9} {}\n",
+                f.image,
+                f.tier,
+                f.error.lines().next().unwrap_or("")
+            ));
         }
         tracing::error!("{table}");
     }
-    Ok(CommandOutput { stdout, failed: !failures.is_empty() })
+    Ok(CommandOutput {
+        stdout,
+        failed: !failures.is_empty(),
+    })
 }
 
 fn failures_clone(f: &[Failure]) -> Vec<Failure> {
     f.iter()
-        .map(|x| Failure { image: x.image.clone(), tier: x.tier, error: x.error.clone() })
+        .map(|x| Failure {
+            image: x.image.clone(),
+            tier: x.tier,
+            error: x.error.clone(),
+        })
         .collect()
 }
 
@@ -296,7 +360,11 @@ fn list(a: &ListArgs) -> Result<CommandOutput> {
                 "  {:<9} {}{}{}\n",
                 t.tier.to_string(),
                 t.hardening.join(","),
-                if t.dropped.is_empty() { String::new() } else { format!("  drops: {}", t.dropped.join(",")) },
+                if t.dropped.is_empty() {
+                    String::new()
+                } else {
+                    format!("  drops: {}", t.dropped.join(","))
+                },
                 if t.shell { "  shell" } else { "" }
             ));
         }
@@ -324,11 +392,18 @@ fn plan(a: &PlanArgs) -> Result<CommandOutput> {
         }
         let inv = NixInvocation::new(&plan, &env);
         let package_meta = if a.eval {
-            Some(nix::eval_meta(&inv).with_context(|| format!("evaluating `{}` tier `{tier}`", a.image))?)
+            Some(
+                nix::eval_meta(&inv)
+                    .with_context(|| format!("evaluating `{}` tier `{tier}`", a.image))?,
+            )
         } else {
             None
         };
-        reports.push(PlanReport { nix_command: inv.build_command().display(), plan, package_meta });
+        reports.push(PlanReport {
+            nix_command: inv.build_command().display(),
+            plan,
+            package_meta,
+        });
     }
     if a.json {
         return Ok(CommandOutput::ok(json(&reports)));
@@ -336,14 +411,30 @@ fn plan(a: &PlanArgs) -> Result<CommandOutput> {
     let mut s = String::new();
     for r in &reports {
         let p = &r.plan;
-        s.push_str(&format!("{} {} ({} tier, {} package set)\n", p.image, p.version, p.tier, p.package_set));
+        s.push_str(&format!(
+            "{} {} ({} tier, {} package set)\n",
+            p.image, p.version, p.tier, p.package_set
+        ));
         s.push_str(&format!("  hardening: {}\n", p.hardening_names.join(",")));
-        s.push_str(&format!("  drops:     {}\n", if p.drop.is_empty() { "-".into() } else { p.drop.join(",") }));
-        s.push_str(&format!("  shell:     {}  coreutils: {}\n", p.shell, p.coreutils));
+        s.push_str(&format!(
+            "  drops:     {}\n",
+            if p.drop.is_empty() {
+                "-".into()
+            } else {
+                p.drop.join(",")
+            }
+        ));
+        s.push_str(&format!(
+            "  shell:     {}  coreutils: {}\n",
+            p.shell, p.coreutils
+        ));
         s.push_str(&format!("  user:      {}\n", p.runtime.user));
         s.push_str(&format!("  max layers: {}\n", p.max_layers));
         if let Some(m) = &r.package_meta {
-            s.push_str(&format!("  cflags:    {}\n  ldflags:   {}\n", m.cflags, m.ldflags));
+            s.push_str(&format!(
+                "  cflags:    {}\n  ldflags:   {}\n",
+                m.cflags, m.ldflags
+            ));
         }
         s.push_str(&format!("  nix:       {}\n", r.nix_command));
     }
@@ -352,7 +443,11 @@ fn plan(a: &PlanArgs) -> Result<CommandOutput> {
 
 fn inspect_cmd(a: &InspectArgs) -> Result<CommandOutput> {
     let r = inspect::inspect(&a.layout, a.reference.as_deref())?;
-    Ok(CommandOutput::ok(if a.json { json(&r) } else { inspect::render(&r) }))
+    Ok(CommandOutput::ok(if a.json {
+        json(&r)
+    } else {
+        inspect::render(&r)
+    }))
 }
 
 fn fsck(a: &FsckArgs) -> Result<CommandOutput> {
@@ -404,7 +499,9 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
             return n.hint().map(str::to_string);
         }
         if let Some(InputError::UnknownImage { .. }) = cause.downcast_ref::<InputError>() {
-            return Some("`armorred list` shows the recipes; --recipes DIR picks another directory".into());
+            return Some(
+                "`armorred list` shows the recipes; --recipes DIR picks another directory".into(),
+            );
         }
     }
     None
@@ -412,10 +509,18 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
 
 fn generate_key_pair(a: &GenerateKeyPairArgs) -> Result<CommandOutput> {
     let pass = keys::passphrase_from_env_or_prompt(true)?;
-    let (key, public) = keys::write_key_pair(&a.output_key_prefix, &pass)
-        .with_context(|| format!("writing the key pair {}.key/.pub", a.output_key_prefix.display()))?;
+    let (key, public) = keys::write_key_pair(&a.output_key_prefix, &pass).with_context(|| {
+        format!(
+            "writing the key pair {}.key/.pub",
+            a.output_key_prefix.display()
+        )
+    })?;
     tracing::info!("private key written to {} (mode 0600)", key.display());
-    Ok(CommandOutput::ok(format!("{}\n{}\n", key.display(), public.display())))
+    Ok(CommandOutput::ok(format!(
+        "{}\n{}\n",
+        key.display(),
+        public.display()
+    )))
 }
 
 fn load_signing_key(path: &Path) -> Result<keys::SigningKey> {
@@ -426,8 +531,9 @@ fn load_signing_key(path: &Path) -> Result<keys::SigningKey> {
 }
 
 fn load_verifying_key(path: &Path) -> Result<keys::VerifyingKey> {
-    let pem = std::fs::read_to_string(path)
-        .map_err(|e| InputError::Invalid(format!("cannot read public key {}: {e}", path.display())))?;
+    let pem = std::fs::read_to_string(path).map_err(|e| {
+        InputError::Invalid(format!("cannot read public key {}: {e}", path.display()))
+    })?;
     keys::load_public_key(&pem).with_context(|| format!("reading public key {}", path.display()))
 }
 
@@ -449,19 +555,30 @@ fn sign(a: &SignArgs) -> Result<CommandOutput> {
         ))
         .into());
     }
-    let o = sign::layout::sign_layout(Path::new(&a.target), a.reference.as_deref(), &key, a.identity.as_deref(), optional)
-        .with_context(|| format!("signing {}", a.target))?;
+    let o = sign::layout::sign_layout(
+        Path::new(&a.target),
+        a.reference.as_deref(),
+        &key,
+        a.identity.as_deref(),
+        optional,
+    )
+    .with_context(|| format!("signing {}", a.target))?;
     Ok(CommandOutput::ok(if a.json {
         json(&o)
     } else {
-        format!("{} {} ({} signature(s))\n", o.manifest_digest, o.signature_tag, o.signatures)
+        format!(
+            "{} {} ({} signature(s))\n",
+            o.manifest_digest, o.signature_tag, o.signatures
+        )
     }))
 }
 
 fn verify(a: &VerifyArgs) -> Result<CommandOutput> {
     let key = load_verifying_key(&a.key)?;
     if !is_layout(&a.target) {
-        return Err(InputError::Invalid(format!("`{}` is not an OCI layout directory", a.target)).into());
+        return Err(
+            InputError::Invalid(format!("`{}` is not an OCI layout directory", a.target)).into(),
+        );
     }
     let o = sign::layout::verify_layout(Path::new(&a.target), a.reference.as_deref(), &key)
         .with_context(|| format!("verifying {}", a.target))?;

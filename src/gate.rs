@@ -7,7 +7,10 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::analyze::{self, check_promise, ElfReport, ImageAnalysis, ImageInput, Promise, Property, PropertyStatus, Violation};
+use crate::analyze::{
+    self, check_promise, ElfReport, ImageAnalysis, ImageInput, Promise, Property, PropertyStatus,
+    Violation,
+};
 use crate::oci::blob::BlobStore;
 use crate::oci::image::layer_descriptors;
 use crate::oci::rootfs_view::{read_rootfs, ViewError};
@@ -64,7 +67,7 @@ pub fn analyze_layers(
     }))
 }
 
-fn package_reports<'a>(analysis: &'a ImageAnalysis, package: &str) -> Vec<ElfReport> {
+fn package_reports(analysis: &ImageAnalysis, package: &str) -> Vec<ElfReport> {
     let prefix = format!("{package}/");
     analysis
         .binaries
@@ -89,7 +92,11 @@ pub fn check(
         .collect();
     let mut violations = check_promise(&reports, package, &promise_for(plan), &ex);
     let prefix = format!("{package}/");
-    for u in analysis.unreadable_elfs.iter().filter(|u| u.path.starts_with(&prefix)) {
+    for u in analysis
+        .unreadable_elfs
+        .iter()
+        .filter(|u| u.path.starts_with(&prefix))
+    {
         violations.push(Violation {
             path: u.path.clone(),
             property: Property::Pie,
@@ -101,13 +108,24 @@ pub fn check(
     }
     let list = violations
         .iter()
-        .map(|v| format!("  {}: missing {} ({})", v.path, v.property.as_str(), v.detail))
+        .map(|v| {
+            format!(
+                "  {}: missing {} ({})",
+                v.path,
+                v.property.as_str(),
+                v.detail
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n");
     Err(GateError {
         tier: plan.tier.to_string(),
         package: package.to_string(),
-        count: violations.iter().map(|v| &v.path).collect::<BTreeSet<_>>().len(),
+        count: violations
+            .iter()
+            .map(|v| &v.path)
+            .collect::<BTreeSet<_>>()
+            .len(),
         list,
         violations,
     })

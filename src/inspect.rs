@@ -52,7 +52,8 @@ pub struct Attachment {
 }
 
 fn strings(v: Option<&serde_json::Value>) -> Vec<String> {
-    v.and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default()
+    v.and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
 }
 
 fn string(v: Option<&serde_json::Value>) -> Option<String> {
@@ -69,7 +70,11 @@ pub fn inspect(dir: &Path, reference: Option<&str>) -> Result<InspectReport, Lay
     let history: Vec<serde_json::Value> = strings_values(c.get("history"));
     let created_by: Vec<Option<String>> = history
         .iter()
-        .filter(|h| !h.get("empty_layer").and_then(|e| e.as_bool()).unwrap_or(false))
+        .filter(|h| {
+            !h.get("empty_layer")
+                .and_then(|e| e.as_bool())
+                .unwrap_or(false)
+        })
         .map(|h| string(h.get("created_by")))
         .collect();
     let layers = img
@@ -136,7 +141,11 @@ pub fn render(r: &InspectReport) -> String {
     if let Some(x) = &r.reference {
         let _ = writeln!(s, "reference:   {x}");
     }
-    let _ = writeln!(s, "manifest:    {} ({} bytes)", r.manifest_digest, r.manifest_size);
+    let _ = writeln!(
+        s,
+        "manifest:    {} ({} bytes)",
+        r.manifest_digest, r.manifest_size
+    );
     let _ = writeln!(s, "config:      {}", r.config_digest);
     let _ = writeln!(
         s,
@@ -160,7 +169,12 @@ pub fn render(r: &InspectReport) -> String {
     for (k, v) in &r.labels {
         let _ = writeln!(s, "  {k}={v}");
     }
-    let _ = writeln!(s, "layers ({}, {} bytes compressed):", r.layers.len(), r.compressed_size);
+    let _ = writeln!(
+        s,
+        "layers ({}, {} bytes compressed):",
+        r.layers.len(),
+        r.compressed_size
+    );
     for l in &r.layers {
         let _ = writeln!(
             s,

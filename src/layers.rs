@@ -53,7 +53,11 @@ impl LayerPlan {
         let store_layers = max_layers - 1;
         let mut layers: Vec<LayerSpec> = Vec::new();
         if ranked.len() <= store_layers {
-            layers.extend(ranked.into_iter().map(|p| LayerSpec::StorePaths { paths: vec![p] }));
+            layers.extend(
+                ranked
+                    .into_iter()
+                    .map(|p| LayerSpec::StorePaths { paths: vec![p] }),
+            );
         } else {
             let keep = store_layers - 1;
             let (own, rest) = ranked.split_at(keep);
@@ -115,7 +119,11 @@ mod tests {
 
     fn nginx_like() -> Closure {
         closure(&[
-            ("nginx-1.22.1", 3_000, &["openssl-3.0.15", "pcre2-10.42", "zlib-1.2.13", "glibc-2.36"]),
+            (
+                "nginx-1.22.1",
+                3_000,
+                &["openssl-3.0.15", "pcre2-10.42", "zlib-1.2.13", "glibc-2.36"],
+            ),
             ("openssl-3.0.15", 6_000, &["glibc-2.36"]),
             ("pcre2-10.42", 1_000, &["glibc-2.36"]),
             ("zlib-1.2.13", 200, &["glibc-2.36"]),
@@ -127,7 +135,9 @@ mod tests {
         plan.layers
             .iter()
             .map(|l| match l {
-                LayerSpec::StorePaths { paths } => paths.iter().map(|p| p.name().to_string()).collect(),
+                LayerSpec::StorePaths { paths } => {
+                    paths.iter().map(|p| p.name().to_string()).collect()
+                }
                 LayerSpec::Rootfs => vec!["<rootfs>".to_string()],
             })
             .collect()
@@ -170,7 +180,10 @@ mod tests {
         let a = LayerPlan::new(&nginx_like(), 3).unwrap();
         let b = LayerPlan::new(&nginx_like(), 3).unwrap();
         assert_eq!(a, b);
-        assert_eq!(LayerPlan::new(&nginx_like(), 1), Err(LayerPlanError::TooFewLayers(1)));
+        assert_eq!(
+            LayerPlan::new(&nginx_like(), 1),
+            Err(LayerPlanError::TooFewLayers(1))
+        );
     }
 
     #[test]
@@ -183,8 +196,13 @@ mod tests {
         let h = LayerPlan::new(&nginx_like(), 100).unwrap();
         let l = LayerPlan::new(&locked, 100).unwrap();
         for dep in ["glibc-2.36", "openssl-3.0.15", "pcre2-10.42", "zlib-1.2.13"] {
-            let single = LayerSpec::StorePaths { paths: vec![sp(dep)] };
-            assert!(h.layers.contains(&single) && l.layers.contains(&single), "{dep}");
+            let single = LayerSpec::StorePaths {
+                paths: vec![sp(dep)],
+            };
+            assert!(
+                h.layers.contains(&single) && l.layers.contains(&single),
+                "{dep}"
+            );
         }
     }
 

@@ -9,6 +9,8 @@
 //!   → inspect / analyze / lint / sbom / sign / push (each reads an image)
 //! ```
 
+pub mod analysis;
+pub mod attach;
 pub mod cli;
 pub mod closure;
 pub mod commands;
@@ -16,10 +18,10 @@ pub mod gate;
 pub mod inspect;
 pub mod layers;
 pub mod nix;
+pub mod oci;
 pub mod pipeline;
 pub mod plan;
 pub mod process;
-pub mod oci;
 pub mod recipe;
 pub mod rootfs;
 pub mod store_path;

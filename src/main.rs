@@ -37,7 +37,11 @@ fn main() -> ExitCode {
     match commands::run(&cli, &LogReporter) {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
-            if stdout.write_all(out.stdout.as_bytes()).and_then(|_| stdout.flush()).is_err() {
+            if stdout
+                .write_all(out.stdout.as_bytes())
+                .and_then(|_| stdout.flush())
+                .is_err()
+            {
                 return ExitCode::from(1);
             }
             ExitCode::from(u8::from(out.failed))

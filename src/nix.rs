@@ -254,7 +254,9 @@ impl NixError {
             NixError::Build(_) => Some(
                 "the lines above are the end of the build log; `nix log <drv>` shows all of it",
             ),
-            NixError::Eval(_) => Some("check the recipe's package attribute, file and `drop` names"),
+            NixError::Eval(_) => {
+                Some("check the recipe's package attribute, file and `drop` names")
+            }
             _ => None,
         }
     }
@@ -269,7 +271,8 @@ impl NixError {
         }
         // nix-build reports evaluation errors before any build starts.
         if let ProcessError::Failed { stderr_tail, .. } = &e {
-            let evaluated = stderr_tail.contains("building '") || stderr_tail.contains("builder for");
+            let evaluated =
+                stderr_tail.contains("building '") || stderr_tail.contains("builder for");
             if !evaluated && stderr_tail.contains("error:") {
                 return NixError::Eval(e);
             }
@@ -345,8 +348,7 @@ pub fn closure(roots: &[StorePath], options: &NixOptions) -> Result<Closure, Nix
     let db = cmd
         .stdout_string()
         .map_err(|e| NixError::classify(e, NixError::Query))?;
-    Closure::from_dump_db(roots.to_vec(), &db)
-        .map_err(|e| NixError::Query(cmd.bad_output(e)))
+    Closure::from_dump_db(roots.to_vec(), &db).map_err(|e| NixError::Query(cmd.bad_output(e)))
 }
 
 /// `clang-14.0.6` from `clang --version`, or `unknown` if there is no clang.
@@ -358,7 +360,10 @@ pub fn detect_toolchain_id() -> String {
         .and_then(|s| {
             s.lines()
                 .next()
-                .and_then(|l| l.split_whitespace().find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit())))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+                })
                 .map(|v| format!("clang-{}", v.split(['-', '~', '+']).next().unwrap_or(v)))
         })
         .unwrap_or_else(|| "unknown".into())
@@ -442,8 +447,18 @@ mod tests {
         assert_eq!(
             tail,
             [
-                "--builders", "ssh://b1 x86_64-linux", "--store", "/tmp/store", "--max-jobs", "4",
-                "--option", "substituters", "https://cache.example", "--option", "cores", "2"
+                "--builders",
+                "ssh://b1 x86_64-linux",
+                "--store",
+                "/tmp/store",
+                "--max-jobs",
+                "4",
+                "--option",
+                "substituters",
+                "https://cache.example",
+                "--option",
+                "cores",
+                "2"
             ]
         );
         let q = args(&requisites_command(&[], &e.options));
@@ -456,13 +471,14 @@ mod tests {
         let m = inv.meta_command();
         assert_eq!(m.program(), "nix-instantiate");
         assert!(args(&m).ends_with(&["-A".into(), "meta".into()]));
-        let p = StorePath::parse("/nix/store/0c0k2r4vvhz1yk9p3dn6s2d7jfq2b9g0-nginx-1.22.1").unwrap();
+        let p =
+            StorePath::parse("/nix/store/0c0k2r4vvhz1yk9p3dn6s2d7jfq2b9g0-nginx-1.22.1").unwrap();
         assert_eq!(
             requisites_command(std::slice::from_ref(&p), &NixOptions::default()).display(),
             format!("nix-store --query --requisites {p}")
         );
         assert_eq!(
-            dump_db_command(&[p.clone()], &NixOptions::default()).display(),
+            dump_db_command(std::slice::from_ref(&p), &NixOptions::default()).display(),
             format!("nix-store --dump-db {p}")
         );
     }

@@ -41,7 +41,11 @@ impl Reporter for LogReporter {
         tracing::debug!(target: "armorred::nix", "{image} ({tier}): {line}");
     }
     fn layer_written(&self, image: &str, tier: Tier, done: usize, total: usize, blob: &LayerBlob) {
-        tracing::debug!("{image} ({tier}): layer {done}/{total} {} ({} bytes)", blob.digest, blob.size);
+        tracing::debug!(
+            "{image} ({tier}): layer {done}/{total} {} ({} bytes)",
+            blob.digest,
+            blob.size
+        );
     }
 }
 
@@ -89,8 +93,12 @@ pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<
     let (img, r) = (plan.image.clone(), ctx.reporter);
     let inv = NixInvocation::new(&plan, &ctx.nix);
     r.stage(&img, tier, "building with Nix");
-    let built = nix::build(&inv, |l| r.nix_log(&img, tier, l))
-        .with_context(|| format!("building `{img}` tier `{tier}` with `{}`", inv.build_command().display()))?;
+    let built = nix::build(&inv, |l| r.nix_log(&img, tier, l)).with_context(|| {
+        format!(
+            "building `{img}` tier `{tier}` with `{}`",
+            inv.build_command().display()
+        )
+    })?;
     r.stage(&img, tier, &format!("built {}", built.package));
     let closure = nix::closure(&built.roots(), &ctx.nix.options)
         .with_context(|| format!("computing the runtime closure of {}", built.package))?;
@@ -104,10 +112,22 @@ pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<
     };
     let rootfs = rootfs::rootfs_entries(&plan, &built, &applets)?;
     let out = layout_dir(&ctx.out_dir, &img, tier);
-    r.stage(&img, tier, &format!("writing {} layers to {}", layer_plan.layers.len(), out.display()));
-    let layout = Layout::create(&out).with_context(|| format!("opening output layout {}", out.display()))?;
+    r.stage(
+        &img,
+        tier,
+        &format!(
+            "writing {} layers to {}",
+            layer_plan.layers.len(),
+            out.display()
+        ),
+    );
+    let layout =
+        Layout::create(&out).with_context(|| format!("opening output layout {}", out.display()))?;
     let mut extra_labels = BTreeMap::new();
-    extra_labels.insert("org.armorred.nix.package".to_string(), built.package.to_string());
+    extra_labels.insert(
+        "org.armorred.nix.package".to_string(),
+        built.package.to_string(),
+    );
     let inputs = ImageInputs {
         plan: &plan,
         layer_plan: &layer_plan,
@@ -116,13 +136,22 @@ pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<
         extra_labels,
         jobs: ctx.layer_jobs,
     };
-    let progress = ProgressAdapter { r, image: &img, tier };
+    let progress = ProgressAdapter {
+        r,
+        image: &img,
+        tier,
+    };
     let layers = image::write_image_layers(&layout, &inputs, ctx.layers, &progress)
         .with_context(|| format!("writing the layers to {}", out.display()))?;
     r.stage(&img, tier, "analyzing the image's binaries");
     let analysis = gate::analyze_layers(layout.blobs(), &layers, &plan)
         .with_context(|| format!("reading back the layers of `{img}` tier `{tier}`"))?;
-    gate::check(&analysis, &plan, built.package.as_str(), &recipe.tier(tier).exceptions)?;
+    gate::check(
+        &analysis,
+        &plan,
+        built.package.as_str(),
+        &recipe.tier(tier).exceptions,
+    )?;
     let verified = gate::verified_names(&analysis, built.package.as_str());
     let mut inputs = inputs;
     inputs
@@ -130,7 +159,18 @@ pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<
         .insert("org.armorred.hardening".to_string(), verified.join(","));
     let written = image::finish_image(&layout, &inputs, layers)
         .with_context(|| format!("writing the image to {}", out.display()))?;
-    image::commit(&layout, &written).with_context(|| format!("updating {}", layout.index_path().display()))?;
+    image::commit(&layout, &written)
+        .with_context(|| format!("updating {}", layout.index_path().display()))?;
+    let meta = crate::attach::PackageMetadata::load(&ctx.nix.nix_dir)?;
+    crate::attach::attach_sboms(
+        &layout,
+        &written,
+        &plan,
+        &closure,
+        &meta,
+        &recipe.image.licenses,
+    )
+    .with_context(|| format!("attaching SBOMs to {}", out.display()))?;
     r.stage(&img, tier, &format!("wrote {}", written.manifest.digest));
     Ok(BuildOutcome {
         image: img,
@@ -158,7 +198,8 @@ struct ProgressAdapter<'a> {
 
 impl LayerProgress for ProgressAdapter<'_> {
     fn layer_done(&self, index: usize, total: usize, blob: &LayerBlob) {
-        self.r.layer_written(self.image, self.tier, index, total, blob);
+        self.r
+            .layer_written(self.image, self.tier, index, total, blob);
     }
 }
 
@@ -181,7 +222,9 @@ pub fn check_entrypoint(plan: &BuildPlan, built: &BuiltOutputs, closure: &Closur
         built.package.as_path().join(t)
     } else if program == "/bin/sh" && plan.shell {
         return Ok(());
-    } else if let (Some(shell), true, Some(name)) = (&built.shell, plan.coreutils, program.strip_prefix("/bin/")) {
+    } else if let (Some(shell), true, Some(name)) =
+        (&built.shell, plan.coreutils, program.strip_prefix("/bin/"))
+    {
         shell.as_path().join("bin").join(name)
     } else {
         PathBuf::from(program)

@@ -224,7 +224,10 @@ impl BuildPlan {
         put("org.armorred.tier", self.tier.to_string());
         // What was asked of the compiler; `org.armorred.hardening` (set after
         // the build) holds only what the binaries prove.
-        put("org.armorred.hardening.flags", self.hardening_names.join(","));
+        put(
+            "org.armorred.hardening.flags",
+            self.hardening_names.join(","),
+        );
         if !self.runtime.writable.is_empty() {
             put("org.armorred.writable", self.runtime.writable.join(","));
         }

@@ -101,7 +101,8 @@ impl Cmd {
     }
 
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Cmd {
-        self.env.push((k.as_ref().to_owned(), v.as_ref().to_owned()));
+        self.env
+            .push((k.as_ref().to_owned(), v.as_ref().to_owned()));
         self
     }
 
@@ -260,7 +261,9 @@ mod tests {
 
     #[test]
     fn three_failures_are_distinct() {
-        let e = Cmd::new("/nonexistent/armorred-test-prog").run().unwrap_err();
+        let e = Cmd::new("/nonexistent/armorred-test-prog")
+            .run()
+            .unwrap_err();
         assert!(e.is_not_found(), "{e}");
         assert!(e.to_string().contains("not installed"));
 
@@ -269,7 +272,11 @@ mod tests {
             .run()
             .unwrap_err();
         match &e {
-            ProcessError::Failed { stderr_tail, status, .. } => {
+            ProcessError::Failed {
+                stderr_tail,
+                status,
+                ..
+            } => {
                 assert_eq!(status.code(), Some(3));
                 assert!(stderr_tail.ends_with("boom"));
             }
@@ -287,7 +294,10 @@ mod tests {
     #[test]
     fn keeps_only_the_tail() {
         let e = Cmd::new("sh")
-            .args(["-c", "for i in $(seq 1 100); do echo line$i >&2; done; exit 1"])
+            .args([
+                "-c",
+                "for i in $(seq 1 100); do echo line$i >&2; done; exit 1",
+            ])
             .run()
             .unwrap_err();
         let ProcessError::Failed { stderr_tail, .. } = e else {

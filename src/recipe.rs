@@ -163,7 +163,9 @@ pub struct RecipeError {
 }
 
 fn key_prefix(key: &Option<String>) -> String {
-    key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default()
+    key.as_ref()
+        .map(|k| format!("key `{k}`: "))
+        .unwrap_or_default()
 }
 
 impl Recipe {
@@ -306,16 +308,29 @@ impl Recipe {
                 ));
             }
         }
-        for (tier, spec) in [("hardened", &self.tiers.hardened), ("locked", &self.tiers.locked)] {
+        for (tier, spec) in [
+            ("hardened", &self.tiers.hardened),
+            ("locked", &self.tiers.locked),
+        ] {
             for ex in &spec.exceptions {
                 let key = format!("tiers.{tier}.exceptions");
                 if ex.property != "*" {
                     if let Err(e) = ex.property.parse::<crate::analyze::Property>() {
-                        return Err(self.err_at(text, find_key_span(text, "property"), &key, e.to_string()));
+                        return Err(self.err_at(
+                            text,
+                            find_key_span(text, "property"),
+                            &key,
+                            e.to_string(),
+                        ));
                     }
                 }
                 if ex.reason.trim().is_empty() {
-                    return Err(self.err_at(text, find_key_span(text, "reason"), &key, "an exception needs a reason".into()));
+                    return Err(self.err_at(
+                        text,
+                        find_key_span(text, "reason"),
+                        &key,
+                        "an exception needs a reason".into(),
+                    ));
                 }
             }
         }
@@ -357,7 +372,11 @@ impl Recipe {
     }
 
     pub fn writable(&self) -> Vec<String> {
-        self.runtime.writable.iter().map(|w| w.get_ref().clone()).collect()
+        self.runtime
+            .writable
+            .iter()
+            .map(|w| w.get_ref().clone())
+            .collect()
     }
 
     pub fn user(&self) -> &str {
@@ -380,11 +399,9 @@ pub enum RecipeLoadError {
 /// `8080`, `8080/tcp` or `53/udp`.
 pub fn parse_port(s: &str) -> Result<Port, String> {
     let (num, proto) = s.split_once('/').unwrap_or((s, "tcp"));
-    let number: u16 = num
-        .parse()
-        .ok()
-        .filter(|n| *n != 0)
-        .ok_or_else(|| format!("`{s}` is not a port: expected 1-65535 with an optional /tcp or /udp"))?;
+    let number: u16 = num.parse().ok().filter(|n| *n != 0).ok_or_else(|| {
+        format!("`{s}` is not a port: expected 1-65535 with an optional /tcp or /udp")
+    })?;
     if !matches!(proto, "tcp" | "udp" | "sctp") {
         return Err(format!("`{s}`: protocol must be tcp, udp or sctp"));
     }

@@ -138,9 +138,11 @@ mod tests {
 
     fn built(shell: bool) -> BuiltOutputs {
         BuiltOutputs {
-            package: StorePath::parse("/nix/store/0c0k2r4vvhz1yk9p3dn6s2d7jfq2b9g0-nginx-1.22.1").unwrap(),
+            package: StorePath::parse("/nix/store/0c0k2r4vvhz1yk9p3dn6s2d7jfq2b9g0-nginx-1.22.1")
+                .unwrap(),
             shell: shell.then(|| {
-                StorePath::parse("/nix/store/1c0k2r4vvhz1yk9p3dn6s2d7jfq2b9g0-busybox-1.35.0").unwrap()
+                StorePath::parse("/nix/store/1c0k2r4vvhz1yk9p3dn6s2d7jfq2b9g0-busybox-1.35.0")
+                    .unwrap()
             }),
         }
     }
@@ -155,15 +157,38 @@ mod tests {
         assert_eq!(
             paths(&e),
             [
-                "/etc", "/etc/group", "/etc/nsswitch.conf", "/etc/passwd", "/tmp", "/usr", "/usr/sbin",
-                "/usr/sbin/nginx", "/var", "/var/cache", "/var/cache/nginx"
+                "/etc",
+                "/etc/group",
+                "/etc/nsswitch.conf",
+                "/etc/passwd",
+                "/tmp",
+                "/usr",
+                "/usr/sbin",
+                "/usr/sbin/nginx",
+                "/var",
+                "/var/cache",
+                "/var/cache/nginx"
             ]
         );
-        assert!(matches!(e.last(), Some(RootfsEntry::Dir { uid: 65534, .. })));
-        assert!(matches!(&e[4], RootfsEntry::Dir { mode: 0o1777, uid: 0, .. }));
-        let RootfsEntry::Symlink { target, .. } = &e[7] else { panic!() };
+        assert!(matches!(
+            e.last(),
+            Some(RootfsEntry::Dir { uid: 65534, .. })
+        ));
+        assert!(matches!(
+            &e[4],
+            RootfsEntry::Dir {
+                mode: 0o1777,
+                uid: 0,
+                ..
+            }
+        ));
+        let RootfsEntry::Symlink { target, .. } = &e[7] else {
+            panic!()
+        };
         assert!(target.ends_with("-nginx-1.22.1/bin/nginx"));
-        let RootfsEntry::File { data, .. } = &e[3] else { panic!() };
+        let RootfsEntry::File { data, .. } = &e[3] else {
+            panic!()
+        };
         assert!(String::from_utf8_lossy(data).contains("nobody:x:65534:65534"));
     }
 

@@ -152,8 +152,14 @@ mod tests {
 
     #[test]
     fn drv_name_rules() {
-        assert_eq!(parse_drv_name("openssl-3.0.15"), ("openssl", Some("3.0.15")));
-        assert_eq!(parse_drv_name("glibc-host-2.36"), ("glibc-host", Some("2.36")));
+        assert_eq!(
+            parse_drv_name("openssl-3.0.15"),
+            ("openssl", Some("3.0.15"))
+        );
+        assert_eq!(
+            parse_drv_name("glibc-host-2.36"),
+            ("glibc-host", Some("2.36"))
+        );
         assert_eq!(parse_drv_name("nginx.conf"), ("nginx.conf", None));
         assert_eq!(parse_drv_name("source"), ("source", None));
     }

@@ -84,6 +84,9 @@ mod tests {
             "locked".parse::<TierSelection>().unwrap(),
             TierSelection::One(Tier::Locked)
         );
-        assert!("strict".parse::<TierSelection>().unwrap_err().contains("strict"));
+        assert!("strict"
+            .parse::<TierSelection>()
+            .unwrap_err()
+            .contains("strict"));
     }
 }

@@ -14,22 +14,35 @@ fn build_prints_digest_and_layout_per_tier() {
     assert_eq!(lines.len(), 2, "{}", b.stdout);
     for (line, dir) in lines.iter().zip(["nginx-hardened", "nginx-locked"]) {
         let (digest, path) = line.split_once(' ').unwrap();
-        assert!(digest.starts_with("sha256:") && digest.len() == 71, "{line}");
+        assert!(
+            digest.starts_with("sha256:") && digest.len() == 71,
+            "{line}"
+        );
         assert!(path.ends_with(dir), "{line}");
     }
-    assert_ne!(lines[0].split(' ').next(), lines[1].split(' ').next(), "tiers differ");
+    assert_ne!(
+        lines[0].split(' ').next(),
+        lines[1].split(' ').next(),
+        "tiers differ"
+    );
 }
 
 #[test]
 fn layouts_pass_fsck_and_skopeo_and_umoci() {
     let b = nginx();
     for (layout, tier) in [(&b.hardened, "hardened"), (&b.locked, "locked")] {
-        let f = b.ctx.ok(&["fsck", layout.to_str().unwrap(), "--json"]).json();
+        let f = b
+            .ctx
+            .ok(&["fsck", layout.to_str().unwrap(), "--json"])
+            .json();
         assert_eq!(f["problems"].as_array().unwrap().len(), 0, "{f}");
         assert!(f["blobs_checked"].as_u64().unwrap() >= 7);
 
         let reference = format!("1.22.1-{tier}");
-        let out = sh("skopeo", &["inspect", &format!("oci:{}:{reference}", layout.display())]);
+        let out = sh(
+            "skopeo",
+            &["inspect", &format!("oci:{}:{reference}", layout.display())],
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["Labels"]["org.armorred.tier"], tier);
         assert_eq!(v["Os"], "linux");
@@ -38,14 +51,23 @@ fn layouts_pass_fsck_and_skopeo_and_umoci() {
         let bundle = b.ctx.path().join(format!("bundle-{tier}"));
         sh(
             "umoci",
-            &["unpack", "--rootless", "--image", &format!("{}:{reference}", layout.display()), bundle.to_str().unwrap()],
+            &[
+                "unpack",
+                "--rootless",
+                "--image",
+                &format!("{}:{reference}", layout.display()),
+                bundle.to_str().unwrap(),
+            ],
         );
         let rootfs = bundle.join("rootfs");
         assert!(rootfs.join("etc/passwd").is_file());
         let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
         assert!(passwd.contains("nobody:x:65534:65534"));
         let nginx = std::fs::read_link(rootfs.join("usr/sbin/nginx")).unwrap();
-        assert!(nginx.starts_with("/nix/store/") && nginx.ends_with("bin/nginx"), "{nginx:?}");
+        assert!(
+            nginx.starts_with("/nix/store/") && nginx.ends_with("bin/nginx"),
+            "{nginx:?}"
+        );
         assert!(rootfs.join(nginx.strip_prefix("/").unwrap()).is_file());
         // Nothing but what the closure and the recipe put there.
         let mut top: Vec<String> = std::fs::read_dir(&rootfs)
@@ -53,9 +75,14 @@ fn layouts_pass_fsck_and_skopeo_and_umoci() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         top.sort();
-        let expected: &[&str] = if tier == "locked" { &["bin", "etc", "nix", "tmp", "usr", "var"] } else { &["etc", "nix", "tmp", "usr", "var"] };
+        let expected: &[&str] = if tier == "locked" {
+            &["bin", "etc", "nix", "tmp", "usr", "var"]
+        } else {
+            &["etc", "nix", "tmp", "usr", "var"]
+        };
         assert_eq!(top, expected);
-        let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
         assert_eq!(cfg["process"]["user"]["uid"], 65534);
     }
 }
@@ -64,23 +91,47 @@ fn layouts_pass_fsck_and_skopeo_and_umoci() {
 fn labels_user_and_runtime_config() {
     let b = nginx();
     for (layout, tier) in [(&b.hardened, "hardened"), (&b.locked, "locked")] {
-        let v = b.ctx.ok(&["inspect", layout.to_str().unwrap(), "--json"]).json();
+        let v = b
+            .ctx
+            .ok(&["inspect", layout.to_str().unwrap(), "--json"])
+            .json();
         let l = &v["labels"];
         assert_eq!(l["org.armorred.base"], "scratch");
         assert_eq!(l["org.armorred.tier"], tier);
         assert_eq!(l["org.opencontainers.image.title"], "nginx");
         assert_eq!(l["org.opencontainers.image.version"], "1.22.1");
-        assert_eq!(l["org.opencontainers.image.description"], format!("Hardened nginx 1.22.1 ({tier} tier)"));
-        assert_eq!(l["org.opencontainers.image.created"], "1970-01-01T00:00:01Z");
+        assert_eq!(
+            l["org.opencontainers.image.description"],
+            format!("Hardened nginx 1.22.1 ({tier} tier)")
+        );
+        assert_eq!(
+            l["org.opencontainers.image.created"],
+            "1970-01-01T00:00:01Z"
+        );
         assert!(l["org.opencontainers.image.source"].is_string());
         // What was asked of the compiler…
         let flags = l["org.armorred.hardening.flags"].as_str().unwrap();
         assert_eq!(flags.contains("cfi"), tier == "locked", "{flags}");
         assert_eq!(flags.contains("cet"), tier == "hardened", "{flags}");
         // …and what the binaries prove (checked by the build's own gate).
-        let verified: Vec<&str> = l["org.armorred.hardening"].as_str().unwrap().split(',').collect();
-        for p in ["relro", "bindnow", "stackprotector", "nx", "pie", "fortify3", "safestack"] {
-            assert!(verified.contains(&p), "{tier}: {p} not verified: {verified:?}");
+        let verified: Vec<&str> = l["org.armorred.hardening"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .collect();
+        for p in [
+            "relro",
+            "bindnow",
+            "stackprotector",
+            "nx",
+            "pie",
+            "fortify3",
+            "safestack",
+        ] {
+            assert!(
+                verified.contains(&p),
+                "{tier}: {p} not verified: {verified:?}"
+            );
         }
         assert_eq!(verified.contains(&"cfi"), tier == "locked", "{verified:?}");
         assert_eq!(l["org.armorred.writable"], "/tmp,/var/cache/nginx");
@@ -97,11 +148,20 @@ fn labels_user_and_runtime_config() {
 fn second_build_gives_the_same_digest() {
     let b = nginx();
     let ctx = TestContext::new();
-    let again = ctx.ok(&["build", "nginx", "--tier", "all", "--out", "out"]).stdout();
-    let digests = |s: &str| s.lines().map(|l| l.split(' ').next().unwrap().to_string()).collect::<Vec<_>>();
+    let again = ctx
+        .ok(&["build", "nginx", "--tier", "all", "--out", "out"])
+        .stdout();
+    let digests = |s: &str| {
+        s.lines()
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(digests(&again), digests(&b.stdout));
     // A different SOURCE_DATE_EPOCH is a different input, so a different digest.
-    let r = ctx.run_env(&["build", "nginx", "--tier", "hardened", "--out", "out2"], &[("SOURCE_DATE_EPOCH", "1700000000")]);
+    let r = ctx.run_env(
+        &["build", "nginx", "--tier", "hardened", "--out", "out2"],
+        &[("SOURCE_DATE_EPOCH", "1700000000")],
+    );
     assert!(r.out.status.success(), "{}", r.describe());
     assert_ne!(digests(&r.stdout())[0], digests(&b.stdout)[0]);
 }
@@ -112,31 +172,62 @@ fn serve_and_check(tier: &str, layout: &std::path::Path) {
     assert!(!id.is_empty());
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:8080");
-    let mut args = vec!["run", "-d", "--name", "web", "--read-only", "--user", "65534", "-p", &publish];
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--read-only",
+        "--user",
+        "65534",
+        "-p",
+        &publish,
+    ];
     args.extend(PODMAN_LIMITS);
     args.push(&id);
     podman.run(&args);
     let status = http_status(port, "/", Duration::from_secs(30));
     let missing = http_status(port, "/no-such-page", Duration::from_secs(5));
     let logs = podman.try_run(&["logs", "web"]);
-    let logs = format!("{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&logs.stdout),
+        String::from_utf8_lossy(&logs.stderr)
+    );
     assert_eq!(status, Some(200), "{tier}: GET / failed\n{logs}");
     assert_eq!(missing, Some(404), "{tier}: GET /no-such-page\n{logs}");
     let top = podman.run(&["top", "web", "user"]);
     let users = String::from_utf8_lossy(&top.stdout);
-    assert!(!users.lines().skip(1).any(|l| l.trim() == "root"), "nginx runs as root?\n{users}");
+    assert!(
+        !users.lines().skip(1).any(|l| l.trim() == "root"),
+        "nginx runs as root?\n{users}"
+    );
 
     // The shell is there exactly where the recipe asks for it.
     // No --rm: under load podman sometimes loses the exit code of a removed container.
-    let mut sh_args = vec!["run", "--name", "shell-probe", "--read-only", "--entrypoint", "/bin/sh"];
+    let mut sh_args = vec![
+        "run",
+        "--name",
+        "shell-probe",
+        "--read-only",
+        "--entrypoint",
+        "/bin/sh",
+    ];
     sh_args.extend(PODMAN_LIMITS);
     sh_args.extend([id.as_str(), "-c", "echo shell-ok; id -u"]);
     let out = podman.try_run(&sh_args);
     let text = String::from_utf8_lossy(&out.stdout);
     if tier == "hardened" {
-        assert!(!out.status.success(), "hardened must have no /bin/sh: {text}");
+        assert!(
+            !out.status.success(),
+            "hardened must have no /bin/sh: {text}"
+        );
     } else {
-        assert!(out.status.success() && text.contains("shell-ok") && text.contains("65534"), "{text} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success() && text.contains("shell-ok") && text.contains("65534"),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -153,17 +244,31 @@ fn locked_nginx_serves_in_podman_read_only_as_nobody() {
 #[test]
 fn plan_json_shows_what_differs_between_tiers() {
     let ctx = TestContext::new();
-    let v = ctx.ok(&["plan", "nginx", "--tier", "locked", "--json", "--eval"]).json();
+    let v = ctx
+        .ok(&["plan", "nginx", "--tier", "locked", "--json", "--eval"])
+        .json();
     let p = &v[0];
     assert_eq!(p["plan"]["tier"], "locked");
     assert_eq!(p["plan"]["hardening"]["cfi"], true);
-    assert!(p["plan"]["drop"].as_array().unwrap().iter().any(|d| d == "mail"));
+    assert!(p["plan"]["drop"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d == "mail"));
     let cflags = p["package_meta"]["cflags"].as_str().unwrap();
-    assert!(cflags.contains("-fsanitize=cfi") && !cflags.contains("-fcf-protection"), "{cflags}");
+    assert!(
+        cflags.contains("-fsanitize=cfi") && !cflags.contains("-fcf-protection"),
+        "{cflags}"
+    );
     assert!(cflags.contains("-D_FORTIFY_SOURCE=3"), "{cflags}");
-    let h = ctx.ok(&["plan", "nginx", "--tier", "hardened", "--json", "--eval"]).json();
+    let h = ctx
+        .ok(&["plan", "nginx", "--tier", "hardened", "--json", "--eval"])
+        .json();
     let hflags = h[0]["package_meta"]["cflags"].as_str().unwrap();
-    assert!(hflags.contains("-fcf-protection=full") && !hflags.contains("-fsanitize=cfi"), "{hflags}");
+    assert!(
+        hflags.contains("-fcf-protection=full") && !hflags.contains("-fsanitize=cfi"),
+        "{hflags}"
+    );
     assert_eq!(h[0]["plan"]["drop"], serde_json::json!([]));
     assert!(p["nix_command"].as_str().unwrap().starts_with("nix-build "));
 }
@@ -172,6 +277,11 @@ fn plan_json_shows_what_differs_between_tiers() {
 fn list_shows_recipes_and_tiers() {
     let ctx = TestContext::new();
     let v = ctx.ok(&["list", "--json"]).json();
-    let nginx = v.as_array().unwrap().iter().find(|e| e["image"] == "nginx").expect("nginx recipe");
+    let nginx = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["image"] == "nginx")
+        .expect("nginx recipe");
     assert_eq!(nginx["tiers"].as_array().unwrap().len(), 2);
 }

@@ -414,7 +414,7 @@ fn sym_bytes(syms: &[Sym], strtab: &mut StrTab) -> Vec<u8> {
 }
 
 fn append(out: &mut Vec<u8>, bytes: &[u8], align: usize) -> usize {
-    while out.len() % align != 0 {
+    while !out.len().is_multiple_of(align) {
         out.push(0);
     }
     let off = out.len();

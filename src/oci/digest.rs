@@ -18,7 +18,9 @@ pub struct DigestError(pub String);
 impl Digest {
     pub fn parse(s: &str) -> Result<Digest, DigestError> {
         match s.strip_prefix("sha256:") {
-            Some(h) if h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => {
+            Some(h)
+                if h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+            {
                 Ok(Digest(s.to_string()))
             }
             _ => Err(DigestError(s.to_string())),

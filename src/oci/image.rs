@@ -153,8 +153,14 @@ pub fn finish_image(
         layers: layer_descriptors(&layers),
         subject: None,
         annotations: BTreeMap::from([
-            ("org.opencontainers.image.created".to_string(), rfc3339_utc(plan.source_date_epoch)),
-            ("org.opencontainers.image.base.name".to_string(), "scratch".to_string()),
+            (
+                "org.opencontainers.image.created".to_string(),
+                rfc3339_utc(plan.source_date_epoch),
+            ),
+            (
+                "org.opencontainers.image.base.name".to_string(),
+                "scratch".to_string(),
+            ),
         ]),
     };
     let manifest_bytes = canonical_json(&manifest);
@@ -190,7 +196,9 @@ fn write_layers(
     let specs = &inputs.layer_plan.layers;
     let total = specs.len();
     let jobs = if inputs.jobs == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     } else {
         inputs.jobs
     }
@@ -226,11 +234,14 @@ fn write_layers(
         }
     });
     let mut out = Vec::with_capacity(total);
-    for r in results.into_inner().expect("threads joined") {
-        match r {
-            Some(r) => out.push(r?),
-            None => {} // skipped after another layer failed
-        }
+    // `None`: skipped after another layer failed, whose error is returned.
+    for r in results
+        .into_inner()
+        .expect("threads joined")
+        .into_iter()
+        .flatten()
+    {
+        out.push(r?);
     }
     if out.len() != total {
         // Unreachable unless a layer failed, whose error was returned above.
@@ -239,7 +250,11 @@ fn write_layers(
     Ok(out)
 }
 
-fn config_json(plan: &BuildPlan, inputs: &ImageInputs<'_>, layers: &[LayerBlob]) -> Result<Vec<u8>, ImageError> {
+fn config_json(
+    plan: &BuildPlan,
+    inputs: &ImageInputs<'_>,
+    layers: &[LayerBlob],
+) -> Result<Vec<u8>, ImageError> {
     let rt = &plan.runtime;
     let mut env: Vec<String> = Vec::new();
     if !rt.env.contains_key("PATH") {
@@ -274,7 +289,9 @@ fn config_json(plan: &BuildPlan, inputs: &ImageInputs<'_>, layers: &[LayerBlob])
         .iter()
         .map(|l| {
             let what = match l {
-                LayerSpec::StorePaths { paths } => paths.iter().map(|p| p.name()).collect::<Vec<_>>().join(" "),
+                LayerSpec::StorePaths { paths } => {
+                    paths.iter().map(|p| p.name()).collect::<Vec<_>>().join(" ")
+                }
                 LayerSpec::Rootfs => "rootfs extras (passwd, group, writable dirs, links)".into(),
             };
             HistoryBuilder::default()
@@ -293,7 +310,12 @@ fn config_json(plan: &BuildPlan, inputs: &ImageInputs<'_>, layers: &[LayerBlob])
         .rootfs(
             RootFsBuilder::default()
                 .typ("layers")
-                .diff_ids(layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>())
+                .diff_ids(
+                    layers
+                        .iter()
+                        .map(|l| l.diff_id.to_string())
+                        .collect::<Vec<_>>(),
+                )
                 .build()
                 .map_err(err)?,
         )
@@ -316,7 +338,10 @@ pub fn commit(layout: &Layout, img: &WrittenImage) -> Result<(), ImageError> {
             .annotations
             .get(ANNOTATION_REF_NAME)
             .is_some_and(|r| r.starts_with(&tag_prefix))
-            || d.annotations.get("org.armorred.subject").map(String::as_str) == Some(img.manifest.digest.as_str());
+            || d.annotations
+                .get("org.armorred.subject")
+                .map(String::as_str)
+                == Some(img.manifest.digest.as_str());
         if is_attachment(&d) && ours && !index.manifests.contains(&d) {
             index.manifests.push(d);
         }

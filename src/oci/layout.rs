@@ -112,11 +112,21 @@ pub enum LayoutError {
         actual: u64,
     },
     #[error("{}: declared size {size} is larger than the {limit}-byte limit for a JSON document", path.display())]
-    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error("{}: no image in index.json{}", path.display(), refs_hint(available))]
-    NoImage { path: PathBuf, available: Vec<String> },
+    NoImage {
+        path: PathBuf,
+        available: Vec<String>,
+    },
     #[error("{}: several images in index.json, choose one with a reference{}", path.display(), refs_hint(available))]
-    Ambiguous { path: PathBuf, available: Vec<String> },
+    Ambiguous {
+        path: PathBuf,
+        available: Vec<String>,
+    },
     #[error("{}: unsupported media type `{media_type}`", path.display())]
     UnsupportedMediaType { path: PathBuf, media_type: String },
 }
@@ -141,7 +151,10 @@ pub struct LoadedImage {
 
 impl LoadedImage {
     pub fn ref_name(&self) -> Option<&str> {
-        self.descriptor.annotations.get(ANNOTATION_REF_NAME).map(String::as_str)
+        self.descriptor
+            .annotations
+            .get(ANNOTATION_REF_NAME)
+            .map(String::as_str)
     }
 
     pub fn labels(&self) -> BTreeMap<String, String> {
@@ -183,7 +196,10 @@ impl Layout {
         let blobs = BlobStore::open(root).map_err(io)?;
         let removed = blobs.remove_leftovers().map_err(io)?;
         if removed > 0 {
-            tracing::info!("removed {removed} leftover temp file(s) in {}", root.display());
+            tracing::info!(
+                "removed {removed} leftover temp file(s) in {}",
+                root.display()
+            );
         }
         for leftover in fs::read_dir(root).map_err(io)? {
             let e = leftover.map_err(io)?;
@@ -240,7 +256,8 @@ impl Layout {
 
     pub fn write_index(&self, index: &Index) -> Result<(), LayoutError> {
         let path = self.index_path();
-        write_atomic(&path, &super::canonical_json(index)).map_err(|source| LayoutError::Io { path, source })
+        write_atomic(&path, &super::canonical_json(index))
+            .map_err(|source| LayoutError::Io { path, source })
     }
 
     /// Reads a blob, checking its size and digest against `d`.
@@ -275,7 +292,10 @@ impl Layout {
         Ok(bytes)
     }
 
-    fn read_json<T: serde::de::DeserializeOwned>(&self, d: &Descriptor) -> Result<(Vec<u8>, T), LayoutError> {
+    fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        d: &Descriptor,
+    ) -> Result<(Vec<u8>, T), LayoutError> {
         let bytes = self.read_blob(d, MAX_JSON_BLOB)?;
         let v = serde_json::from_slice(&bytes).map_err(|e| LayoutError::BadJson {
             path: self.blobs.path(&d.digest),
@@ -302,9 +322,10 @@ impl Layout {
             .filter_map(|d| d.annotations.get(ANNOTATION_REF_NAME).cloned())
             .collect();
         let chosen = match reference {
-            Some(r) => images
-                .iter()
-                .find(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) == Some(r) || d.digest.as_str() == r),
+            Some(r) => images.iter().find(|d| {
+                d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) == Some(r)
+                    || d.digest.as_str() == r
+            }),
             None if images.len() > 1 => {
                 return Err(LayoutError::Ambiguous {
                     path: self.index_path(),
@@ -313,12 +334,10 @@ impl Layout {
             }
             None => images.first(),
         };
-        let descriptor = chosen
-            .cloned()
-            .ok_or_else(|| LayoutError::NoImage {
-                path: self.index_path(),
-                available: refs,
-            })?;
+        let descriptor = chosen.cloned().ok_or_else(|| LayoutError::NoImage {
+            path: self.index_path(),
+            available: refs,
+        })?;
         if descriptor.media_type != MEDIA_TYPE_MANIFEST
             && descriptor.media_type != "application/vnd.docker.distribution.manifest.v2+json"
         {
@@ -373,27 +392,41 @@ impl Layout {
         let dir = self.blobs.dir();
         let mut present = BTreeSet::new();
         if dir.is_dir() {
-            for e in fs::read_dir(dir).map_err(|source| LayoutError::Io { path: dir.to_path_buf(), source })? {
-                let e = e.map_err(|source| LayoutError::Io { path: dir.to_path_buf(), source })?;
+            for e in fs::read_dir(dir).map_err(|source| LayoutError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })? {
+                let e = e.map_err(|source| LayoutError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
                 let name = e.file_name().to_string_lossy().into_owned();
                 let Ok(d) = Digest::parse(&format!("sha256:{name}")) else {
-                    report.problems.push(format!("{}: not a blob name", e.path().display()));
+                    report
+                        .problems
+                        .push(format!("{}: not a blob name", e.path().display()));
                     continue;
                 };
                 report.blobs_checked += 1;
                 match self.blobs.verify(&d) {
                     Ok(true) => {}
-                    Ok(false) => report
+                    Ok(false) => report.problems.push(format!(
+                        "{}: content does not match its digest",
+                        e.path().display()
+                    )),
+                    Err(err) => report
                         .problems
-                        .push(format!("{}: content does not match its digest", e.path().display())),
-                    Err(err) => report.problems.push(format!("{}: {err}", e.path().display())),
+                        .push(format!("{}: {err}", e.path().display())),
                 }
                 present.insert(d);
             }
         }
         for d in &referenced {
             if !present.contains(d) {
-                report.problems.push(format!("{}: referenced but missing", self.blobs.path(d).display()));
+                report.problems.push(format!(
+                    "{}: referenced but missing",
+                    self.blobs.path(d).display()
+                ));
             }
         }
         report.unreferenced = present.difference(&referenced).count();
@@ -405,12 +438,21 @@ impl Layout {
         let keep = self.referenced()?;
         let dir = self.blobs.dir();
         let mut removed = 0;
-        for e in fs::read_dir(dir).map_err(|source| LayoutError::Io { path: dir.to_path_buf(), source })? {
-            let e = e.map_err(|source| LayoutError::Io { path: dir.to_path_buf(), source })?;
+        for e in fs::read_dir(dir).map_err(|source| LayoutError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })? {
+            let e = e.map_err(|source| LayoutError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
             let name = e.file_name().to_string_lossy().into_owned();
             if let Ok(d) = Digest::parse(&format!("sha256:{name}")) {
                 if !keep.contains(&d) {
-                    fs::remove_file(e.path()).map_err(|source| LayoutError::Io { path: e.path(), source })?;
+                    fs::remove_file(e.path()).map_err(|source| LayoutError::Io {
+                        path: e.path(),
+                        source,
+                    })?;
                     removed += 1;
                 }
             }

@@ -191,7 +191,8 @@ pub fn read_rootfs(
             if expected != diff_id.as_str() {
                 return Err(ViewError::DiffIdMismatch {
                     digest: layer.digest.clone(),
-                    expected: Digest::parse(expected).unwrap_or_else(|_| Digest::of(expected.as_bytes())),
+                    expected: Digest::parse(expected)
+                        .unwrap_or_else(|_| Digest::of(expected.as_bytes())),
                     actual: diff_id,
                 });
             }
@@ -252,14 +253,47 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
         let lower = vec![
-            RootfsEntry::Dir { path: "/a".into(), mode: 0o755, uid: 0, gid: 0 },
-            RootfsEntry::File { path: "/a/x".into(), mode: 0o644, data: b"x".to_vec() },
-            RootfsEntry::File { path: "/a/elf".into(), mode: 0o755, data: b"\x7fELFjunk".to_vec() },
-            RootfsEntry::File { path: "/keep".into(), mode: 0o644, data: vec![] },
+            RootfsEntry::Dir {
+                path: "/a".into(),
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+            RootfsEntry::File {
+                path: "/a/x".into(),
+                mode: 0o644,
+                data: b"x".to_vec(),
+            },
+            RootfsEntry::File {
+                path: "/a/elf".into(),
+                mode: 0o755,
+                data: b"\x7fELFjunk".to_vec(),
+            },
+            RootfsEntry::File {
+                path: "/keep".into(),
+                mode: 0o644,
+                data: vec![],
+            },
         ];
-        let upper = vec![RootfsEntry::File { path: "/a/.wh.x".into(), mode: 0o644, data: vec![] }];
-        let l1 = write_layer(&store, &LayerContent::Rootfs(&lower), Compression::default(), 1).unwrap();
-        let l2 = write_layer(&store, &LayerContent::Rootfs(&upper), Compression::Zstd { level: 3 }, 1).unwrap();
+        let upper = vec![RootfsEntry::File {
+            path: "/a/.wh.x".into(),
+            mode: 0o644,
+            data: vec![],
+        }];
+        let l1 = write_layer(
+            &store,
+            &LayerContent::Rootfs(&lower),
+            Compression::default(),
+            1,
+        )
+        .unwrap();
+        let l2 = write_layer(
+            &store,
+            &LayerContent::Rootfs(&upper),
+            Compression::Zstd { level: 3 },
+            1,
+        )
+        .unwrap();
         let ids = vec![l1.diff_id.to_string(), l2.diff_id.to_string()];
         let v = read_rootfs(&store, &[desc(&l1), desc(&l2)], Some(&ids)).unwrap();
         let paths: Vec<&str> = v.files.iter().map(|f| f.path.as_str()).collect();

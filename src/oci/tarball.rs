@@ -70,9 +70,21 @@ pub struct LayerBlob {
 /// A file, directory or link that armorred makes for the rootfs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootfsEntry {
-    Dir { path: String, mode: u32, uid: u64, gid: u64 },
-    File { path: String, mode: u32, data: Vec<u8> },
-    Symlink { path: String, target: String },
+    Dir {
+        path: String,
+        mode: u32,
+        uid: u64,
+        gid: u64,
+    },
+    File {
+        path: String,
+        mode: u32,
+        data: Vec<u8>,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
 }
 
 impl RootfsEntry {
@@ -142,7 +154,15 @@ impl<W: Write> LayerTar<W> {
         match e {
             RootfsEntry::Dir { mode, uid, gid, .. } => self.dir_once(rel, *mode, *uid, *gid),
             RootfsEntry::File { mode, data, .. } => {
-                let h = self.header(rel, tar::EntryType::Regular, mode & 0o777, 0, 0, data.len() as u64, None)?;
+                let h = self.header(
+                    rel,
+                    tar::EntryType::Regular,
+                    mode & 0o777,
+                    0,
+                    0,
+                    data.len() as u64,
+                    None,
+                )?;
                 self.write_entry(&h, data.as_slice())
             }
             RootfsEntry::Symlink { target, .. } => {
@@ -154,7 +174,9 @@ impl<W: Write> LayerTar<W> {
 
     /// Ends the archive and returns the writer.
     pub fn finish(mut self) -> Result<W, LayerError> {
-        self.out.write_all(&[0u8; 1024]).map_err(LayerError::Write)?;
+        self.out
+            .write_all(&[0u8; 1024])
+            .map_err(LayerError::Write)?;
         Ok(self.out)
     }
 
@@ -210,7 +232,11 @@ impl<W: Write> LayerTar<W> {
                 self.links.insert((md.dev(), md.ino()), rel.to_string());
             }
             // Store files are read-only; keep only "is executable".
-            let mode = if md.permissions().mode() & 0o111 != 0 { 0o555 } else { 0o444 };
+            let mode = if md.permissions().mode() & 0o111 != 0 {
+                0o555
+            } else {
+                0o444
+            };
             let f = File::open(fs_path).map_err(io_at(fs_path))?;
             let h = self.header(rel, tar::EntryType::Regular, mode, 0, 0, md.len(), None)?;
             self.write_file(&h, f, md.len(), fs_path)
@@ -264,7 +290,11 @@ impl<W: Write> LayerTar<W> {
         h.set_entry_type(kind);
         // Normalizing never lets SUID, SGID or sticky through, except the
         // sticky bit on directories armorred itself makes (/tmp).
-        let keep = if kind == tar::EntryType::Directory { 0o1777 } else { 0o777 };
+        let keep = if kind == tar::EntryType::Directory {
+            0o1777
+        } else {
+            0o777
+        };
         h.set_mode(mode & keep);
         h.set_uid(uid);
         h.set_gid(gid);
@@ -288,7 +318,10 @@ impl<W: Write> LayerTar<W> {
             data.push(b'\n');
         }
         let mut h = tar::Header::new_ustar();
-        let short = format!("PaxHeaders/{}", name.rsplit('/').find(|s| !s.is_empty()).unwrap_or("x"));
+        let short = format!(
+            "PaxHeaders/{}",
+            name.rsplit('/').find(|s| !s.is_empty()).unwrap_or("x")
+        );
         copy_truncated(&mut h.as_ustar_mut().expect("ustar").name, short.as_bytes());
         h.set_entry_type(tar::EntryType::XHeader);
         h.set_mode(0o644);
@@ -299,13 +332,23 @@ impl<W: Write> LayerTar<W> {
     }
 
     fn write_entry(&mut self, h: &tar::Header, mut data: impl Read) -> Result<(), LayerError> {
-        self.out.write_all(h.as_bytes()).map_err(LayerError::Write)?;
+        self.out
+            .write_all(h.as_bytes())
+            .map_err(LayerError::Write)?;
         let n = io::copy(&mut data, &mut self.out).map_err(LayerError::Write)?;
         pad(&mut self.out, n)
     }
 
-    fn write_file(&mut self, h: &tar::Header, f: File, size: u64, path: &Path) -> Result<(), LayerError> {
-        self.out.write_all(h.as_bytes()).map_err(LayerError::Write)?;
+    fn write_file(
+        &mut self,
+        h: &tar::Header,
+        f: File,
+        size: u64,
+        path: &Path,
+    ) -> Result<(), LayerError> {
+        self.out
+            .write_all(h.as_bytes())
+            .map_err(LayerError::Write)?;
         let n = io::copy(&mut f.take(size), &mut self.out).map_err(|e| {
             if e.kind() == io::ErrorKind::Other || e.raw_os_error().is_some() {
                 LayerError::Write(e)
@@ -325,7 +368,8 @@ impl<W: Write> LayerTar<W> {
 fn pad(out: &mut impl Write, n: u64) -> Result<(), LayerError> {
     let rem = (n % 512) as usize;
     if rem != 0 {
-        out.write_all(&[0u8; 512][..512 - rem]).map_err(LayerError::Write)?;
+        out.write_all(&[0u8; 512][..512 - rem])
+            .map_err(LayerError::Write)?;
     }
     Ok(())
 }
@@ -399,7 +443,11 @@ pub fn write_layer(
     })
 }
 
-fn write_tar<W: Write>(w: W, content: &LayerContent<'_>, mtime: u64) -> Result<(W, Digest), LayerError> {
+fn write_tar<W: Write>(
+    w: W,
+    content: &LayerContent<'_>,
+    mtime: u64,
+) -> Result<(W, Digest), LayerError> {
     let mut tar = LayerTar::new(HashingWriter::new(w), mtime);
     match content {
         LayerContent::StorePaths(paths) => {
@@ -433,7 +481,9 @@ mod tests {
                     h.entry_type(),
                     h.mode().unwrap(),
                     h.mtime().unwrap(),
-                    e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned()),
+                    e.link_name()
+                        .unwrap()
+                        .map(|l| l.to_string_lossy().into_owned()),
                 )
             })
             .collect()
@@ -443,10 +493,27 @@ mod tests {
     fn rootfs_entries_are_normalized() {
         let mut t = LayerTar::new(Vec::new(), 1);
         for e in [
-            RootfsEntry::Dir { path: "/etc".into(), mode: 0o755, uid: 0, gid: 0 },
-            RootfsEntry::File { path: "/etc/passwd".into(), mode: 0o4755, data: b"x".to_vec() },
-            RootfsEntry::Dir { path: "/tmp".into(), mode: 0o1777, uid: 0, gid: 0 },
-            RootfsEntry::Symlink { path: "/bin/sh".into(), target: "/nix/store/x/bin/sh".into() },
+            RootfsEntry::Dir {
+                path: "/etc".into(),
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+            RootfsEntry::File {
+                path: "/etc/passwd".into(),
+                mode: 0o4755,
+                data: b"x".to_vec(),
+            },
+            RootfsEntry::Dir {
+                path: "/tmp".into(),
+                mode: 0o1777,
+                uid: 0,
+                gid: 0,
+            },
+            RootfsEntry::Symlink {
+                path: "/bin/sh".into(),
+                target: "/nix/store/x/bin/sh".into(),
+            },
         ] {
             t.add_rootfs_entry(&e).unwrap();
         }
@@ -464,7 +531,11 @@ mod tests {
         let long = format!("/opt/{}/file", "d".repeat(150));
         let target = format!("/nix/store/{}", "t".repeat(120));
         let mut t = LayerTar::new(Vec::new(), 1);
-        t.add_rootfs_entry(&RootfsEntry::Symlink { path: long.clone(), target: target.clone() }).unwrap();
+        t.add_rootfs_entry(&RootfsEntry::Symlink {
+            path: long.clone(),
+            target: target.clone(),
+        })
+        .unwrap();
         let bytes = t.finish().unwrap();
         // The raw stream holds an 'x' header; the reader reassembles the names.
         assert_eq!(bytes[156], b'x');
@@ -478,8 +549,14 @@ mod tests {
     fn symlink_escape_rules() {
         assert!(!symlink_escapes("nix/store/x-a/lib/libz.so", "libz.so.1"));
         assert!(!symlink_escapes("nix/store/x-a/lib/l", "../../y-b/lib/l"));
-        assert!(!symlink_escapes("nix/store/x-a/lib/l", "../../../../etc/passwd"));
-        assert!(symlink_escapes("nix/store/x-a/lib/l", "../../../../../etc/passwd"));
+        assert!(!symlink_escapes(
+            "nix/store/x-a/lib/l",
+            "../../../../etc/passwd"
+        ));
+        assert!(symlink_escapes(
+            "nix/store/x-a/lib/l",
+            "../../../../../etc/passwd"
+        ));
         assert!(!symlink_escapes("bin/sh", "/nix/store/x/bin/busybox"));
     }
 
@@ -497,7 +574,17 @@ mod tests {
         t.add_tree(&top, "pkg").unwrap();
         let es = entries(&t.finish().unwrap());
         let names: Vec<_> = es.iter().map(|e| e.0.as_str()).collect();
-        assert_eq!(names, ["pkg/", "pkg/bin/", "pkg/bin/a", "pkg/bin/b", "pkg/bin/c", "pkg/bin/link"]);
+        assert_eq!(
+            names,
+            [
+                "pkg/",
+                "pkg/bin/",
+                "pkg/bin/a",
+                "pkg/bin/b",
+                "pkg/bin/c",
+                "pkg/bin/link"
+            ]
+        );
         assert_eq!(es[2].2, 0o555, "setuid/setgid gone, executable kept");
         assert_eq!(es[3].2, 0o444);
         assert_eq!(es[4].1, tar::EntryType::Link);
@@ -508,7 +595,11 @@ mod tests {
     fn fifos_are_refused() {
         let root = tempfile::tempdir().unwrap();
         let fifo = root.path().join("f");
-        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
         let mut t = LayerTar::new(Vec::new(), 1);
         let e = t.add_tree(&fifo, "f").unwrap_err();
         assert!(e.to_string().contains("a FIFO is not allowed"), "{e}");
@@ -518,8 +609,16 @@ mod tests {
     fn layer_blobs_are_reproducible_and_hash_correctly() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let entries = vec![RootfsEntry::File { path: "/etc/x".into(), mode: 0o644, data: vec![7; 5000] }];
-        for c in [Compression::default(), Compression::Zstd { level: 3 }, Compression::None] {
+        let entries = vec![RootfsEntry::File {
+            path: "/etc/x".into(),
+            mode: 0o644,
+            data: vec![7; 5000],
+        }];
+        for c in [
+            Compression::default(),
+            Compression::Zstd { level: 3 },
+            Compression::None,
+        ] {
             let a = write_layer(&store, &LayerContent::Rootfs(&entries), c, 1).unwrap();
             let b = write_layer(&store, &LayerContent::Rootfs(&entries), c, 1).unwrap();
             assert_eq!(a, b);
@@ -529,7 +628,9 @@ mod tests {
             let tar = match c {
                 Compression::Gzip { .. } => {
                     let mut v = Vec::new();
-                    flate2::read::GzDecoder::new(&blob[..]).read_to_end(&mut v).unwrap();
+                    flate2::read::GzDecoder::new(&blob[..])
+                        .read_to_end(&mut v)
+                        .unwrap();
                     v
                 }
                 Compression::Zstd { .. } => zstd::decode_all(&blob[..]).unwrap(),

@@ -57,7 +57,7 @@ pub(crate) fn bom(input: &SbomInput) -> Value {
         "serialNumber": format!("urn:uuid:{}", ids::document_uuid("cyclonedx", input.manifest_digest)),
         "version": 1,
         "metadata": {
-            "timestamp": model::spdx_timestamp(input.created),
+            "timestamp": model::utc_timestamp(input.created),
             "tools": {
                 "components": [{
                     "type": "application",

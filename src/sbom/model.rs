@@ -112,10 +112,11 @@ pub(crate) fn roots<'a>(input: &SbomInput<'a>) -> Vec<&'a StorePath> {
     out
 }
 
-/// SPDX and spdx-tools accept only `YYYY-MM-DDThh:mm:ssZ`. RFC 3339 in UTC
+/// The timestamp both documents carry. SPDX (and spdx-tools) accept only
+/// `YYYY-MM-DDThh:mm:ssZ`, so RFC 3339 in UTC
 /// written another way (`+00:00`, fractional seconds) is rewritten to that;
 /// anything else is passed through for the validator to reject.
-pub(crate) fn spdx_timestamp(created: &str) -> String {
+pub(crate) fn utc_timestamp(created: &str) -> String {
     let b = created.as_bytes();
     let shape_ok = b.len() >= 20
         && b[..19].iter().enumerate().all(|(i, c)| match i {
@@ -176,12 +177,12 @@ mod tests {
             "2024-01-02T03:04:05.250Z",
             "2024-01-02t03:04:05z",
         ] {
-            assert_eq!(spdx_timestamp(t), "2024-01-02T03:04:05Z", "{t}");
+            assert_eq!(utc_timestamp(t), "2024-01-02T03:04:05Z", "{t}");
         }
         assert_eq!(
-            spdx_timestamp("2024-01-02T03:04:05+02:00"),
+            utc_timestamp("2024-01-02T03:04:05+02:00"),
             "2024-01-02T03:04:05+02:00"
         );
-        assert_eq!(spdx_timestamp("yesterday"), "yesterday");
+        assert_eq!(utc_timestamp("yesterday"), "yesterday");
     }
 }

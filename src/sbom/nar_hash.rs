@@ -59,7 +59,7 @@ pub(crate) fn nix32_decode(s: &str, len: usize) -> Option<Vec<u8>> {
 /// Standard base64 with padding, as SRI hashes use.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    if s.is_empty() || s.len() % 4 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(4) {
         return None;
     }
     let body = s.trim_end_matches('=');

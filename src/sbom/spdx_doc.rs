@@ -17,7 +17,7 @@ pub(crate) const DOCUMENT_ID: &str = "SPDXRef-DOCUMENT";
 pub(crate) const IMAGE_ID: &str = "SPDXRef-Image";
 
 pub(crate) fn document(input: &SbomInput) -> Value {
-    let created = model::spdx_timestamp(input.created);
+    let created = model::utc_timestamp(input.created);
     let tool = format!("Tool: armorred-{}", input.tool_version);
     let annotation = |comment: String| {
         json!({

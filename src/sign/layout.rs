@@ -110,9 +110,9 @@ pub fn sign_layout(
     let m = layout.blobs().put(&manifest)?;
     layout.blobs().sync_dir()?;
     let mut index = layout.read_index()?;
-    index
-        .manifests
-        .retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag.as_str()));
+    index.manifests.retain(|d| {
+        d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag.as_str())
+    });
     index.manifests.push(Descriptor {
         media_type: MEDIA_TYPE_MANIFEST.into(),
         digest: m.digest.clone(),

@@ -37,8 +37,9 @@ impl Run {
         self.out.status.code().unwrap_or(-1)
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.out.stdout)
-            .unwrap_or_else(|e| panic!("{}\nstdout is not JSON: {e}\n{}", self.cmd, self.describe()))
+        serde_json::from_slice(&self.out.stdout).unwrap_or_else(|e| {
+            panic!("{}\nstdout is not JSON: {e}\n{}", self.cmd, self.describe())
+        })
     }
     pub fn describe(&self) -> String {
         format!(
@@ -89,7 +90,12 @@ impl TestContext {
     /// Runs and asserts success, printing everything useful otherwise.
     pub fn ok(&self, args: &[&str]) -> Run {
         let r = self.run(args);
-        assert!(r.out.status.success(), "{}\n--- dir ---\n{}", r.describe(), self.listing());
+        assert!(
+            r.out.status.success(),
+            "{}\n--- dir ---\n{}",
+            r.describe(),
+            self.listing()
+        );
         r
     }
 
@@ -153,7 +159,10 @@ impl Podman {
     pub fn new() -> Podman {
         let turn = PODMAN_TURN.lock().unwrap_or_else(|p| p.into_inner());
         Podman {
-            root: tempfile::Builder::new().prefix("armorred-podman-").tempdir().unwrap(),
+            root: tempfile::Builder::new()
+                .prefix("armorred-podman-")
+                .tempdir()
+                .unwrap(),
             _turn: turn,
         }
     }
@@ -166,7 +175,16 @@ impl Podman {
             .arg(self.root.path().join("run"))
             .arg("--tmpdir")
             .arg(self.root.path().join("tmp"))
-            .args(["--storage-driver", "vfs", "--runtime", "/usr/sbin/runc", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--runtime",
+                "/usr/sbin/runc",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+            ]);
         c
     }
 
@@ -194,7 +212,8 @@ impl Podman {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let link = std::env::temp_dir().join(format!("armorred-oci-{}-{nanos}", std::process::id()));
+        let link =
+            std::env::temp_dir().join(format!("armorred-oci-{}-{nanos}", std::process::id()));
         std::os::unix::fs::symlink(layout, &link).expect("symlink");
         let src = format!("oci:{}:{}", link.display(), reference);
         let out = self.try_run(&["pull", "-q", &src]);
@@ -204,7 +223,12 @@ impl Podman {
             "podman pull {src} failed\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or("").to_string()
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string()
     }
 }
 
@@ -215,7 +239,12 @@ impl Drop for Podman {
     }
 }
 
-pub const PODMAN_LIMITS: [&str; 4] = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
+pub const PODMAN_LIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+];
 
 /// GETs a loopback URL with a plain HTTP/1.0 request; returns the status.
 pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {

@@ -1,0 +1,201 @@
+//! SBOM attachments: SPDX 2.3 and CycloneDX 1.5 documents made from the
+//! image's actual closure, stored in the layout as OCI artifacts whose
+//! `subject` is the image manifest, so they travel with the image on push.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::closure::Closure;
+use crate::oci::image::WrittenImage;
+use crate::oci::layout::{Descriptor, Layout, Manifest, MAX_JSON_BLOB};
+use crate::oci::{canonical_json, MEDIA_TYPE_MANIFEST};
+use crate::plan::{rfc3339_utc, BuildPlan};
+use crate::sbom::{self, SbomInput, CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE};
+
+/// The OCI 1.1 empty config for artifacts.
+const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// Marks an index entry as belonging to an image manifest.
+pub const SUBJECT_ANNOTATION: &str = "org.armorred.subject";
+
+/// Licenses and CPEs the package set knows, by pname (`nix/offline/metadata.json`).
+#[derive(Debug, Default, Deserialize)]
+pub struct PackageMetadata(BTreeMap<String, MetadataEntry>);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataEntry {
+    #[serde(default)]
+    licenses: Vec<String>,
+    #[serde(default)]
+    cpe: Option<String>,
+}
+
+impl PackageMetadata {
+    pub fn load(nix_dir: &Path) -> Result<PackageMetadata> {
+        let p = nix_dir.join("offline").join("metadata.json");
+        if !p.exists() {
+            return Ok(PackageMetadata::default());
+        }
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SbomFormat {
+    Spdx,
+    Cyclonedx,
+}
+
+impl SbomFormat {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => SPDX_MEDIA_TYPE,
+            SbomFormat::Cyclonedx => CYCLONEDX_MEDIA_TYPE,
+        }
+    }
+}
+
+/// Makes both SBOMs for a built image and lists them in index.json.
+pub fn attach_sboms(
+    layout: &Layout,
+    img: &WrittenImage,
+    plan: &BuildPlan,
+    closure: &Closure,
+    meta: &PackageMetadata,
+    recipe_licenses: &[String],
+) -> Result<Vec<Descriptor>> {
+    let mut licenses: BTreeMap<String, Vec<String>> = meta
+        .0
+        .iter()
+        .filter(|(_, e)| !e.licenses.is_empty())
+        .map(|(k, e)| (k.clone(), e.licenses.clone()))
+        .collect();
+    if let Some(root) = closure.roots.first() {
+        if !recipe_licenses.is_empty() {
+            licenses.insert(root.name().to_string(), recipe_licenses.to_vec());
+        }
+    }
+    let cpes: BTreeMap<String, String> = meta
+        .0
+        .iter()
+        .filter_map(|(k, e)| e.cpe.clone().map(|c| (k.clone(), c)))
+        .collect();
+    let created = rfc3339_utc(plan.source_date_epoch);
+    let digest = img.manifest.digest.to_string();
+    let input = SbomInput {
+        image_name: &plan.image,
+        image_version: &plan.version,
+        tier: plan.tier.as_str(),
+        manifest_digest: &digest,
+        image_reference: None,
+        closure,
+        licenses: &licenses,
+        cpes: &cpes,
+        created: &created,
+        tool_version: env!("CARGO_PKG_VERSION"),
+    };
+    let docs = [
+        (
+            SPDX_MEDIA_TYPE,
+            sbom::to_canonical_bytes(&sbom::spdx(&input)),
+        ),
+        (
+            CYCLONEDX_MEDIA_TYPE,
+            sbom::to_canonical_bytes(&sbom::cyclonedx(&input)),
+        ),
+    ];
+    let empty = layout.blobs().put(b"{}")?;
+    let mut index = layout.read_index()?;
+    let mut added = Vec::new();
+    for (media_type, bytes) in docs {
+        let blob = layout.blobs().put(&bytes)?;
+        let subject = Descriptor {
+            annotations: BTreeMap::new(),
+            platform: None,
+            ..img.manifest.clone()
+        };
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_TYPE_MANIFEST.into()),
+            artifact_type: Some(media_type.into()),
+            config: Descriptor {
+                media_type: EMPTY_MEDIA_TYPE.into(),
+                digest: empty.digest.clone(),
+                size: empty.size,
+                artifact_type: None,
+                annotations: BTreeMap::new(),
+                platform: None,
+            },
+            layers: vec![Descriptor {
+                media_type: media_type.into(),
+                digest: blob.digest,
+                size: blob.size,
+                artifact_type: None,
+                annotations: BTreeMap::new(),
+                platform: None,
+            }],
+            subject: Some(subject),
+            annotations: BTreeMap::from([(
+                "org.opencontainers.image.created".to_string(),
+                created.clone(),
+            )]),
+        };
+        let m = layout.blobs().put(&canonical_json(&manifest))?;
+        let d = Descriptor {
+            media_type: MEDIA_TYPE_MANIFEST.into(),
+            digest: m.digest,
+            size: m.size,
+            artifact_type: Some(media_type.into()),
+            annotations: BTreeMap::from([(SUBJECT_ANNOTATION.to_string(), digest.clone())]),
+            platform: None,
+        };
+        index.manifests.retain(|x| {
+            !(x.artifact_type.as_deref() == Some(media_type)
+                && x.annotations.get(SUBJECT_ANNOTATION) == Some(&digest))
+        });
+        index.manifests.push(d.clone());
+        added.push(d);
+    }
+    layout.blobs().sync_dir()?;
+    layout.write_index(&index)?;
+    layout.gc()?;
+    Ok(added)
+}
+
+/// The attached SBOM of the layout's image, as stored.
+pub fn read_sbom(dir: &Path, reference: Option<&str>, format: SbomFormat) -> Result<Vec<u8>> {
+    let layout = Layout::open(dir)?;
+    let img = layout.load_image(reference)?;
+    let digest = img.descriptor.digest.to_string();
+    let index = layout.read_index()?;
+    let Some(d) = index.manifests.iter().find(|d| {
+        d.artifact_type.as_deref() == Some(format.media_type())
+            && d.annotations.get(SUBJECT_ANNOTATION) == Some(&digest)
+    }) else {
+        bail!(
+            "{}: no {} SBOM is attached to image {digest}",
+            dir.display(),
+            format.media_type()
+        );
+    };
+    let bytes = layout.read_blob(d, MAX_JSON_BLOB)?;
+    let m: Manifest = serde_json::from_slice(&bytes)
+        .with_context(|| format!("parsing SBOM manifest {}", d.digest))?;
+    if m.subject.as_ref().map(|s| &s.digest) != Some(&img.descriptor.digest) {
+        bail!(
+            "{}: SBOM manifest {} names another subject",
+            dir.display(),
+            d.digest
+        );
+    }
+    let layer = m
+        .layers
+        .first()
+        .with_context(|| format!("SBOM manifest {} has no layer", d.digest))?;
+    Ok(layout.read_blob(layer, 256 << 20)?)
+}
