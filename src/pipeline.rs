@@ -121,56 +121,29 @@ pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<
             out.display()
         ),
     );
+    let existed = out.join("index.json").exists();
     let layout =
         Layout::create(&out).with_context(|| format!("opening output layout {}", out.display()))?;
-    let mut extra_labels = BTreeMap::new();
-    extra_labels.insert(
-        "org.armorred.nix.package".to_string(),
-        built.package.to_string(),
-    );
-    let inputs = ImageInputs {
-        plan: &plan,
-        layer_plan: &layer_plan,
-        rootfs: &rootfs,
-        compression: ctx.compression,
-        extra_labels,
-        jobs: ctx.layer_jobs,
-    };
-    let progress = ProgressAdapter {
-        r,
-        image: &img,
-        tier,
-    };
-    let layers = image::write_image_layers(&layout, &inputs, ctx.layers, &progress)
-        .with_context(|| format!("writing the layers to {}", out.display()))?;
-    r.stage(&img, tier, "analyzing the image's binaries");
-    let analysis = gate::analyze_layers(layout.blobs(), &layers, &plan)
-        .with_context(|| format!("reading back the layers of `{img}` tier `{tier}`"))?;
-    gate::check(
-        &analysis,
+    let result = assemble(
+        ctx,
+        recipe,
         &plan,
-        built.package.as_str(),
-        &recipe.tier(tier).exceptions,
-    )?;
-    let verified = gate::verified_names(&analysis, built.package.as_str());
-    let mut inputs = inputs;
-    inputs
-        .extra_labels
-        .insert("org.armorred.hardening".to_string(), verified.join(","));
-    let written = image::finish_image(&layout, &inputs, layers)
-        .with_context(|| format!("writing the image to {}", out.display()))?;
-    image::commit(&layout, &written)
-        .with_context(|| format!("updating {}", layout.index_path().display()))?;
-    let meta = crate::attach::PackageMetadata::load(&ctx.nix.nix_dir)?;
-    crate::attach::attach_sboms(
-        &layout,
-        &written,
-        &plan,
+        &built,
         &closure,
-        &meta,
-        &recipe.image.licenses,
-    )
-    .with_context(|| format!("attaching SBOMs to {}", out.display()))?;
+        &layer_plan,
+        &rootfs,
+        &layout,
+    );
+    if result.is_err() {
+        // Leave the previous image exactly as it was: drop this attempt's
+        // blobs, and the directory itself if it held no image before.
+        let _ = layout.gc();
+        if !existed {
+            drop(layout);
+            let _ = std::fs::remove_dir_all(&out);
+        }
+    }
+    let (written, verified) = result?;
     r.stage(&img, tier, &format!("wrote {}", written.manifest.digest));
     Ok(BuildOutcome {
         image: img,
@@ -188,6 +161,70 @@ pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<
         plan,
         written,
     })
+}
+
+/// Layers → analysis and hardening gate → config, manifest, index → SBOMs.
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    ctx: &BuildContext<'_>,
+    recipe: &Recipe,
+    plan: &BuildPlan,
+    built: &BuiltOutputs,
+    closure: &Closure,
+    layer_plan: &LayerPlan,
+    rootfs: &[crate::oci::tarball::RootfsEntry],
+    layout: &Layout,
+) -> Result<(WrittenImage, Vec<&'static str>)> {
+    let (img, tier, r) = (plan.image.as_str(), plan.tier, ctx.reporter);
+    let out = layout.root().display();
+    let mut extra_labels = BTreeMap::new();
+    extra_labels.insert(
+        "org.armorred.nix.package".to_string(),
+        built.package.to_string(),
+    );
+    let mut inputs = ImageInputs {
+        plan,
+        layer_plan,
+        rootfs,
+        compression: ctx.compression,
+        extra_labels,
+        jobs: ctx.layer_jobs,
+    };
+    let progress = ProgressAdapter {
+        r,
+        image: img,
+        tier,
+    };
+    let layers = image::write_image_layers(layout, &inputs, ctx.layers, &progress)
+        .with_context(|| format!("writing the layers to {out}"))?;
+    r.stage(img, tier, "analyzing the image's binaries");
+    let analysis = gate::analyze_layers(layout.blobs(), &layers, plan)
+        .with_context(|| format!("reading back the layers of `{img}` tier `{tier}`"))?;
+    gate::check(
+        &analysis,
+        plan,
+        built.package.as_str(),
+        &recipe.tier(tier).exceptions,
+    )?;
+    let verified = gate::verified_names(&analysis, built.package.as_str());
+    inputs
+        .extra_labels
+        .insert("org.armorred.hardening".to_string(), verified.join(","));
+    let written = image::finish_image(layout, &inputs, layers)
+        .with_context(|| format!("writing the image to {out}"))?;
+    image::commit(layout, &written)
+        .with_context(|| format!("updating {}", layout.index_path().display()))?;
+    let meta = crate::attach::PackageMetadata::load(&ctx.nix.nix_dir)?;
+    crate::attach::attach_sboms(
+        layout,
+        &written,
+        plan,
+        closure,
+        &meta,
+        &recipe.image.licenses,
+    )
+    .with_context(|| format!("attaching SBOMs to {out}"))?;
+    Ok((written, verified))
 }
 
 struct ProgressAdapter<'a> {

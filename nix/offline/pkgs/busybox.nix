@@ -6,6 +6,16 @@
 { mkHardened, sources, lib, hardening, drop ? [ ], variant ? "full" }:
 let
   r = lib.resolveFeatures { pname = "busybox"; features = [ ]; inherit drop; };
+  # BusyBox's Kbuild makes partial links (`clang -nostdlib $LDFLAGS -r`) of
+  # every directory: with -fsanitize=safe-stack/cfi lld fails ("-r and
+  # --export-dynamic may not be used together", measured) and -flto would be
+  # split per directory (breaking CFI's whole-program type tests). So busybox
+  # is only built with the base set (CET, no LTO/CFI/SafeStack).
+  unsupported = builtins.filter (n: hardening.${n} or false) [ "cfi" "lto" "safestack" ];
+  checked =
+    if unsupported != [ ] then
+      throw "armorred: busybox cannot be built with hardening ${builtins.concatStringsSep ", " unsupported} (Kbuild partial links); use it as the shell layer (spec.shell/coreutils, base hardening) or with a tier without cfi/lto/safestack"
+    else r.enabled;
   enable = syms: builtins.concatStringsSep "\n" (map (s:
     "sed -i -e 's/^# ${s} is not set$/${s}=y/' -e 's/^${s}=.*/${s}=y/' .config; grep -q '^${s}=' .config || echo '${s}=y' >> .config") syms);
   disable = syms: builtins.concatStringsSep "\n" (map (s:
@@ -37,7 +47,7 @@ let
     '';
   }.${variant} or (throw "armorred: busybox: unknown variant '${variant}' (full, sh, coreutils)");
 in
-builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
+builtins.seq (builtins.deepSeq checked null) (mkHardened {
   pname = if variant == "full" then "busybox" else "busybox-${variant}";
   inherit (sources.busybox) version;
   src = sources.busybox.src;
