@@ -177,6 +177,9 @@ pub struct BuildArgs {
     /// Parallel layer writers (default: one per core).
     #[arg(long, default_value_t = 0)]
     pub layer_jobs: usize,
+    /// Sign each built image with this cosign key (passphrase from COSIGN_PASSWORD or a prompt).
+    #[arg(long)]
+    pub sign_key: Option<PathBuf>,
     /// Machine-readable output on stdout.
     #[arg(long)]
     pub json: bool,

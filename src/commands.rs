@@ -242,11 +242,26 @@ fn build(a: &BuildArgs, reporter: &dyn Reporter) -> Result<CommandOutput> {
         layers: &DirectLayers,
         reporter,
     };
+    // Decrypt once, before hours of building, so a wrong passphrase fails fast.
+    let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
     let mut outcomes = Vec::new();
     let mut failures = Vec::new();
     for r in &recipes {
         for tier in a.tier.tiers() {
-            match pipeline::build_one(&ctx, r, tier) {
+            let built = pipeline::build_one(&ctx, r, tier).and_then(|o| {
+                if let Some(key) = &sign_key {
+                    sign::layout::sign_layout(
+                        &o.layout,
+                        Some(&o.reference),
+                        key,
+                        None,
+                        Default::default(),
+                    )
+                    .with_context(|| format!("signing {}", o.layout.display()))?;
+                }
+                Ok(o)
+            });
+            match built {
                 Ok(o) => outcomes.push(o),
                 // A single image's failure is the command's failure.
                 Err(e) if !a.all => return Err(e),

@@ -285,3 +285,76 @@ fn list_shows_recipes_and_tiers() {
         .expect("nginx recipe");
     assert_eq!(nginx["tiers"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn redis_serves_in_both_tiers_and_locked_drops_tls() {
+    let ctx = TestContext::new();
+    let out = ctx
+        .ok(&["build", "redis", "--tier", "all", "--out", "out"])
+        .stdout();
+    assert_eq!(out.lines().count(), 2, "{out}");
+    for tier in ["hardened", "locked"] {
+        let layout = ctx.path().join(format!("out/redis-{tier}"));
+        let podman = Podman::new();
+        let id = podman.load_layout(&layout, &format!("7.0.15-{tier}"));
+        let port = free_port();
+        let publish = format!("127.0.0.1:{port}:6379");
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            "kv",
+            "--read-only",
+            "--user",
+            "65534",
+            "-p",
+            &publish,
+        ];
+        args.extend(PODMAN_LIMITS);
+        args.push(&id);
+        podman.run(&args);
+        let reply = redis_ping(port);
+        let logs = podman.try_run(&["logs", "kv"]);
+        assert_eq!(
+            reply.as_deref(),
+            Some("+PONG"),
+            "{tier}: {}",
+            String::from_utf8_lossy(&logs.stdout)
+        );
+        // TLS is compiled out of locked: the server refuses the directive.
+        let mut args = vec!["run", "--name", "tlsprobe", "--read-only"];
+        args.extend(PODMAN_LIMITS);
+        args.extend([id.as_str(), "--tls-port", "6380", "--port", "0"]);
+        let probe = podman.try_run(&args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&probe.stdout),
+            String::from_utf8_lossy(&probe.stderr)
+        );
+        assert_eq!(
+            text.contains("Bad directive"),
+            tier == "locked",
+            "{tier}: {text}"
+        );
+    }
+}
+
+fn redis_ping(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            if s.write_all(b"PING\r\n").is_ok() {
+                let mut buf = [0u8; 64];
+                if let Ok(n) = s.read(&mut buf) {
+                    if n > 0 {
+                        return Some(String::from_utf8_lossy(&buf[..n]).trim().to_string());
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    None
+}
