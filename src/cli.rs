@@ -36,6 +36,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per run: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image (or every recipe with --all) in one tier or both.
@@ -48,6 +50,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Re-hash every blob of a layout and report mismatches.
     Fsck(FsckArgs),
+    /// CIS Docker Benchmark section 4 checks (4.1, 4.6, 4.8, 4.10, 4.11): pass, fail or n/a.
+    Lint(LintArgs),
     /// Print the SBOM attached to an image (SPDX 2.3 or CycloneDX 1.5 JSON).
     Sbom(SbomArgs),
     /// Hardening of every ELF file (RELRO, canary, NX, PIE, FORTIFY, CFI, SafeStack, CET) and image facts.
@@ -177,6 +181,12 @@ pub struct BuildArgs {
     /// Parallel layer writers (default: one per core).
     #[arg(long, default_value_t = 0)]
     pub layer_jobs: usize,
+    /// Layer cache directory (default `$XDG_CACHE_HOME/armorred`, else `~/.cache/armorred`).
+    #[arg(long, env = "ARMORRED_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Write every layer afresh, without reading or filling the layer cache.
+    #[arg(long)]
+    pub no_cache: bool,
     /// Sign each built image with this cosign key (passphrase from COSIGN_PASSWORD or a prompt).
     #[arg(long)]
     pub sign_key: Option<PathBuf>,
@@ -214,6 +224,18 @@ pub struct InspectArgs {
     /// The image's ref name when the layout holds several.
     #[arg(long = "ref")]
     pub reference: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    pub layout: PathBuf,
+    #[arg(long = "ref")]
+    pub reference: Option<String>,
+    /// The image's recipe, for its healthcheck and allowed secrets.
+    #[arg(long)]
+    pub recipe: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::cache::{CacheReport, LayerCache};
 use crate::cli::{
     BuildArgs, Cli, Command, CompressionArg, FsckArgs, GenerateKeyPairArgs, InspectArgs, ListArgs,
     NixArgs, PlanArgs, RecipeArgs, SignArgs, VerifyArgs,
@@ -56,6 +57,22 @@ pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
         Command::Plan(a) => plan(a),
         Command::Inspect(a) => inspect_cmd(a),
         Command::Fsck(a) => fsck(a),
+        Command::Lint(a) => {
+            let policy = match &a.recipe {
+                Some(p) => pipeline::lint_policy(&Recipe::load(p)?),
+                None => Default::default(),
+            };
+            let r = crate::lint::lint_layout(&a.layout, a.reference.as_deref(), &policy)?;
+            let stdout = if a.json {
+                json(&r)
+            } else {
+                crate::lint::render(&r)
+            };
+            Ok(CommandOutput {
+                stdout,
+                failed: !r.passed,
+            })
+        }
         Command::Sbom(a) => {
             let bytes = crate::attach::read_sbom(&a.layout, a.reference.as_deref(), a.format)?;
             Ok(CommandOutput::ok(
@@ -219,6 +236,8 @@ fn compression(a: &BuildArgs) -> Result<Compression> {
 struct BuildSummary<'a> {
     images: &'a [BuildOutcome],
     failures: Vec<Failure>,
+    /// Absent with `--no-cache`.
+    layer_cache: Option<CacheReport>,
 }
 
 #[derive(Serialize)]
@@ -233,13 +252,17 @@ fn build(a: &BuildArgs, reporter: &dyn Reporter) -> Result<CommandOutput> {
         Some(image) => vec![load_recipe(&a.recipe.recipes, image)?],
         None => all_recipes(&a.recipe.recipes)?,
     };
+    let cache = LayerCache::for_build(a.cache_dir.as_deref(), a.no_cache);
     let ctx = BuildContext {
         plan_options: plan_options(&a.recipe)?,
         nix: nix_env(&a.recipe, &a.nix),
         out_dir: a.out.clone(),
         compression: compression(a)?,
         layer_jobs: a.layer_jobs,
-        layers: &DirectLayers,
+        layers: match &cache {
+            Some(c) => c,
+            None => &DirectLayers,
+        },
         reporter,
     };
     // Decrypt once, before hours of building, so a wrong passphrase fails fast.
@@ -276,10 +299,14 @@ fn build(a: &BuildArgs, reporter: &dyn Reporter) -> Result<CommandOutput> {
             }
         }
     }
+    if let Some(c) = &cache {
+        c.log_summary();
+    }
     let stdout = if a.json {
         json(&BuildSummary {
             images: &outcomes,
             failures: std::mem::take(&mut failures_clone(&failures)),
+            layer_cache: cache.as_ref().map(LayerCache::stats),
         })
     } else {
         let mut s = String::new();

@@ -11,12 +11,14 @@
 
 pub mod analysis;
 pub mod attach;
+pub mod cache;
 pub mod cli;
 pub mod closure;
 pub mod commands;
 pub mod gate;
 pub mod inspect;
 pub mod layers;
+pub mod lint;
 pub mod nix;
 pub mod oci;
 pub mod pipeline;

@@ -206,6 +206,14 @@ fn assemble(
         built.package.as_str(),
         &recipe.tier(tier).exceptions,
     )?;
+    let policy = lint_policy(recipe);
+    crate::lint::pre_commit(
+        layout,
+        &image::layer_descriptors(&layers),
+        &analysis,
+        &policy,
+    )
+    .with_context(|| format!("linting `{img}` tier `{tier}`"))?;
     let verified = gate::verified_names(&analysis, built.package.as_str());
     inputs
         .extra_labels
@@ -224,7 +232,25 @@ fn assemble(
         &recipe.image.licenses,
     )
     .with_context(|| format!("attaching SBOMs to {out}"))?;
+    let img_ref = layout.load_image(Some(&written.ref_name))?;
+    let report = crate::lint::lint_image(layout, &img_ref, &analysis, &policy)?;
+    for c in &report.checks {
+        tracing::info!("{img} ({tier}): CIS {} {:?}: {}", c.id, c.status, c.title);
+    }
+    if !report.passed {
+        anyhow::bail!(
+            "lint failed after commit:\n{}",
+            crate::lint::render(&report)
+        );
+    }
     Ok((written, verified))
+}
+
+pub fn lint_policy(recipe: &Recipe) -> crate::lint::LintPolicy {
+    crate::lint::LintPolicy {
+        healthcheck_expected: recipe.runtime.healthcheck.is_some(),
+        allowed_secrets: recipe.lint.allow_secrets.clone(),
+    }
 }
 
 struct ProgressAdapter<'a> {

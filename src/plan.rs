@@ -134,6 +134,7 @@ pub struct RuntimePlan {
     pub user: String,
     /// Image path → path relative to the package output.
     pub links: BTreeMap<String, String>,
+    pub healthcheck: Option<crate::recipe::Healthcheck>,
 }
 
 /// Everything needed to build one tier of one image.
@@ -183,6 +184,7 @@ impl BuildPlan {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.get_ref().clone()))
                 .collect(),
+            healthcheck: recipe.runtime.healthcheck.clone(),
         };
         let mut plan = BuildPlan {
             image: recipe.image.name.clone(),

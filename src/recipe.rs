@@ -27,6 +27,8 @@ pub struct Recipe {
     pub tiers: Tiers,
     #[serde(default)]
     pub layers: LayerSettings,
+    #[serde(default)]
+    pub lint: LintSettings,
     /// Where the recipe was read from; set by [`Recipe::load`].
     #[serde(skip)]
     pub path: PathBuf,
@@ -82,6 +84,8 @@ pub struct RuntimeSpec {
     /// `"/usr/sbin/nginx" = "bin/nginx"`, so the entrypoint sits on a normal path.
     #[serde(default)]
     pub links: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub healthcheck: Option<Healthcheck>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,6 +125,39 @@ pub struct HardeningException {
     /// A property name (`cfi`, `safestack`, `canary`, …) or `*`.
     pub property: String,
     pub reason: String,
+}
+
+/// A path the secret scan (CIS 4.10) may match, with the reason it is fine.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretAllowance {
+    /// An absolute image path, or a directory ending in `/**`.
+    pub path: String,
+    pub reason: String,
+}
+
+/// Lint settings of a recipe.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LintSettings {
+    #[serde(default)]
+    pub allow_secrets: Vec<SecretAllowance>,
+}
+
+/// A container healthcheck, as Docker's HEALTHCHECK defines it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Healthcheck {
+    /// `["CMD", "/usr/bin/probe", "…"]` or `["CMD-SHELL", "…"]`.
+    pub test: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

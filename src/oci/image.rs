@@ -152,16 +152,7 @@ pub fn finish_image(
         config: config_desc.clone(),
         layers: layer_descriptors(&layers),
         subject: None,
-        annotations: BTreeMap::from([
-            (
-                "org.opencontainers.image.created".to_string(),
-                rfc3339_utc(plan.source_date_epoch),
-            ),
-            (
-                "org.opencontainers.image.base.name".to_string(),
-                "scratch".to_string(),
-            ),
-        ]),
+        annotations: manifest_annotations(plan),
     };
     let manifest_bytes = canonical_json(&manifest);
     let m = layout.blobs().put(&manifest_bytes)?;
@@ -248,6 +239,28 @@ fn write_layers(
         return Err(ImageError::Config("layer writing stopped early".into()));
     }
     Ok(out)
+}
+
+fn manifest_annotations(plan: &BuildPlan) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::from([
+        (
+            "org.opencontainers.image.created".to_string(),
+            rfc3339_utc(plan.source_date_epoch),
+        ),
+        (
+            "org.opencontainers.image.base.name".to_string(),
+            "scratch".to_string(),
+        ),
+    ]);
+    // The OCI config has no healthcheck field; Docker-format outputs carry
+    // it as `Healthcheck`, OCI layouts as this annotation.
+    if let Some(h) = &plan.runtime.healthcheck {
+        a.insert(
+            crate::lint::HEALTHCHECK_ANNOTATION.to_string(),
+            String::from_utf8(canonical_json(h)).expect("JSON is UTF-8"),
+        );
+    }
+    a
 }
 
 fn config_json(
