@@ -56,12 +56,50 @@ pub enum Command {
     Sbom(SbomArgs),
     /// Hardening of every ELF file (RELRO, canary, NX, PIE, FORTIFY, CFI, SafeStack, CET) and image facts.
     Analyze(InspectArgs),
+    /// Compare the hardened and locked images (and an upstream image) side by side: sizes, components, hardening, labels.
+    Report(ReportArgs),
+    /// Compare an image's runtime contract (entrypoint, cmd, ports, env, volumes, workdir, stop signal, user) with its upstream's.
+    Compat(CompatArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per subcommand with --dir.
+    Man(ManArgs),
     /// Write a cosign key pair: <prefix>.key (encrypted, mode 0600) and <prefix>.pub.
     GenerateKeyPair(GenerateKeyPairArgs),
     /// Sign an image in cosign's format (passphrase from COSIGN_PASSWORD or a prompt).
     Sign(SignArgs),
     /// Verify an image's cosign signature with a public key, and show its tier.
     Verify(VerifyArgs),
+    /// Push a layout's image, its signatures and SBOMs to a registry (OCI distribution API).
+    Push(PushArgs),
+}
+
+/// How to reach a registry.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RegistryArgs {
+    /// Allow plain HTTP (loopback registries).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Docker-style auth file (default: REGISTRY_AUTH_FILE, else ~/.docker/config.json).
+    #[arg(long)]
+    pub auth_file: Option<PathBuf>,
+    /// Upload blobs larger than this in chunks of this size (bytes).
+    #[arg(long)]
+    pub chunk_size: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The OCI layout to push.
+    pub layout: PathBuf,
+    /// Target, e.g. `registry.example:5000/armorred/nginx:1.22.1-locked`.
+    pub target: String,
+    #[arg(long = "ref")]
+    pub reference: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -75,9 +113,9 @@ pub struct GenerateKeyPairArgs {
 pub struct SignArgs {
     /// An OCI layout directory or a registry reference.
     pub target: String,
-    /// The encrypted private key (cosign.key).
+    /// The encrypted private key (cosign.key; default: `key` in armorred.toml).
     #[arg(long)]
-    pub key: PathBuf,
+    pub key: Option<PathBuf>,
     /// The image's ref name when the layout holds several.
     #[arg(long = "ref")]
     pub reference: Option<String>,
@@ -87,9 +125,8 @@ pub struct SignArgs {
     /// Extra `optional` claims, KEY=VALUE (repeatable).
     #[arg(short = 'a', long = "annotation", value_parser = parse_key_value)]
     pub annotations: Vec<(String, String)>,
-    /// Allow plain HTTP to the registry (loopback registries).
-    #[arg(long)]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -98,22 +135,22 @@ pub struct SignArgs {
 pub struct VerifyArgs {
     /// An OCI layout directory or a registry reference.
     pub target: String,
-    /// The public key (cosign.pub).
+    /// The public key (cosign.pub; default: armorred.toml's `key` with `.pub`).
     #[arg(long)]
-    pub key: PathBuf,
+    pub key: Option<PathBuf>,
     #[arg(long = "ref")]
     pub reference: Option<String>,
-    #[arg(long)]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct RecipeArgs {
-    /// Directory of recipes (`<image>.toml`).
-    #[arg(long, env = "ARMORRED_RECIPES", default_value = "recipes")]
-    pub recipes: PathBuf,
+    /// Directory of recipes (`<image>.toml`; default: armorred.toml's `recipes`, else `recipes`).
+    #[arg(long, env = "ARMORRED_RECIPES")]
+    pub recipes: Option<PathBuf>,
     /// Package set to build from.
     #[arg(long, value_parser = parse_package_set, default_value = "offline")]
     pub package_set: PackageSet,
@@ -169,9 +206,15 @@ pub struct BuildArgs {
     pub recipe: RecipeArgs,
     #[command(flatten)]
     pub nix: NixArgs,
-    /// Output directory; each tier becomes the OCI layout `<out>/<image>-<tier>`.
-    #[arg(long, default_value = "out")]
-    pub out: PathBuf,
+    /// Output directory; each tier becomes the OCI layout `<out>/<image>-<tier>` (default: armorred.toml's `out`, else `out`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also write an archive beside each layout: `oci-archive` (`<out>/<image>-<tier>.oci.tar`) or `docker-archive` (`.docker.tar`).
+    #[arg(long, value_enum, default_value = "oci")]
+    pub format: crate::archive::OutputFormat,
+    /// Build only this platform of the recipe's `image.platforms` (repeatable).
+    #[arg(long = "platform")]
+    pub platforms: Vec<String>,
     /// Layer compression.
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: CompressionArg,
@@ -190,6 +233,12 @@ pub struct BuildArgs {
     /// Sign each built image with this cosign key (passphrase from COSIGN_PASSWORD or a prompt).
     #[arg(long)]
     pub sign_key: Option<PathBuf>,
+    /// Push each built image to this repository, tagged `<version>-<tier>`
+    /// (e.g. `registry.example:5000/armorred/nginx`); with --all, to `<this>/<image>`.
+    #[arg(long)]
+    pub push: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Machine-readable output on stdout.
     #[arg(long)]
     pub json: bool,
@@ -197,8 +246,8 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    #[arg(long, env = "ARMORRED_RECIPES", default_value = "recipes")]
-    pub recipes: PathBuf,
+    #[arg(long, env = "ARMORRED_RECIPES")]
+    pub recipes: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -254,6 +303,90 @@ pub struct FsckArgs {
     pub layout: PathBuf,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The image (recipe name); reads `<out>/<image>-hardened` and `<out>/<image>-locked`.
+    pub image: String,
+    /// Directory holding the layouts (default: armorred.toml's `out`, else `out`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The upstream image: an OCI layout (`oci:DIR[:REF]` or DIR), `oci-archive:FILE`, `docker-archive:FILE` or a registry reference.
+    #[arg(long)]
+    pub upstream: Option<String>,
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: crate::report::ReportFormat,
+    /// Write the report to this file (atomically) instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Plain HTTP or unverified TLS for a registry upstream.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompatArgs {
+    /// The image (recipe name); its recipe's `[[compat.allowed]]` declares the intended differences.
+    pub image: String,
+    /// The upstream image (as for `report`; default: the recipe's `image.upstream`).
+    #[arg(long)]
+    pub upstream: Option<String>,
+    /// hardened (differences are errors), locked (warnings) or all.
+    #[arg(long, value_parser = parse_tier_selection, default_value = "all")]
+    pub tier: TierSelection,
+    /// Directory holding the layouts (default: armorred.toml's `out`, else `out`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Directory of recipes (default: armorred.toml's `recipes`, else `recipes`).
+    #[arg(long, env = "ARMORRED_RECIPES")]
+    pub recipes: Option<PathBuf>,
+    /// Plain HTTP or unverified TLS for a registry upstream.
+    #[arg(long)]
+    pub insecure: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `armorred.1` and `armorred-<command>.1` for every subcommand into this directory.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// The completion script for `shell`, generated from these definitions.
+pub fn completion_script(shell: clap_complete::Shell) -> String {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "armorred", &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Man pages (file name, roff): `armorred.1`, then one per subcommand.
+pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut pages = Vec::new();
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
+    pages.push(("armorred.1".to_string(), buf));
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("armorred-{}", sub.get_name());
+        let mut buf = Vec::new();
+        let page = sub
+            .clone()
+            .display_name(name.clone())
+            .bin_name(format!("armorred {}", sub.get_name()));
+        clap_mangen::Man::new(page).render(&mut buf)?;
+        pages.push((format!("{name}.1"), buf));
+    }
+    Ok(pages)
 }
 
 fn parse_tier_selection(s: &str) -> Result<TierSelection, String> {

@@ -9,8 +9,10 @@ use serde::Serialize;
 use crate::cache::{CacheReport, LayerCache};
 use crate::cli::{
     BuildArgs, Cli, Command, CompressionArg, FsckArgs, GenerateKeyPairArgs, InspectArgs, ListArgs,
-    NixArgs, PlanArgs, RecipeArgs, SignArgs, VerifyArgs,
+    NixArgs, PlanArgs, PushArgs, RecipeArgs, RegistryArgs, SignArgs, VerifyArgs,
 };
+use crate::cli::{CompatArgs, ManArgs, ReportArgs};
+use crate::config::ProjectConfig;
 use crate::nix::{self, NixEnv, NixInvocation, NixOptions};
 use crate::oci::image::DirectLayers;
 use crate::oci::layout::Layout;
@@ -18,6 +20,7 @@ use crate::oci::tarball::Compression;
 use crate::pipeline::{self, BuildContext, BuildOutcome, Reporter};
 use crate::plan::{BuildPlan, PlanOptions};
 use crate::recipe::{self, Recipe, RecipeLoadError};
+use crate::registry;
 use crate::sign::{self, keys};
 use crate::tier::Tier;
 use crate::{inspect, process};
@@ -51,10 +54,12 @@ pub enum InputError {
 }
 
 pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
+    // Flags (and their env vars) override armorred.toml, which overrides built-in defaults.
+    let project = ProjectConfig::load_from(Path::new("."))?;
     match &cli.command {
-        Command::Build(a) => build(a, reporter),
-        Command::List(a) => list(a),
-        Command::Plan(a) => plan(a),
+        Command::Build(a) => build(a, &project, reporter),
+        Command::List(a) => list(a, &project),
+        Command::Plan(a) => plan(a, &project),
         Command::Inspect(a) => inspect_cmd(a),
         Command::Fsck(a) => fsck(a),
         Command::Lint(a) => {
@@ -88,8 +93,13 @@ pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
             }))
         }
         Command::GenerateKeyPair(a) => generate_key_pair(a),
-        Command::Sign(a) => sign(a),
-        Command::Verify(a) => verify(a),
+        Command::Sign(a) => sign(a, &project),
+        Command::Verify(a) => verify(a, &project),
+        Command::Report(a) => report_cmd(a, &project),
+        Command::Compat(a) => compat_cmd(a, &project),
+        Command::Completions(a) => Ok(CommandOutput::ok(crate::cli::completion_script(a.shell))),
+        Command::Man(a) => man_cmd(a),
+        Command::Push(a) => push(a),
     }
 }
 
@@ -160,10 +170,10 @@ pub fn default_sources_dir() -> PathBuf {
     cache.join("armorred").join("sources")
 }
 
-fn nix_env(r: &RecipeArgs, nix: &NixArgs) -> NixEnv {
+fn nix_env(r: &RecipeArgs, recipes: &Path, nix: &NixArgs) -> NixEnv {
     let sources = r.sources.clone().unwrap_or_else(default_sources_dir);
     NixEnv {
-        nix_dir: resolve_nix_dir(r.nix_dir.as_deref(), &r.recipes),
+        nix_dir: resolve_nix_dir(r.nix_dir.as_deref(), recipes),
         source_dir: std::path::absolute(&sources).unwrap_or(sources),
         toolchain_id: nix::detect_toolchain_id(),
         options: nix_options(nix),
@@ -195,12 +205,12 @@ fn recipes_revision(dir: &Path) -> Option<String> {
         .filter(|s| s.len() == 40)
 }
 
-fn plan_options(r: &RecipeArgs) -> Result<PlanOptions> {
+fn plan_options(r: &RecipeArgs, recipes: &Path) -> Result<PlanOptions> {
     Ok(PlanOptions {
         package_set: r.package_set,
         source_date_epoch: source_date_epoch()?,
         max_layers: r.max_layers,
-        revision: recipes_revision(&r.recipes),
+        revision: recipes_revision(recipes),
     })
 }
 
@@ -238,6 +248,9 @@ struct BuildSummary<'a> {
     failures: Vec<Failure>,
     /// Absent with `--no-cache`.
     layer_cache: Option<CacheReport>,
+    /// With `--format oci-archive|docker-archive`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    archives: Vec<crate::archive::WrittenArchive>,
 }
 
 #[derive(Serialize)]
@@ -247,16 +260,18 @@ struct Failure {
     error: String,
 }
 
-fn build(a: &BuildArgs, reporter: &dyn Reporter) -> Result<CommandOutput> {
+fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Result<CommandOutput> {
+    let recipes_dir = project.recipes_dir(a.recipe.recipes.as_deref());
     let recipes = match &a.image {
-        Some(image) => vec![load_recipe(&a.recipe.recipes, image)?],
-        None => all_recipes(&a.recipe.recipes)?,
+        Some(image) => vec![load_recipe(&recipes_dir, image)?],
+        None => all_recipes(&recipes_dir)?,
     };
-    let cache = LayerCache::for_build(a.cache_dir.as_deref(), a.no_cache);
+    let cache_dir = project.cache_dir(a.cache_dir.as_deref());
+    let cache = LayerCache::for_build(cache_dir.as_deref(), a.no_cache);
     let ctx = BuildContext {
-        plan_options: plan_options(&a.recipe)?,
-        nix: nix_env(&a.recipe, &a.nix),
-        out_dir: a.out.clone(),
+        plan_options: plan_options(&a.recipe, &recipes_dir)?,
+        nix: nix_env(&a.recipe, &recipes_dir, &a.nix),
+        out_dir: project.out_dir(a.out.as_deref()),
         compression: compression(a)?,
         layer_jobs: a.layer_jobs,
         layers: match &cache {
@@ -269,8 +284,13 @@ fn build(a: &BuildArgs, reporter: &dyn Reporter) -> Result<CommandOutput> {
     let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
     let mut outcomes = Vec::new();
     let mut failures = Vec::new();
+    let mut archives = Vec::new();
+    let host = crate::archive::host_platform();
     for r in &recipes {
-        for tier in a.tier.tiers() {
+        let (build_here, elsewhere) =
+            crate::archive::select_platforms(&r.image.name, &r.platforms(), &a.platforms, &host)
+                .map_err(InputError::Invalid)?;
+        for tier in a.tier.tiers().into_iter().filter(|_| build_here) {
             let built = pipeline::build_one(&ctx, r, tier).and_then(|o| {
                 if let Some(key) = &sign_key {
                     sign::layout::sign_layout(
@@ -281,6 +301,37 @@ fn build(a: &BuildArgs, reporter: &dyn Reporter) -> Result<CommandOutput> {
                         Default::default(),
                     )
                     .with_context(|| format!("signing {}", o.layout.display()))?;
+                }
+                if let Some(repo) = &a.push {
+                    // With --all, --push names the namespace; each image is a repository in it.
+                    let target = if a.all {
+                        image_ref(&format!("{repo}/{}:{}", o.image, o.reference))?
+                    } else {
+                        image_ref(&format!("{repo}:{}", o.reference))?
+                    };
+                    let layout = Layout::open(&o.layout)?;
+                    let report = registry::push_layout(
+                        &layout,
+                        Some(&o.reference),
+                        &target,
+                        &registry_options(&a.registry),
+                    )
+                    .with_context(|| format!("pushing {} to {target}", o.layout.display()))?;
+                    tracing::info!("pushed {}", report.reference);
+                }
+                if let Some(dest) = a.format.archive_path(&o.layout) {
+                    let tag = format!("{}:{}", project.repository(&o.image), o.reference);
+                    let mtime = ctx.plan_options.source_date_epoch.max(0) as u64;
+                    let w = crate::archive::write_archive(
+                        &o.layout,
+                        Some(&o.reference),
+                        a.format,
+                        &dest,
+                        &tag,
+                        mtime,
+                    )
+                    .with_context(|| format!("writing {}", dest.display()))?;
+                    archives.extend(w);
                 }
                 Ok(o)
             });
@@ -298,6 +349,21 @@ fn build(a: &BuildArgs, reporter: &dyn Reporter) -> Result<CommandOutput> {
                 }
             }
         }
+        if let Some(msg) = crate::archive::foreign_platforms_error(&r.image.name, &elsewhere, &host)
+        {
+            // What this machine can build is built; the rest is an error.
+            if !a.all {
+                return Err(InputError::Invalid(msg).into());
+            }
+            tracing::error!("{msg}");
+            for tier in a.tier.tiers() {
+                failures.push(Failure {
+                    image: r.image.name.clone(),
+                    tier,
+                    error: msg.clone(),
+                });
+            }
+        }
     }
     if let Some(c) = &cache {
         c.log_summary();
@@ -307,11 +373,15 @@ fn build(a: &BuildArgs, reporter: &dyn Reporter) -> Result<CommandOutput> {
             images: &outcomes,
             failures: std::mem::take(&mut failures_clone(&failures)),
             layer_cache: cache.as_ref().map(LayerCache::stats),
+            archives,
         })
     } else {
         let mut s = String::new();
         for o in &outcomes {
             s.push_str(&format!("{} {}\n", o.manifest_digest, o.layout.display()));
+        }
+        for w in &archives {
+            s.push_str(&format!("{} {}\n", w.digest, w.path.display()));
         }
         s
     };
@@ -367,8 +437,8 @@ struct TierSummary {
     coreutils: bool,
 }
 
-fn list(a: &ListArgs) -> Result<CommandOutput> {
-    let recipes = all_recipes(&a.recipes)?;
+fn list(a: &ListArgs, project: &ProjectConfig) -> Result<CommandOutput> {
+    let recipes = all_recipes(&project.recipes_dir(a.recipes.as_deref()))?;
     let entries: Vec<ListEntry> = recipes
         .iter()
         .map(|r| ListEntry {
@@ -422,10 +492,11 @@ struct PlanReport {
     package_meta: Option<nix::PackageMeta>,
 }
 
-fn plan(a: &PlanArgs) -> Result<CommandOutput> {
-    let recipe = load_recipe(&a.recipe.recipes, &a.image)?;
-    let opts = plan_options(&a.recipe)?;
-    let env = nix_env(&a.recipe, &NixArgs::default());
+fn plan(a: &PlanArgs, project: &ProjectConfig) -> Result<CommandOutput> {
+    let recipes_dir = project.recipes_dir(a.recipe.recipes.as_deref());
+    let recipe = load_recipe(&recipes_dir, &a.image)?;
+    let opts = plan_options(&a.recipe, &recipes_dir)?;
+    let env = nix_env(&a.recipe, &recipes_dir, &NixArgs::default());
     let mut reports = Vec::new();
     for tier in a.tier.tiers() {
         let mut plan = BuildPlan::new(&recipe, tier, &opts);
@@ -519,6 +590,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     use crate::oci::layout::LayoutError;
     for cause in err.chain() {
         if cause.is::<InputError>()
+            || cause.is::<crate::config::ConfigError>()
             || cause.is::<recipe::RecipeError>()
             || cause.is::<RecipeLoadError>()
         {
@@ -583,19 +655,45 @@ fn is_layout(target: &str) -> bool {
     Path::new(target).is_dir() || target.starts_with('.') || target.starts_with('/')
 }
 
-fn sign(a: &SignArgs) -> Result<CommandOutput> {
-    let key = load_signing_key(&a.key)?;
-    let optional = a
+fn registry_options(a: &RegistryArgs) -> registry::RegistryOptions {
+    let RegistryArgs {
+        insecure,
+        auth_file,
+        chunk_size,
+    } = a;
+    registry::RegistryOptions {
+        insecure: *insecure,
+        auth_file: auth_file.clone(),
+        chunk_size: chunk_size.unwrap_or(0),
+        ..Default::default()
+    }
+}
+
+fn image_ref(s: &str) -> Result<registry::ImageRef> {
+    Ok(registry::ImageRef::parse(s)?)
+}
+
+fn sign(a: &SignArgs, project: &ProjectConfig) -> Result<CommandOutput> {
+    let key_path = project.signing_key(a.key.as_deref()).ok_or_else(|| {
+        InputError::Invalid("no signing key: pass --key or set `key` in armorred.toml".into())
+    })?;
+    let key = load_signing_key(&key_path)?;
+    let optional: std::collections::BTreeMap<String, serde_json::Value> = a
         .annotations
         .iter()
         .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
         .collect();
     if !is_layout(&a.target) {
-        return Err(InputError::Invalid(format!(
-            "`{}` is not an OCI layout directory (registry signing: use `armorred push` with a signed layout)",
-            a.target
-        ))
-        .into());
+        let target = image_ref(&a.target)?;
+        let digest =
+            registry::sign_remote(&target, &key, &registry_options(&a.registry), &optional)
+                .with_context(|| format!("signing {}", a.target))?;
+        let tag = sign::signature_tag(digest.as_str());
+        return Ok(CommandOutput::ok(if a.json {
+            json(&serde_json::json!({"manifest_digest": digest, "signature_tag": tag}))
+        } else {
+            format!("{digest} {tag}\n")
+        }));
     }
     let o = sign::layout::sign_layout(
         Path::new(&a.target),
@@ -615,15 +713,18 @@ fn sign(a: &SignArgs) -> Result<CommandOutput> {
     }))
 }
 
-fn verify(a: &VerifyArgs) -> Result<CommandOutput> {
-    let key = load_verifying_key(&a.key)?;
-    if !is_layout(&a.target) {
-        return Err(
-            InputError::Invalid(format!("`{}` is not an OCI layout directory", a.target)).into(),
-        );
-    }
-    let o = sign::layout::verify_layout(Path::new(&a.target), a.reference.as_deref(), &key)
-        .with_context(|| format!("verifying {}", a.target))?;
+fn verify(a: &VerifyArgs, project: &ProjectConfig) -> Result<CommandOutput> {
+    let key_path = project.public_key(a.key.as_deref()).ok_or_else(|| {
+        InputError::Invalid("no public key: pass --key or set `key` in armorred.toml".into())
+    })?;
+    let key = load_verifying_key(&key_path)?;
+    let o = if is_layout(&a.target) {
+        sign::layout::verify_layout(Path::new(&a.target), a.reference.as_deref(), &key)
+            .with_context(|| format!("verifying {}", a.target))?
+    } else {
+        verify_remote(&a.target, &key, &registry_options(&a.registry))
+            .with_context(|| format!("verifying {}", a.target))?
+    };
     Ok(CommandOutput::ok(if a.json {
         json(&o)
     } else {
@@ -634,4 +735,143 @@ fn verify(a: &VerifyArgs) -> Result<CommandOutput> {
             o.tier.as_deref().unwrap_or("unknown")
         )
     }))
+}
+
+/// Verifies a registry image: its signature (cosign's `.sig` tag) and its tier label.
+fn verify_remote(
+    target: &str,
+    key: &keys::VerifyingKey,
+    opts: &registry::RegistryOptions,
+) -> Result<sign::layout::VerifyOutcome> {
+    let target = image_ref(target)?;
+    let (digest, layers) = registry::signatures_remote(&target, opts)?;
+    let v = sign::verify_image(key, digest.as_str(), &layers)?;
+    let (manifest, _, _) = registry::fetch_manifest(&target.with_digest(&digest), opts)?;
+    let m: crate::oci::layout::Manifest =
+        serde_json::from_slice(&manifest).context("parsing the image manifest")?;
+    let config = registry::fetch_blob(&target, &m.config.digest, opts)?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&config).context("parsing the image config")?;
+    Ok(sign::layout::VerifyOutcome {
+        manifest_digest: digest.to_string(),
+        docker_reference: v.payload.critical.identity.docker_reference.clone(),
+        tier: config
+            .pointer("/config/Labels/org.armorred.tier")
+            .and_then(|t| t.as_str())
+            .map(str::to_string),
+        key_fingerprint: key.fingerprint(),
+    })
+}
+
+fn push(a: &PushArgs) -> Result<CommandOutput> {
+    let layout = Layout::open(&a.layout)?;
+    let target = image_ref(&a.target)?;
+    let r = registry::push_layout(
+        &layout,
+        a.reference.as_deref(),
+        &target,
+        &registry_options(&a.registry),
+    )
+    .with_context(|| format!("pushing {} to {}", a.layout.display(), a.target))?;
+    Ok(CommandOutput::ok(if a.json {
+        json(&r)
+    } else {
+        format!("{}\n", r.reference)
+    }))
+}
+
+/// An upstream named on the command line, opened as a layout.
+fn open_upstream(name: &str, insecure: bool) -> Result<crate::report::OpenedImage> {
+    let source = crate::report::ImageSource::parse(name)
+        .map_err(|e| InputError::Invalid(format!("upstream `{name}`: {e:#}")))?;
+    source.open(insecure)
+}
+
+fn report_cmd(a: &ReportArgs, project: &ProjectConfig) -> Result<CommandOutput> {
+    load_recipe_name_check(&a.image)?;
+    let out = project.out_dir(a.out.as_deref());
+    let upstream = a
+        .upstream
+        .as_deref()
+        .map(|u| open_upstream(u, a.insecure))
+        .transpose()?;
+    let report = crate::report::collect(&a.image, &out, upstream.as_ref())?;
+    let text = crate::report::render(&report, a.format);
+    match &a.output {
+        None => Ok(CommandOutput::ok(text)),
+        Some(path) => {
+            crate::oci::blob::write_atomic(path, text.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(CommandOutput::ok(format!("{}\n", path.display())))
+        }
+    }
+}
+
+fn load_recipe_name_check(image: &str) -> Result<()> {
+    if image.contains('/') || image.starts_with('.') || image.is_empty() {
+        return Err(InputError::Invalid(format!("`{image}` is not an image name")).into());
+    }
+    Ok(())
+}
+
+fn compat_cmd(a: &CompatArgs, project: &ProjectConfig) -> Result<CommandOutput> {
+    use crate::compat::{self, RuntimeContract};
+    let recipe = load_recipe(&project.recipes_dir(a.recipes.as_deref()), &a.image)?;
+    let out = project.out_dir(a.out.as_deref());
+    let name = a.upstream.as_deref().unwrap_or(&recipe.image.upstream);
+    let upstream = open_upstream(name, a.insecure)?;
+    let theirs = RuntimeContract::of_image(&upstream).context("reading the upstream image")?;
+    let mut reports = Vec::new();
+    for tier in a.tier.tiers() {
+        let dir = pipeline::layout_dir(&out, &a.image, tier);
+        let ours = RuntimeContract::of_image(&crate::report::OpenedImage::layout(&dir, None))
+            .with_context(|| format!("reading `{}` tier `{tier}`", a.image))?;
+        let diffs = compat::compare(&theirs, &ours);
+        let r = compat::judge(
+            &a.image,
+            tier,
+            &upstream.source,
+            diffs,
+            &recipe.compat.allowed,
+        );
+        for d in &r.differences {
+            match d.verdict {
+                compat::Verdict::Error => tracing::error!(
+                    "{} ({tier}): `{}` differs from upstream and the recipe does not declare it",
+                    a.image,
+                    d.field
+                ),
+                compat::Verdict::Warning => {
+                    tracing::warn!("{} ({tier}): `{}` differs from upstream", a.image, d.field)
+                }
+                compat::Verdict::Allowed { .. } => {}
+            }
+        }
+        reports.push(r);
+    }
+    let failed = reports.iter().any(|r| !r.passed());
+    let stdout = if a.json {
+        json(&reports)
+    } else {
+        compat::render(&reports)
+    };
+    Ok(CommandOutput { stdout, failed })
+}
+
+fn man_cmd(a: &ManArgs) -> Result<CommandOutput> {
+    let pages = crate::cli::man_pages().context("rendering the man pages")?;
+    let Some(dir) = &a.dir else {
+        return Ok(CommandOutput::ok(
+            String::from_utf8_lossy(&pages[0].1).into_owned(),
+        ));
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut s = String::new();
+    for (name, roff) in &pages {
+        let path = dir.join(name);
+        crate::oci::blob::write_atomic(&path, roff)
+            .with_context(|| format!("writing {}", path.display()))?;
+        s.push_str(&format!("{}\n", path.display()));
+    }
+    Ok(CommandOutput::ok(s))
 }

@@ -30,5 +30,10 @@ pub mod store_path;
 pub mod tier;
 // -- helper modules (each added by its owner) --
 pub mod analyze;
+pub mod archive;
+pub mod compat;
+pub mod config;
+pub mod registry;
+pub mod report;
 pub mod sbom;
 pub mod sign;

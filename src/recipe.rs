@@ -29,6 +29,8 @@ pub struct Recipe {
     pub layers: LayerSettings,
     #[serde(default)]
     pub lint: LintSettings,
+    #[serde(default)]
+    pub compat: CompatSettings,
     /// Where the recipe was read from; set by [`Recipe::load`].
     #[serde(skip)]
     pub path: PathBuf,
@@ -48,6 +50,10 @@ pub struct ImageMeta {
     pub source: Option<String>,
     #[serde(default)]
     pub licenses: Vec<String>,
+    /// Nix systems to build for (`x86_64-linux`, `aarch64-linux`); default
+    /// `["x86_64-linux"]`. See [`crate::archive::PLATFORMS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +148,73 @@ pub struct SecretAllowance {
 pub struct LintSettings {
     #[serde(default)]
     pub allow_secrets: Vec<SecretAllowance>,
+}
+
+/// Runtime-contract differences from the upstream image that the recipe
+/// declares on purpose (`armorred compat`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatSettings {
+    #[serde(default)]
+    pub allowed: Vec<CompatAllowance>,
+}
+
+/// One declared difference: a field, optionally the value the image has
+/// (or, for ports/env/volumes, the item that differs), and why.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatAllowance {
+    pub field: Spanned<CompatField>,
+    #[serde(default)]
+    pub value: Option<Spanned<CompatValue>>,
+    pub reason: Spanned<String>,
+}
+
+/// The runtime-contract fields `compat` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompatField {
+    Entrypoint,
+    Cmd,
+    Ports,
+    Env,
+    Volumes,
+    Workdir,
+    StopSignal,
+    User,
+}
+
+impl CompatField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompatField::Entrypoint => "entrypoint",
+            CompatField::Cmd => "cmd",
+            CompatField::Ports => "ports",
+            CompatField::Env => "env",
+            CompatField::Volumes => "volumes",
+            CompatField::Workdir => "workdir",
+            CompatField::StopSignal => "stop_signal",
+            CompatField::User => "user",
+        }
+    }
+
+    /// Entrypoint and cmd take a list value; the others one string.
+    pub fn takes_list(self) -> bool {
+        matches!(self, CompatField::Entrypoint | CompatField::Cmd)
+    }
+}
+
+impl fmt::Display for CompatField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum CompatValue {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// A container healthcheck, as Docker's HEALTHCHECK defines it.
@@ -371,6 +444,61 @@ impl Recipe {
                 }
             }
         }
+        for (i, a) in self.compat.allowed.iter().enumerate() {
+            let key = format!("compat.allowed[{i}]");
+            let field = *a.field.get_ref();
+            if a.reason.get_ref().trim().is_empty() {
+                return Err(self.err_at(
+                    text,
+                    a.reason.span(),
+                    &key,
+                    "a declared difference needs a reason".into(),
+                ));
+            }
+            if let Some(v) = &a.value {
+                let msg = match (v.get_ref(), field.takes_list()) {
+                    (CompatValue::One(_), true) => Some(format!(
+                        "`{field}` takes a list value, e.g. [\"/usr/sbin/nginx\"]"
+                    )),
+                    (CompatValue::Many(_), false) => {
+                        Some(format!("`{field}` takes one string value"))
+                    }
+                    (CompatValue::One(p), false) if field == CompatField::Ports => {
+                        parse_port(p).err()
+                    }
+                    (CompatValue::One(p), false) if p.trim().is_empty() => {
+                        Some("the value must not be empty".into())
+                    }
+                    _ => None,
+                };
+                if let Some(m) = msg {
+                    return Err(self.err_at(text, v.span(), &key, m));
+                }
+            }
+        }
+        let mut platforms = BTreeSet::new();
+        for p in &self.image.platforms {
+            let span = find_key_span(text, "platforms");
+            if !crate::archive::PLATFORMS.contains(&p.as_str()) {
+                return Err(self.err_at(
+                    text,
+                    span,
+                    "image.platforms",
+                    format!(
+                        "unknown platform `{p}` (expected one of: {})",
+                        crate::archive::PLATFORMS.join(", ")
+                    ),
+                ));
+            }
+            if !platforms.insert(p) {
+                return Err(self.err_at(
+                    text,
+                    span,
+                    "image.platforms",
+                    format!("platform `{p}` is listed twice"),
+                ));
+            }
+        }
         if let Some(0) = self.layers.max_layers {
             return Err(self.err_at(
                 text,
@@ -418,6 +546,15 @@ impl Recipe {
 
     pub fn user(&self) -> &str {
         self.runtime.user.as_deref().unwrap_or(DEFAULT_USER)
+    }
+
+    /// The platforms to build: `image.platforms`, else `x86_64-linux`.
+    pub fn platforms(&self) -> Vec<String> {
+        if self.image.platforms.is_empty() {
+            vec![crate::archive::PLATFORMS[0].to_string()]
+        } else {
+            self.image.platforms.clone()
+        }
     }
 }
 
@@ -626,5 +763,78 @@ mod tests {
     fn link_targets_stay_inside_the_package() {
         let text = NGINX.replace("\"bin/nginx\"", "\"../../etc/shadow\"");
         assert!(parse(&text).is_err());
+    }
+
+    #[test]
+    fn compat_allowances_parse_strictly() {
+        let ok = format!(
+            "{NGINX}\n[[compat.allowed]]\nfield = \"entrypoint\"\nvalue = [\"/usr/sbin/nginx\"]\nreason = \"no shell\"\n\n[[compat.allowed]]\nfield = \"stop_signal\"\nreason = \"x\"\n"
+        );
+        let r = parse(&ok).unwrap();
+        assert_eq!(r.compat.allowed.len(), 2);
+        assert_eq!(
+            *r.compat.allowed[1].field.get_ref(),
+            CompatField::StopSignal
+        );
+        for (bad, key, what) in [
+            (
+                "field = \"volume\"\nreason = \"x\"",
+                "compat.allowed",
+                "unknown variant `volume`",
+            ),
+            (
+                "field = \"user\"\nreason = \" \"",
+                "compat.allowed[0]",
+                "needs a reason",
+            ),
+            (
+                "field = \"user\"\nvalue = [\"1\"]\nreason = \"x\"",
+                "compat.allowed[0]",
+                "one string",
+            ),
+            (
+                "field = \"cmd\"\nvalue = \"-g\"\nreason = \"x\"",
+                "compat.allowed[0]",
+                "list value",
+            ),
+            (
+                "field = \"ports\"\nvalue = \"http\"\nreason = \"x\"",
+                "compat.allowed[0]",
+                "not a port",
+            ),
+            (
+                "field = \"user\"\nreason = \"x\"\nwhy = 1",
+                "compat.allowed",
+                "unknown field `why`",
+            ),
+        ] {
+            let text = format!("{NGINX}\n[[compat.allowed]]\n{bad}\n");
+            let e = parse(&text).unwrap_err();
+            assert!(e.message.contains(what), "{bad}: {e}");
+            assert!(
+                e.key.as_deref().unwrap_or("").starts_with(key),
+                "{bad}: {e}"
+            );
+            assert!(e.line > 30, "{bad}: located at {e}");
+        }
+    }
+
+    #[test]
+    fn platforms_are_validated() {
+        assert_eq!(parse(NGINX).unwrap().platforms(), ["x86_64-linux"]);
+        let two = NGINX.replace(
+            "upstream = \"docker.io/library/nginx:1.22.1\"",
+            "upstream = \"docker.io/library/nginx:1.22.1\"\nplatforms = [\"x86_64-linux\", \"aarch64-linux\"]",
+        );
+        assert_eq!(parse(&two).unwrap().platforms().len(), 2);
+        for bad in ["[\"arm64\"]", "[\"x86_64-linux\", \"x86_64-linux\"]"] {
+            let text = NGINX.replace(
+                "upstream = \"docker.io/library/nginx:1.22.1\"",
+                &format!("upstream = \"docker.io/library/nginx:1.22.1\"\nplatforms = {bad}"),
+            );
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("image.platforms"), "{e}");
+            assert_eq!(e.line, 7, "{e}");
+        }
     }
 }

@@ -401,6 +401,11 @@ impl Layout {
                     source,
                 })?;
                 let name = e.file_name().to_string_lossy().into_owned();
+                // An interrupted write's temp file: harmless, removed by the next build.
+                if name.starts_with(".tmp-") {
+                    report.leftover_temp_files += 1;
+                    continue;
+                }
                 let Ok(d) = Digest::parse(&format!("sha256:{name}")) else {
                     report
                         .problems
@@ -472,6 +477,7 @@ impl BlobStore {
 pub struct FsckReport {
     pub blobs_checked: usize,
     pub unreferenced: usize,
+    pub leftover_temp_files: usize,
     pub problems: Vec<String>,
 }
 

@@ -2,9 +2,14 @@
 //! entry's metadata, with whiteouts applied, and the bytes of every ELF file
 //! (for the hardening analysis). Layers are streamed, never held in memory.
 //!
-//! Input may be hostile (`inspect`/`analyze` of someone else's layout): `..`
-//! components and absolute names are refused, and an entry whose declared
-//! size is larger than what the layer holds ends in an error, not a hang.
+//! Input may be hostile (`inspect`/`analyze` of someone else's layout). A
+//! layer blob is checked against its descriptor's size and digest before a
+//! byte of it is parsed. Refused, naming the entry: `..` components, a
+//! relative symlink that climbs above the image root (the rule the writer
+//! applies, [`symlink_escapes`]), an entry beneath a symlink (an extractor
+//! would write through it) and an entry whose declared size differs from
+//! what the layer holds. A header's size is a claim, so no buffer is sized
+//! from it beyond [`ELF_PREALLOC`].
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -12,11 +17,14 @@ use std::io::{self, Read};
 use super::blob::BlobStore;
 use super::digest::{Digest, HashingWriter};
 use super::layout::Descriptor;
+use super::tarball::symlink_escapes;
 use super::{MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD};
 use crate::analyze::{FileKind, ImageFile};
 
 /// ELF files larger than this are listed but not analyzed.
 pub const MAX_ELF_BYTES: u64 = 512 << 20;
+/// The most an ELF buffer reserves up front; it grows with the bytes read.
+const ELF_PREALLOC: u64 = 1 << 20;
 
 #[derive(Debug, Default)]
 pub struct RootfsView {
@@ -40,6 +48,14 @@ pub enum ViewError {
         entry: String,
         reason: String,
     },
+    #[error("layer {digest}: size {actual} does not match the descriptor's {expected}")]
+    SizeMismatch {
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("layer {digest}: content does not match its digest (actual {actual})")]
+    DigestMismatch { digest: Digest, actual: Digest },
     #[error("layer {digest}: unsupported media type `{media_type}`")]
     MediaType { digest: Digest, media_type: String },
     #[error("layer {digest}: uncompressed content hashes to {actual}, but the config's diff_id is {expected}")]
@@ -74,6 +90,20 @@ pub fn normalize_entry(name: &str) -> Result<String, String> {
     Ok(format!("/{}", parts.join("/")))
 }
 
+/// The outermost ancestor of `path` that the view holds as a symlink.
+fn symlink_ancestor<'a>(files: &'a BTreeMap<String, ImageFile>, path: &str) -> Option<&'a str> {
+    let mut end = 0;
+    while let Some(i) = path[end + 1..].find('/') {
+        end += 1 + i;
+        if let Some(f) = files.get(&path[..end]) {
+            if matches!(f.kind, FileKind::Symlink { .. }) {
+                return Some(&f.path);
+            }
+        }
+    }
+    None
+}
+
 /// Reads `layers` (in order) from `store`. When `diff_ids` is given, each
 /// layer's uncompressed stream is checked against it.
 pub fn read_rootfs(
@@ -90,7 +120,25 @@ pub fn read_rootfs(
             digest: digest.clone(),
             source,
         };
-        let f = std::fs::File::open(store.path(&layer.digest)).map_err(io_err)?;
+        let blob_path = store.path(&layer.digest);
+        // Verified before parsing, so a tampered layer reads as tampered
+        // rather than as whatever the tar walker makes of it.
+        let actual_size = std::fs::metadata(&blob_path).map_err(io_err)?.len();
+        if actual_size != layer.size {
+            return Err(ViewError::SizeMismatch {
+                digest: layer.digest.clone(),
+                expected: layer.size,
+                actual: actual_size,
+            });
+        }
+        let actual = super::blob::hash_file(&blob_path).map_err(io_err)?;
+        if actual != layer.digest {
+            return Err(ViewError::DigestMismatch {
+                digest: layer.digest.clone(),
+                actual,
+            });
+        }
+        let f = std::fs::File::open(&blob_path).map_err(io_err)?;
         let raw = io::BufReader::with_capacity(1 << 20, f);
         let Some(dec) = decoder(&layer.media_type, raw).map_err(io_err)? else {
             return Err(ViewError::MediaType {
@@ -111,6 +159,9 @@ pub fn read_rootfs(
                     reason,
                 };
                 let path = normalize_entry(&raw_name).map_err(hostile)?;
+                if let Some(link) = symlink_ancestor(&files, &path) {
+                    return Err(hostile(format!("lies beneath the symlink `{link}`")));
+                }
                 let (dir, base) = path.rsplit_once('/').unwrap_or(("", &path));
                 // Whiteouts hide lower layers' content (OCI image spec).
                 if base == ".wh..wh..opq" {
@@ -149,25 +200,34 @@ pub fn read_rootfs(
                     }
                     _ => FileKind::Other,
                 };
-                if kind == FileKind::File && size >= 4 {
-                    let mut magic = [0u8; 4];
-                    e.read_exact(&mut magic).map_err(io_err)?;
-                    if &magic == b"\x7fELF" && size <= MAX_ELF_BYTES {
-                        let mut data = Vec::with_capacity(size as usize);
-                        data.extend_from_slice(&magic);
-                        e.read_to_end(&mut data).map_err(io_err)?;
-                        if data.len() as u64 != size {
-                            return Err(hostile(format!(
-                                "declares {size} bytes but the layer holds {}",
-                                data.len()
-                            )));
-                        }
-                        elfs.insert(path.clone(), data);
-                    } else {
-                        elfs.remove(&path);
+                if let FileKind::Symlink { target } = &kind {
+                    if symlink_escapes(path.trim_start_matches('/'), target) {
+                        return Err(hostile(format!(
+                            "symlink target `{target}` climbs above the image root"
+                        )));
                     }
+                }
+                let mut head = Vec::with_capacity(4);
+                if kind == FileKind::File {
+                    (&mut e).take(4).read_to_end(&mut head).map_err(io_err)?;
+                }
+                // Every entry is read to its end, so a size the layer does
+                // not hold is caught here, naming the entry.
+                let held = if head == b"\x7fELF" && size <= MAX_ELF_BYTES {
+                    let mut data = Vec::with_capacity(size.min(ELF_PREALLOC) as usize);
+                    data.extend_from_slice(&head);
+                    e.read_to_end(&mut data).map_err(io_err)?;
+                    let held = data.len() as u64;
+                    elfs.insert(path.clone(), data);
+                    held
                 } else {
                     elfs.remove(&path);
+                    head.len() as u64 + io::copy(&mut e, &mut io::sink()).map_err(io_err)?
+                };
+                if held != size {
+                    return Err(hostile(format!(
+                        "declares {size} bytes but the layer holds {held}"
+                    )));
                 }
                 files.insert(
                     path.clone(),
@@ -311,5 +371,137 @@ mod tests {
         assert_eq!(normalize_entry("./nix/store/x/").unwrap(), "/nix/store/x");
         assert_eq!(normalize_entry("etc//passwd").unwrap(), "/etc/passwd");
         assert!(normalize_entry("nix/../../etc/shadow").is_err());
+    }
+
+    /// A raw tar entry: `declared` is the header's size, whatever follows.
+    fn raw(name: &str, kind: tar::EntryType, declared: u64, link: &str, data: &[u8]) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.as_mut_bytes()[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_mut_bytes()[157..157 + link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_size(declared);
+        h.set_cksum();
+        let mut v = h.as_bytes().to_vec();
+        v.extend_from_slice(data);
+        v.resize(v.len().next_multiple_of(512), 0);
+        v
+    }
+
+    fn tar_layer(store: &BlobStore, entries: &[Vec<u8>]) -> Descriptor {
+        let mut bytes = entries.concat();
+        bytes.extend_from_slice(&[0; 1024]);
+        let b = store.put(&bytes).unwrap();
+        Descriptor {
+            media_type: MEDIA_TYPE_LAYER_TAR.into(),
+            digest: b.digest,
+            size: b.size,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        }
+    }
+
+    fn hostile_reason(layers: &[Descriptor], store: &BlobStore) -> (String, String) {
+        match read_rootfs(store, layers, None) {
+            Err(ViewError::Hostile { entry, reason, .. }) => (entry, reason),
+            other => panic!("expected a hostile-entry error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn symlinks_climbing_out_and_entries_beneath_symlinks_are_refused() {
+        use tar::EntryType::{Directory, Regular, Symlink};
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let escape = tar_layer(
+            &store,
+            &[
+                raw("a/", Directory, 0, "", b""),
+                raw("a/b", Symlink, 0, "../../../../etc", b""),
+            ],
+        );
+        let (entry, reason) = hostile_reason(&[escape], &store);
+        assert_eq!(entry, "a/b");
+        assert!(reason.contains("climbs above the image root"), "{reason}");
+
+        let inside = tar_layer(
+            &store,
+            &[
+                raw("a/", Directory, 0, "", b""),
+                raw("a/up", Symlink, 0, "../etc", b""),
+                raw("a/abs", Symlink, 0, "/../../etc", b""),
+            ],
+        );
+        assert_eq!(read_rootfs(&store, &[inside], None).unwrap().files.len(), 3);
+
+        let lower = tar_layer(&store, &[raw("x", Symlink, 0, "/etc", b"")]);
+        let upper = tar_layer(&store, &[raw("x/shadow", Regular, 1, "", b"!")]);
+        let (entry, reason) = hostile_reason(&[lower.clone(), upper], &store);
+        assert_eq!(entry, "x/shadow");
+        assert!(reason.contains("beneath the symlink `/x`"), "{reason}");
+
+        // A later layer may replace the link with a directory first.
+        let replaced = tar_layer(
+            &store,
+            &[
+                raw("x/", Directory, 0, "", b""),
+                raw("x/shadow", Regular, 1, "", b"!"),
+            ],
+        );
+        assert!(read_rootfs(&store, &[lower, replaced], None).is_ok());
+    }
+
+    #[test]
+    fn declared_sizes_the_layer_does_not_hold_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let huge = tar_layer(
+            &store,
+            &[raw(
+                "big",
+                tar::EntryType::Regular,
+                1 << 40,
+                "",
+                b"ten bytes.",
+            )],
+        );
+        let (entry, reason) = hostile_reason(&[huge], &store);
+        assert_eq!(entry, "big");
+        assert!(reason.starts_with("declares 1099511627776 bytes but the layer holds "));
+
+        // An ELF under MAX_ELF_BYTES: the claim must not size the buffer
+        // (it would reserve 400 MiB here); the error names the entry.
+        let mut elf = b"\x7fELF".to_vec();
+        elf.resize(64, 0);
+        let big_elf = tar_layer(
+            &store,
+            &[raw("bin/elf", tar::EntryType::Regular, 400 << 20, "", &elf)],
+        );
+        let (entry, reason) = hostile_reason(&[big_elf], &store);
+        assert_eq!(entry, "bin/elf");
+        assert!(reason.starts_with("declares 419430400 bytes"), "{reason}");
+    }
+
+    #[test]
+    fn layer_blobs_are_checked_against_their_descriptor_before_parsing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let good = tar_layer(&store, &[raw("f", tar::EntryType::Regular, 1, "", b"x")]);
+        let mut wrong_size = good.clone();
+        wrong_size.size = 1 << 40;
+        assert!(matches!(
+            read_rootfs(&store, &[wrong_size], None),
+            Err(ViewError::SizeMismatch { .. })
+        ));
+        let path = store.path(&good.digest);
+        let mut bytes = std::fs::read(&path).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let err = read_rootfs(&store, &[good], None).unwrap_err();
+        assert!(matches!(err, ViewError::DigestMismatch { .. }), "{err}");
+        assert!(err
+            .to_string()
+            .contains("content does not match its digest"));
     }
 }

@@ -1,0 +1,1384 @@
+//! Registry push, sign and fetch against the real `docker-registry`
+//! (distribution 2.8) on loopback, plus tiny fake servers for the failures a
+//! real registry will not produce on demand (500s, dropped connections,
+//! bearer tokens). skopeo reads what we pushed, signatures included.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use armorred::oci::layout::{Descriptor, Layout, Manifest};
+use armorred::oci::{
+    canonical_json, Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_TAR,
+    MEDIA_TYPE_MANIFEST,
+};
+use armorred::registry::{self, ImageRef, PushReport, RegistryError, RegistryOptions};
+use armorred::sign::keys::{self, SigningKey};
+use armorred::sign::{self, payload, SignatureLayer};
+use base64::Engine as _;
+use common::{free_port, http_status, nginx, sh, TestContext};
+
+const SPDX: &str = "application/spdx+json";
+
+// ---------------------------------------------------------------- registry
+
+/// `docker-registry serve` on a loopback port, storage in a temp dir,
+/// optionally behind htpasswd auth. Killed on drop.
+struct Registry {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        Registry::start_inner(None)
+    }
+
+    fn start_with_htpasswd(user: &str, pass: &str) -> Registry {
+        Registry::start_inner(Some((user, pass)))
+    }
+
+    fn start_inner(auth: Option<(&str, &str)>) -> Registry {
+        // free_port() releases the port before the registry binds it, so
+        // another test may take it first: then this registry exits with
+        // "address already in use", and we try another port.
+        for _ in 0..5 {
+            if let Some(reg) = Registry::try_start(auth) {
+                return reg;
+            }
+        }
+        panic!("docker-registry did not start on any of 5 ports");
+    }
+
+    fn try_start(auth: Option<(&str, &str)>) -> Option<Registry> {
+        let dir = tempfile::Builder::new()
+            .prefix("armorred-registry-")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: armorred-test-secret\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, pass)) = auth {
+            let line = sh("htpasswd", &["-Bbn", user, pass]).stdout;
+            std::fs::write(dir.path().join("htpasswd"), line).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: armorred-test\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            ));
+        }
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry (scripts/setup-system.sh installs it)");
+        let mut reg = Registry { child, port, dir };
+        // Ours is up when it says it listens and is still running.
+        let listening = format!("listening on 127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !reg.log().contains(&listening) {
+            if reg.child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+                eprintln!("docker-registry on {port} did not start:\n{}", reg.log());
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        match http_status(port, "/v2/", Duration::from_secs(20)) {
+            Some(200) | Some(401) if reg.child.try_wait().unwrap().is_none() => Some(reg),
+            other => {
+                eprintln!(
+                    "docker-registry on {port} does not answer ({other:?}):\n{}",
+                    reg.log()
+                );
+                None
+            }
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn image(&self, repo_tag: &str) -> ImageRef {
+        ImageRef::parse(&format!("{}/{repo_tag}", self.host())).unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Access-log lines for `method` requests whose path contains `path`.
+    fn requests(&self, method: &str, path: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(&format!("\"{method} ")) && l.contains(path))
+            .count()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn opts() -> RegistryOptions {
+    RegistryOptions {
+        insecure: true,
+        retries: 2,
+        ..RegistryOptions::default()
+    }
+}
+
+/// A Docker config.json with `user:pass` for `host`.
+fn auth_file(dir: &Path, host: &str, user: &str, pass: &str) -> PathBuf {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    let path = dir.join(format!("auth-{user}-{pass}.json"));
+    let json = serde_json::json!({"auths": {host: {"auth": auth}}});
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    path
+}
+
+// ---------------------------------------------------------------- layouts
+
+/// A small synthetic image written with armorred's own layout code.
+struct Tiny {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    digest: Digest,
+    manifest: Descriptor,
+    layers: Vec<Vec<u8>>,
+}
+
+const TINY_TAG: &str = "1.0-test";
+
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn descriptor(media_type: &str, bytes: &[u8]) -> Descriptor {
+    Descriptor {
+        media_type: media_type.into(),
+        digest: Digest::of(bytes),
+        size: bytes.len() as u64,
+        artifact_type: None,
+        annotations: BTreeMap::new(),
+        platform: None,
+    }
+}
+
+fn tiny_layout(layer_sizes: &[usize], seed: u64) -> Tiny {
+    let dir = tempfile::Builder::new()
+        .prefix("armorred-tiny-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("layout");
+    let layout = Layout::create(&path).unwrap();
+    let layers: Vec<Vec<u8>> = layer_sizes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| noise(*n, seed * 1000 + i as u64))
+        .collect();
+    let layer_descs: Vec<Descriptor> = layers
+        .iter()
+        .map(|l| {
+            layout.blobs().put(l).unwrap();
+            descriptor(MEDIA_TYPE_LAYER_TAR, l)
+        })
+        .collect();
+    let config = canonical_json(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Labels": {"seed": seed.to_string()}},
+        "rootfs": {"type": "layers", "diff_ids": layer_descs.iter().map(|d| d.digest.to_string()).collect::<Vec<_>>()},
+    }));
+    layout.blobs().put(&config).unwrap();
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(MEDIA_TYPE_MANIFEST.into()),
+        artifact_type: None,
+        config: descriptor(MEDIA_TYPE_CONFIG, &config),
+        layers: layer_descs,
+        subject: None,
+        annotations: BTreeMap::new(),
+    };
+    let bytes = canonical_json(&manifest);
+    layout.blobs().put(&bytes).unwrap();
+    let mut desc = descriptor(MEDIA_TYPE_MANIFEST, &bytes);
+    let manifest_desc = desc.clone();
+    desc.annotations
+        .insert(ANNOTATION_REF_NAME.into(), TINY_TAG.into());
+    let mut index = layout.read_index().unwrap();
+    index.manifests.push(desc);
+    layout.write_index(&index).unwrap();
+    Tiny {
+        digest: manifest_desc.digest.clone(),
+        manifest: manifest_desc,
+        _dir: dir,
+        path,
+        layers,
+    }
+}
+
+fn signature_layer(key: &SigningKey, reference: &str, digest: &Digest) -> SignatureLayer {
+    let payload = payload::new_payload(reference, digest.as_str(), BTreeMap::new());
+    SignatureLayer {
+        signature_b64: sign::sign_payload(key, &payload),
+        payload,
+        annotations: BTreeMap::new(),
+    }
+}
+
+/// Adds a cosign signature manifest for the image to the layout's index.
+fn add_signature(tiny: &Tiny, key: &SigningKey, reference: &str) {
+    let layout = Layout::open(&tiny.path).unwrap();
+    let layer = signature_layer(key, reference, &tiny.digest);
+    let (manifest, config) = sign::signature_manifest(std::slice::from_ref(&layer));
+    for b in [&layer.payload, &config, &manifest] {
+        std::fs::write(layout.blobs().path(&Digest::of(b)), b).unwrap();
+    }
+    let mut d = descriptor(MEDIA_TYPE_MANIFEST, &manifest);
+    d.annotations.insert(
+        ANNOTATION_REF_NAME.into(),
+        sign::signature_tag(tiny.digest.as_str()),
+    );
+    let mut index = layout.read_index().unwrap();
+    index.manifests.push(d);
+    layout.write_index(&index).unwrap();
+}
+
+/// Adds an SPDX SBOM artifact whose subject is the image; returns its
+/// manifest digest and the SBOM bytes.
+fn add_sbom(tiny: &Tiny, name: &str) -> (Digest, Vec<u8>) {
+    let layout = Layout::open(&tiny.path).unwrap();
+    let sbom = canonical_json(&serde_json::json!({"spdxVersion": "SPDX-2.3", "name": name}));
+    let empty = b"{}".to_vec();
+    for b in [&sbom, &empty] {
+        std::fs::write(layout.blobs().path(&Digest::of(b)), b).unwrap();
+    }
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(MEDIA_TYPE_MANIFEST.into()),
+        artifact_type: Some(SPDX.into()),
+        config: descriptor("application/vnd.oci.empty.v1+json", &empty),
+        layers: vec![descriptor(SPDX, &sbom)],
+        subject: Some(tiny.manifest.clone()),
+        annotations: BTreeMap::from([(
+            "org.opencontainers.image.created".into(),
+            "1970-01-01T00:00:00Z".into(),
+        )]),
+    };
+    let bytes = canonical_json(&manifest);
+    std::fs::write(layout.blobs().path(&Digest::of(&bytes)), &bytes).unwrap();
+    let mut d = descriptor(MEDIA_TYPE_MANIFEST, &bytes);
+    d.artifact_type = Some(SPDX.into());
+    d.annotations
+        .insert("org.armorred.subject".into(), tiny.digest.to_string());
+    let mut index = layout.read_index().unwrap();
+    index.manifests.push(d);
+    layout.write_index(&index).unwrap();
+    (Digest::of(&bytes), sbom)
+}
+
+fn push(
+    tiny: &Tiny,
+    target: &ImageRef,
+    opts: &RegistryOptions,
+) -> Result<PushReport, RegistryError> {
+    let layout = Layout::open(&tiny.path).unwrap();
+    registry::push_layout(&layout, None, target, opts)
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn push_then_push_again_skips_every_blob_and_attachments_travel() {
+    let reg = Registry::start();
+    let tiny = tiny_layout(&[1500, 70_000], 1);
+    let key = keys::generate();
+    let target = reg.image("armorred/tiny:v1");
+    add_signature(&tiny, &key, &target.repository_name());
+    let (sbom_digest, sbom) = add_sbom(&tiny, "tiny");
+
+    let first = push(&tiny, &target, &opts()).unwrap();
+    assert_eq!(first.manifest_digest, tiny.digest);
+    assert_eq!(
+        first.reference,
+        format!("{}/armorred/tiny:v1@{}", reg.host(), tiny.digest)
+    );
+    // config + 2 layers, signature payload + config, SBOM + empty config.
+    assert_eq!(
+        (first.blobs_uploaded, first.blobs_skipped),
+        (7, 0),
+        "{first:#?}"
+    );
+    let layer_bytes: u64 = tiny.layers.iter().map(|l| l.len() as u64).sum();
+    assert!(first.bytes_uploaded > layer_bytes, "{first:#?}");
+
+    // The registry serves the exact manifest under the tag and the digest.
+    let (bytes, media_type, digest) = registry::fetch_manifest(&target, &opts()).unwrap();
+    assert_eq!(
+        (media_type.as_str(), &digest),
+        (MEDIA_TYPE_MANIFEST, &tiny.digest)
+    );
+    assert_eq!(
+        bytes,
+        Layout::open(&tiny.path)
+            .unwrap()
+            .load_image(None)
+            .unwrap()
+            .manifest_bytes
+    );
+    registry::fetch_manifest(&target.with_digest(&tiny.digest), &opts()).unwrap();
+    let layer0 = Digest::of(&tiny.layers[0]);
+    assert_eq!(
+        registry::fetch_blob(&target, &layer0, &opts()).unwrap(),
+        tiny.layers[0]
+    );
+
+    // The signature travelled and verifies.
+    let (signed, layers) = registry::signatures_remote(&target, &opts()).unwrap();
+    assert_eq!(signed, tiny.digest);
+    assert_eq!(layers.len(), 1);
+    sign::verify_image(&key.verifying_key(), tiny.digest.as_str(), &layers).unwrap();
+
+    // The SBOM is there by digest, and distribution 2.8 has no referrers
+    // API, so the referrers tag schema index at sha256-<hex> lists it.
+    let (sbom_manifest, _, _) =
+        registry::fetch_manifest(&target.with_digest(&sbom_digest), &opts()).unwrap();
+    let m: Manifest = serde_json::from_slice(&sbom_manifest).unwrap();
+    assert_eq!(m.subject.unwrap().digest, tiny.digest);
+    assert_eq!(
+        registry::fetch_blob(&target, &m.layers[0].digest, &opts()).unwrap(),
+        sbom
+    );
+    let fallback = target.with_tag(&format!("sha256-{}", tiny.digest.hex()));
+    let (index, index_type, _) = registry::fetch_manifest(&fallback, &opts()).unwrap();
+    assert_eq!(index_type, "application/vnd.oci.image.index.v1+json");
+    let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+    assert_eq!(index["manifests"][0]["digest"], sbom_digest.as_str());
+    assert_eq!(index["manifests"][0]["artifactType"], SPDX);
+    assert!(
+        first.attachments.iter().any(|a| a.contains(".sig")),
+        "{:?}",
+        first.attachments
+    );
+    assert!(
+        first
+            .attachments
+            .iter()
+            .any(|a| a.contains(sbom_digest.as_str())),
+        "{:?}",
+        first.attachments
+    );
+
+    // Second push: nothing is uploaded, the registry said it had it all.
+    let patches_before =
+        reg.requests("PATCH", "/blobs/uploads/") + reg.requests("PUT", "/blobs/uploads/");
+    let second = push(&tiny, &target, &opts()).unwrap();
+    assert_eq!(
+        (second.blobs_uploaded, second.bytes_uploaded),
+        (0, 0),
+        "{second:#?}"
+    );
+    assert_eq!(second.blobs_skipped, 5, "{second:#?}"); // the signature blobs are not re-sent: nothing new to append
+    assert_eq!(
+        reg.requests("PATCH", "/blobs/uploads/") + reg.requests("PUT", "/blobs/uploads/"),
+        patches_before
+    );
+    let (_, layers) = registry::signatures_remote(&target, &opts()).unwrap();
+    assert_eq!(
+        layers.len(),
+        1,
+        "pushing again must not duplicate a signature"
+    );
+    let (index, _, _) = registry::fetch_manifest(&fallback, &opts()).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn large_layers_go_up_in_chunks() {
+    let reg = Registry::start();
+    let tiny = tiny_layout(&[300_000, 100], 2);
+    let target = reg.image("armorred/chunked:v1");
+    let opts = RegistryOptions {
+        chunk_size: 64 << 10,
+        ..opts()
+    };
+    let report = push(&tiny, &target, &opts).unwrap();
+    assert_eq!(report.blobs_uploaded, 3);
+    // 300 000 bytes in 64 KiB chunks: 5 PATCHes; the small blobs go in one PUT each.
+    assert_eq!(
+        reg.requests("PATCH", "/v2/armorred/chunked/blobs/uploads/"),
+        5,
+        "{}",
+        reg.log()
+    );
+    let big = Digest::of(&tiny.layers[0]);
+    assert_eq!(
+        registry::fetch_blob(&target, &big, &opts).unwrap(),
+        tiny.layers[0]
+    );
+    assert_eq!(
+        registry::fetch_manifest(&target, &opts).unwrap().2,
+        tiny.digest
+    );
+}
+
+#[test]
+fn htpasswd_auth_right_and_wrong_password() {
+    let reg = Registry::start_with_htpasswd("pusher", "s3cret");
+    let tiny = tiny_layout(&[2000], 3);
+    let target = reg.image("armorred/private:v1");
+    let files = tempfile::tempdir().unwrap();
+
+    let good = RegistryOptions {
+        auth_file: Some(auth_file(files.path(), &reg.host(), "pusher", "s3cret")),
+        ..opts()
+    };
+    let report = push(&tiny, &target, &good).unwrap();
+    assert_eq!(report.blobs_uploaded, 2);
+    assert_eq!(
+        registry::fetch_manifest(&target, &good).unwrap().2,
+        tiny.digest
+    );
+
+    let bad_file = auth_file(files.path(), &reg.host(), "pusher", "wrong");
+    let bad = RegistryOptions {
+        auth_file: Some(bad_file.clone()),
+        ..opts()
+    };
+    let err = push(&tiny_layout(&[10], 4), &target, &bad).unwrap_err();
+    match &err {
+        RegistryError::Unauthorized {
+            registry,
+            auth_file,
+            ..
+        } => {
+            assert_eq!(registry, &reg.host());
+            assert_eq!(auth_file.as_deref(), Some(bad_file.as_path()));
+        }
+        other => panic!("{other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&reg.host()) && msg.contains(&bad_file.display().to_string()),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("401") && msg.contains("pusher") && msg.contains("refused"),
+        "{msg}"
+    );
+
+    // No entry for this registry at all: a different message, same kind.
+    let other = RegistryOptions {
+        auth_file: Some(auth_file(files.path(), "elsewhere.example", "a", "b")),
+        ..opts()
+    };
+    let err = registry::fetch_manifest(&target, &other).unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
+    assert!(err.to_string().contains("no credentials"), "{err}");
+}
+
+/// `REGISTRY_AUTH_FILE` is read when no file is given. The environment is
+/// process-wide, so this runs in a child test process that has it set.
+#[test]
+fn auth_from_registry_auth_file_env() {
+    let reg = Registry::start_with_htpasswd("envuser", "envpass");
+    let files = tempfile::tempdir().unwrap();
+    let file = auth_file(files.path(), &reg.host(), "envuser", "envpass");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "auth_from_registry_auth_file_env_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("REGISTRY_AUTH_FILE", &file)
+        .env("ARMORRED_TEST_REGISTRY", reg.host())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+    assert_eq!(
+        reg.requests("PUT", "/v2/armorred/env/manifests/v1"),
+        1,
+        "{}",
+        reg.log()
+    );
+}
+
+#[test]
+#[ignore = "run by auth_from_registry_auth_file_env in a child process"]
+fn auth_from_registry_auth_file_env_child() {
+    let Ok(host) = std::env::var("ARMORRED_TEST_REGISTRY") else {
+        return;
+    };
+    let target = ImageRef::parse(&format!("{host}/armorred/env:v1")).unwrap();
+    let tiny = tiny_layout(&[100], 5);
+    let report = push(&tiny, &target, &opts()).unwrap();
+    assert_eq!(report.manifest_digest, tiny.digest);
+    // And without the variable's file, the registry refuses.
+    let none = RegistryOptions {
+        auth_file: Some(auth_file(
+            tiny.path.parent().unwrap(),
+            "elsewhere.example",
+            "a",
+            "b",
+        )),
+        ..opts()
+    };
+    assert!(matches!(
+        registry::fetch_manifest(&target, &none),
+        Err(RegistryError::Unauthorized { .. })
+    ));
+}
+
+#[test]
+fn sign_remote_appends_and_push_never_overwrites_signatures() {
+    let reg = Registry::start();
+    let tiny = tiny_layout(&[500], 6);
+    let target = reg.image("armorred/signed:v1");
+    push(&tiny, &target, &opts()).unwrap();
+
+    let (digest, none) = registry::signatures_remote(&target, &opts()).unwrap();
+    assert!(none.is_empty());
+    let k1 = keys::generate();
+    let k2 = keys::generate();
+    assert_eq!(
+        registry::sign_remote(&target, &k1, &opts(), &BTreeMap::new()).unwrap(),
+        digest
+    );
+    let claims = BTreeMap::from([("build".to_string(), serde_json::Value::from("ci-42"))]);
+    registry::sign_remote(&target, &k2, &opts(), &claims).unwrap();
+
+    let sig_tag = target.with_tag(&sign::signature_tag(digest.as_str()));
+    let (sig_manifest, _, _) = registry::fetch_manifest(&sig_tag, &opts()).unwrap();
+    let m: Manifest = serde_json::from_slice(&sig_manifest).unwrap();
+    assert_eq!(
+        m.layers.len(),
+        2,
+        "second signature appended, not replacing the first"
+    );
+
+    let (d, layers) = registry::signatures_remote(&target, &opts()).unwrap();
+    assert_eq!(d, tiny.digest);
+    let v1 = sign::verify_image(&k1.verifying_key(), d.as_str(), &layers).unwrap();
+    let v2 = sign::verify_image(&k2.verifying_key(), d.as_str(), &layers).unwrap();
+    assert_eq!((v1.layer_index, v2.layer_index), (0, 1));
+    assert_eq!(v2.payload.optional["build"], "ci-42");
+    assert_eq!(
+        v1.payload.critical.identity.docker_reference,
+        target.repository_name()
+    );
+    assert!(sign::verify_image(&keys::generate().verifying_key(), d.as_str(), &layers).is_err());
+
+    // The same key and claims again: the payload and the RFC 6979 signature
+    // repeat, so nothing is added.
+    registry::sign_remote(&target, &k1, &opts(), &BTreeMap::new()).unwrap();
+    assert_eq!(
+        registry::signatures_remote(&target, &opts())
+            .unwrap()
+            .1
+            .len(),
+        2
+    );
+
+    // A layout signed by a third key: pushing merges, the two remote
+    // signatures stay first.
+    let k3 = keys::generate();
+    add_signature(&tiny, &k3, &target.repository_name());
+    let report = push(&tiny, &target, &opts()).unwrap();
+    assert!(
+        report
+            .attachments
+            .iter()
+            .any(|a| a.contains("1 added, 3 in total")),
+        "{:?}",
+        report.attachments
+    );
+    let (_, layers) = registry::signatures_remote(&target, &opts()).unwrap();
+    assert_eq!(layers.len(), 3);
+    for (i, k) in [&k1, &k2, &k3].iter().enumerate() {
+        assert_eq!(
+            sign::verify_image(&k.verifying_key(), d.as_str(), &layers)
+                .unwrap()
+                .layer_index,
+            i
+        );
+    }
+
+    // Signing by digest works too, and a wrong digest is refused.
+    registry::sign_remote(&target.with_digest(&digest), &k1, &opts(), &BTreeMap::new()).unwrap();
+    let wrong = target.with_digest(&Digest::of(b"not the manifest"));
+    assert!(matches!(
+        registry::sign_remote(&wrong, &k1, &opts(), &BTreeMap::new()),
+        Err(RegistryError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn a_corrupted_layout_blob_is_never_published() {
+    let reg = Registry::start();
+    let tiny = tiny_layout(&[3000, 200_000], 10);
+    let target = reg.image("armorred/corrupt:v1");
+    let layout = Layout::open(&tiny.path).unwrap();
+    for (i, layer) in tiny.layers.iter().enumerate() {
+        let mut bad = layer.clone();
+        bad[7] ^= 0xff;
+        std::fs::write(layout.blobs().path(&Digest::of(layer)), &bad).unwrap();
+        // The small layer fails before upload, the large one (chunked) at its end.
+        let opts = RegistryOptions {
+            chunk_size: 64 << 10,
+            ..opts()
+        };
+        let err = push(&tiny, &target, &opts).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RegistryError::Layout(armorred::oci::layout::LayoutError::DigestMismatch { .. })
+            ),
+            "layer {i}: {err:?}"
+        );
+        std::fs::write(layout.blobs().path(&Digest::of(layer)), layer).unwrap();
+    }
+    assert!(matches!(
+        registry::fetch_manifest(&target, &opts()),
+        Err(RegistryError::NotFound { .. })
+    ));
+    assert_eq!(reg.requests("PUT", "/v2/armorred/corrupt/manifests/"), 0);
+    // The chunked session of the bad layer was cancelled, not left behind.
+    assert_eq!(
+        reg.requests("DELETE", "/v2/armorred/corrupt/blobs/uploads/"),
+        1,
+        "{}",
+        reg.log()
+    );
+}
+
+#[test]
+fn closed_port_is_unreachable() {
+    // Port 1 (tcpmux) is privileged and unused here: nothing listens, and
+    // unlike a freed ephemeral port no other test can take it meanwhile.
+    let port = 1;
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    let target = ImageRef::parse(&format!("127.0.0.1:{port}/armorred/none:v1")).unwrap();
+    let tiny = tiny_layout(&[10], 7);
+    let opts = RegistryOptions {
+        retries: 1,
+        ..opts()
+    };
+    let err = push(&tiny, &target, &opts).unwrap_err();
+    match &err {
+        RegistryError::Unreachable {
+            registry, attempts, ..
+        } => {
+            assert_eq!(registry, &format!("127.0.0.1:{port}"));
+            assert_eq!(*attempts, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("unreachable"), "{err}");
+}
+
+#[test]
+fn https_to_a_plain_http_registry_hints_insecure() {
+    let reg = Registry::start();
+    let target = reg.image("armorred/tls:v1");
+    let secure = RegistryOptions {
+        insecure: false,
+        ..opts()
+    };
+    let err = registry::fetch_manifest(&target, &secure).unwrap_err();
+    // A TLS failure is not transient: no retries.
+    assert!(
+        matches!(err, RegistryError::Unreachable { attempts: 1, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("--insecure"), "{err}");
+}
+
+// ---------------------------------------------------------------- fake servers
+
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+enum Answer {
+    /// Status, headers, body.
+    Full(u16, Vec<(&'static str, String)>, Vec<u8>),
+    /// Headers promise `declared` bytes; `body` is sent, then the socket closes.
+    CutBody { declared: usize, body: Vec<u8> },
+    /// Read this much of the request body, then close without answering.
+    CloseWhileReading(usize),
+}
+
+/// A one-connection-at-a-time HTTP/1.1 server on loopback that records every
+/// request and answers as `handler` says. Stops on drop.
+struct FakeServer {
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeServer {
+    fn start(handler: impl Fn(&Seen, u16) -> Answer + Send + 'static) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let _ = serve_one(conn, &handler, port, &seen2);
+            }
+        });
+        FakeServer { port, seen, stop }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn count(&self, method: &str, path_prefix: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.method == method && s.path.starts_with(path_prefix))
+            .count()
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn serve_one(
+    conn: TcpStream,
+    handler: &impl Fn(&Seen, u16) -> Answer,
+    port: u16,
+    seen: &Mutex<Vec<Seen>>,
+) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+    );
+    if method.is_empty() {
+        return Ok(());
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.trim_end().split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let req = Seen {
+        method,
+        path,
+        headers,
+    };
+    seen.lock().unwrap().push(req.clone());
+    let content_length: usize = req
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut conn = conn;
+    match handler(&req, port) {
+        Answer::CloseWhileReading(n) => {
+            let mut buf = vec![0u8; n.min(content_length)];
+            let _ = reader.read_exact(&mut buf);
+            drop(reader);
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+        Answer::Full(status, extra, body) => {
+            let mut rest = vec![0u8; content_length];
+            reader.read_exact(&mut rest)?;
+            let mut head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
+            for (k, v) in extra {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            conn.write_all(head.as_bytes())?;
+            if req.method != "HEAD" {
+                conn.write_all(&body)?;
+            }
+            conn.flush()?;
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+        Answer::CutBody { declared, body } => {
+            let mut rest = vec![0u8; content_length];
+            reader.read_exact(&mut rest)?;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {MEDIA_TYPE_MANIFEST}\r\nContent-Length: {declared}\r\n\r\n"
+            );
+            conn.write_all(head.as_bytes())?;
+            conn.write_all(&body)?;
+            conn.flush()?;
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+    }
+    Ok(())
+}
+
+fn fake_target(server: &FakeServer, repo_tag: &str) -> ImageRef {
+    ImageRef::parse(&format!("127.0.0.1:{}/{repo_tag}", server.port)).unwrap()
+}
+
+#[test]
+fn server_errors_are_retried_then_reported() {
+    let server = FakeServer::start(|_, _| {
+        Answer::Full(
+            500,
+            vec![],
+            br#"{"errors":[{"code":"UNKNOWN","message":"disk on fire"}]}"#.to_vec(),
+        )
+    });
+    let target = fake_target(&server, "app:v1");
+    let err = registry::fetch_manifest(&target, &opts()).unwrap_err();
+    match &err {
+        RegistryError::Server {
+            status,
+            attempts,
+            message,
+            ..
+        } => {
+            assert_eq!((*status, *attempts), (500, 3));
+            assert_eq!(message.as_deref(), Some("UNKNOWN: disk on fire"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        server.count("GET", "/v2/app/manifests/v1"),
+        3,
+        "first try + 2 retries"
+    );
+    assert!(err.to_string().contains("after 3 attempts"), "{err}");
+
+    // A 4xx is our fault: no retry.
+    let server = FakeServer::start(|_, _| Answer::Full(400, vec![], b"bad".to_vec()));
+    let err = registry::fetch_manifest(&fake_target(&server, "app:v1"), &opts()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RegistryError::Server {
+                status: 400,
+                attempts: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[test]
+fn a_connection_dropped_mid_body_is_retried_then_reported() {
+    let server = FakeServer::start(|_, _| Answer::CutBody {
+        declared: 1000,
+        body: b"{\"schemaVersion\":2,".to_vec(),
+    });
+    let err = registry::fetch_manifest(&fake_target(&server, "app:v1"), &opts()).unwrap_err();
+    assert!(
+        matches!(err, RegistryError::ConnectionDropped { attempts: 3, .. }),
+        "{err:?}"
+    );
+    assert_eq!(server.count("GET", "/v2/app/manifests/v1"), 3);
+    assert!(
+        err.to_string().contains("GET /v2/app/manifests/v1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_connection_dropped_mid_upload_restarts_the_upload_then_fails_clearly() {
+    let server = FakeServer::start(|req, port| match (req.method.as_str(), req.path.as_str()) {
+        ("HEAD", _) => Answer::Full(404, vec![], vec![]),
+        ("POST", p) if p.ends_with("/blobs/uploads/") => Answer::Full(
+            202,
+            vec![(
+                "Location",
+                format!("http://127.0.0.1:{port}/v2/app/blobs/uploads/u1?_state=x"),
+            )],
+            vec![],
+        ),
+        // The small config goes up in one PUT, which succeeds.
+        ("PUT", _) => Answer::Full(201, vec![], vec![]),
+        // The large layer's first chunk: the connection drops while it is sent.
+        _ => Answer::CloseWhileReading(100),
+    });
+    let tiny = tiny_layout(&[200_000], 8);
+    let opts = RegistryOptions {
+        chunk_size: 64 << 10,
+        ..opts()
+    };
+    let started = std::time::Instant::now();
+    let err = push(&tiny, &fake_target(&server, "app:v1"), &opts).unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::ConnectionDropped { attempts: 3, method, .. } if method == "PATCH"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("dropped"), "{err}");
+    // Each attempt is a fresh upload session: one for the config, three for the layer.
+    assert_eq!(server.count("PUT", "/v2/app/blobs/uploads/"), 1);
+    assert_eq!(server.count("POST", "/v2/app/blobs/uploads/"), 4);
+    assert_eq!(server.count("PATCH", "/v2/app/blobs/uploads/"), 3);
+    assert!(started.elapsed() < Duration::from_secs(30), "no hang");
+}
+
+#[test]
+fn bearer_token_challenge_is_answered() {
+    let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#.to_vec();
+    let served = manifest.clone();
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("robot:t0ken-pass")
+    );
+    let server = FakeServer::start(move |req, port| {
+        if req.path.starts_with("/token") {
+            return if req.header("authorization") == Some(basic.as_str()) {
+                Answer::Full(
+                    200,
+                    vec![("Content-Type", "application/json".into())],
+                    br#"{"token":"tok-123"}"#.to_vec(),
+                )
+            } else {
+                Answer::Full(401, vec![], vec![])
+            };
+        }
+        if req.header("authorization") == Some("Bearer tok-123") {
+            Answer::Full(
+                200,
+                vec![("Content-Type", MEDIA_TYPE_MANIFEST.into())],
+                served.clone(),
+            )
+        } else {
+            Answer::Full(
+                401,
+                vec![(
+                    "WWW-Authenticate",
+                    format!(
+                        r#"Bearer realm="http://127.0.0.1:{port}/token",service="fake.registry",scope="repository:team/app:pull""#
+                    ),
+                )],
+                br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
+                    .to_vec(),
+            )
+        }
+    });
+    let files = tempfile::tempdir().unwrap();
+    let host = format!("127.0.0.1:{}", server.port);
+    let good = RegistryOptions {
+        auth_file: Some(auth_file(files.path(), &host, "robot", "t0ken-pass")),
+        ..opts()
+    };
+    let target = fake_target(&server, "team/app:v1");
+    let (bytes, media_type, digest) = registry::fetch_manifest(&target, &good).unwrap();
+    assert_eq!(
+        (bytes, media_type, digest),
+        (
+            manifest.clone(),
+            MEDIA_TYPE_MANIFEST.to_string(),
+            Digest::of(&manifest)
+        )
+    );
+    let seen = server.seen();
+    let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v2/team/app/manifests/v1",
+            "/token?service=fake.registry&scope=repository%3Ateam%2Fapp%3Apull",
+            "/v2/team/app/manifests/v1"
+        ]
+    );
+
+    let bad = RegistryOptions {
+        auth_file: Some(auth_file(files.path(), &host, "robot", "nope")),
+        ..opts()
+    };
+    let err = registry::fetch_manifest(&target, &bad).unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
+    assert!(err.to_string().contains("token server refused"), "{err}");
+}
+
+// ---------------------------------------------------------------- skopeo
+
+/// skopeo (containers/image) reads our push: the image, and with
+/// `use-sigstore-attachments` the cosign signature from the `.sig` tag.
+#[test]
+fn skopeo_copies_the_image_and_its_signature() {
+    let reg = Registry::start();
+    let tiny = tiny_layout(&[4000, 9000], 9);
+    let key = keys::generate();
+    let target = reg.image("armorred/skopeo:v1");
+    add_signature(&tiny, &key, &target.repository_name());
+    push(&tiny, &target, &opts()).unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let regd = work.path().join("registries.d");
+    std::fs::create_dir_all(&regd).unwrap();
+    std::fs::write(
+        regd.join("armorred-test.yaml"),
+        format!(
+            "docker:\n  {}:\n    use-sigstore-attachments: true\n",
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let policy = work.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let dest = work.path().join("copy");
+    sh(
+        "skopeo",
+        &[
+            "--policy",
+            policy.to_str().unwrap(),
+            "--registries.d",
+            regd.to_str().unwrap(),
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{target}"),
+            &format!("dir:{}", dest.display()),
+        ],
+    );
+    let manifest = std::fs::read(dest.join("manifest.json")).unwrap();
+    assert_eq!(
+        Digest::of(&manifest),
+        tiny.digest,
+        "skopeo copied the exact manifest"
+    );
+    for l in &tiny.layers {
+        assert_eq!(&std::fs::read(dest.join(Digest::of(l).hex())).unwrap(), l);
+    }
+    // dir: keeps the sigstore signature it fetched: our payload and signature.
+    let sig = std::fs::read(dest.join("signature-1")).unwrap_or_else(|e| {
+        panic!(
+            "no signature-1 in {}: {e}; files: {:?}",
+            dest.display(),
+            std::fs::read_dir(&dest)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect::<Vec<_>>()
+        )
+    });
+    // containers/image's format: "\0sigstore-json\n" then
+    // {"mimeType", "payload" (base64), "annotations"}.
+    let json = sig
+        .strip_prefix(b"\0sigstore-json\n")
+        .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&sig)));
+    let v: serde_json::Value = serde_json::from_slice(json).unwrap();
+    assert_eq!(
+        v["mimeType"],
+        "application/vnd.dev.cosign.simplesigning.v1+json"
+    );
+    let (_, layers) = registry::signatures_remote(&target, &opts()).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(v["payload"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(payload, layers[0].payload);
+    assert_eq!(
+        v["annotations"]["dev.cosignproject.cosign/signature"],
+        layers[0].signature_b64.as_str()
+    );
+    sign::verify_image(&key.verifying_key(), tiny.digest.as_str(), &layers).unwrap();
+}
+
+// ---------------------------------------------------------------- real image
+
+/// The real nginx image armorred builds (both tiers via Nix; cached after
+/// the first run): pushed, read back by skopeo byte for byte, pushed again
+/// with nothing to send.
+#[test]
+fn real_nginx_layout_pushes_and_skopeo_reads_it() {
+    let build = common::nginx();
+    let reg = Registry::start();
+    let layout = Layout::open(&build.locked).unwrap();
+    let image = layout.load_image(None).unwrap();
+    let target = reg.image("armorred/nginx:1.22.1-locked");
+    let opts = RegistryOptions {
+        chunk_size: 4 << 20,
+        ..opts()
+    };
+    let report = registry::push_layout(&layout, None, &target, &opts).unwrap();
+    assert_eq!(report.manifest_digest, image.descriptor.digest);
+    assert_eq!(
+        report.blobs_uploaded,
+        image.manifest.layers.len() + 1 + count_attachment_blobs(&layout, &image.descriptor.digest)
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let policy = dest.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let out_dir = dest.path().join("oci");
+    sh(
+        "skopeo",
+        &[
+            "--policy",
+            policy.to_str().unwrap(),
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{target}"),
+            &format!("oci:{}:copy", out_dir.display()),
+        ],
+    );
+    let copied = Layout::open(&out_dir)
+        .unwrap()
+        .load_image(Some("copy"))
+        .unwrap();
+    assert_eq!(copied.descriptor.digest, image.descriptor.digest);
+    assert_eq!(copied.manifest_bytes, image.manifest_bytes);
+    let again = registry::push_layout(&layout, None, &target, &opts).unwrap();
+    assert_eq!(again.blobs_uploaded, 0, "{again:#?}");
+
+    // The SBOMs `build` attached (artifacts whose subject is the image) are
+    // in the registry, listed by the referrers fallback index, byte for byte.
+    let referrers: Vec<_> = layout
+        .read_index()
+        .unwrap()
+        .manifests
+        .into_iter()
+        .filter(|d| {
+            d.annotations
+                .get("org.armorred.subject")
+                .map(String::as_str)
+                == Some(image.descriptor.digest.as_str())
+        })
+        .collect();
+    let fallback = target.with_tag(&format!("sha256-{}", image.descriptor.digest.hex()));
+    if referrers.is_empty() {
+        assert!(registry::fetch_manifest(&fallback, &opts).is_err());
+    } else {
+        let (index, _, _) = registry::fetch_manifest(&fallback, &opts).unwrap();
+        let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+        let listed: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["digest"].as_str().unwrap())
+            .collect();
+        for d in &referrers {
+            assert!(listed.contains(&d.digest.as_str()), "{index}");
+            let (remote, _, _) =
+                registry::fetch_manifest(&target.with_digest(&d.digest), &opts).unwrap();
+            let m: Manifest = serde_json::from_slice(&remote).unwrap();
+            let local = layout.read_blob(&m.layers[0], 64 << 20).unwrap();
+            assert_eq!(
+                registry::fetch_blob(&target, &m.layers[0].digest, &opts).unwrap(),
+                local
+            );
+        }
+    }
+
+    // Sign it in the registry and verify.
+    let key = keys::generate();
+    let signed = registry::sign_remote(&target, &key, &opts, &BTreeMap::new()).unwrap();
+    assert_eq!(signed, image.descriptor.digest);
+    let (d, layers) = registry::signatures_remote(&target, &opts).unwrap();
+    sign::verify_image(&key.verifying_key(), d.as_str(), &layers).unwrap();
+}
+
+/// Blobs of the layout's attachments to this image that are not image blobs.
+fn count_attachment_blobs(layout: &Layout, digest: &Digest) -> usize {
+    let image = layout.load_image(None).unwrap();
+    let mut image_blobs: std::collections::BTreeSet<Digest> = image
+        .manifest
+        .layers
+        .iter()
+        .map(|l| l.digest.clone())
+        .collect();
+    image_blobs.insert(image.manifest.config.digest.clone());
+    let mut extra = std::collections::BTreeSet::new();
+    for d in layout.read_index().unwrap().manifests {
+        let ours = d
+            .annotations
+            .get(ANNOTATION_REF_NAME)
+            .is_some_and(|r| r.starts_with(&format!("sha256-{}.", digest.hex())));
+        if !armorred::oci::layout::is_attachment(&d) || d.media_type != MEDIA_TYPE_MANIFEST {
+            continue;
+        }
+        let m: Manifest = serde_json::from_slice(&layout.read_blob(&d, 1 << 20).unwrap()).unwrap();
+        if !(ours || m.subject.as_ref().is_some_and(|s| &s.digest == digest)) {
+            continue;
+        }
+        for b in std::iter::once(&m.config).chain(&m.layers) {
+            if !image_blobs.contains(&b.digest) {
+                extra.insert(b.digest.clone());
+            }
+        }
+    }
+    extra.len()
+}
+
+// ------------------------------------------------------------- the CLI
+
+/// The whole user path through the real binary: build (nginx, both tiers)
+/// → sign → push → verify from the registry, and `build --push`.
+#[test]
+fn cli_build_sign_push_verify_from_the_registry() {
+    let reg = Registry::start();
+    let b = nginx();
+    let ctx = TestContext::new();
+    let pass = [("COSIGN_PASSWORD", "pw")];
+    let r = ctx.run_env(&["generate-key-pair"], &pass);
+    assert!(r.out.status.success(), "{}", r.describe());
+    let layout = ctx.path().join("locked");
+    sh(
+        "cp",
+        &["-a", b.locked.to_str().unwrap(), layout.to_str().unwrap()],
+    );
+    let r = ctx.run_env(
+        &["sign", layout.to_str().unwrap(), "--key", "cosign.key"],
+        &pass,
+    );
+    assert!(r.out.status.success(), "{}", r.describe());
+
+    let target = format!("127.0.0.1:{}/armorred/nginx:1.22.1-locked", reg.port);
+    let push = ctx.run(&[
+        "push",
+        layout.to_str().unwrap(),
+        &target,
+        "--insecure",
+        "--json",
+    ]);
+    assert!(push.out.status.success(), "{}", push.describe());
+    let report = push.json();
+    assert!(report["blobs_uploaded"].as_u64().unwrap() >= 7, "{report}");
+    let again = ctx
+        .run(&[
+            "push",
+            layout.to_str().unwrap(),
+            &target,
+            "--insecure",
+            "--json",
+        ])
+        .json();
+    assert_eq!(
+        again["blobs_uploaded"], 0,
+        "second push sent blobs again: {again}"
+    );
+
+    let v = ctx.run(&["verify", &target, "--key", "cosign.pub", "--insecure"]);
+    assert!(v.out.status.success(), "{}", v.describe());
+    assert!(v.stdout().contains("tier: locked"), "{}", v.stdout());
+    assert!(v
+        .stdout()
+        .contains(report["manifest_digest"].as_str().unwrap()));
+
+    // A different key does not verify the pushed image.
+    let other = TestContext::new();
+    assert!(other
+        .run_env(&["generate-key-pair"], &pass)
+        .out
+        .status
+        .success());
+    let pubkey = other.path().join("cosign.pub");
+    let v = ctx.run(&[
+        "verify",
+        &target,
+        "--key",
+        pubkey.to_str().unwrap(),
+        "--insecure",
+    ]);
+    assert_eq!(v.code(), 1, "{}", v.describe());
+
+    // build --sign-key --push: signed and pushed in one go.
+    let repo = format!("127.0.0.1:{}/armorred/nginx", reg.port);
+    let key = ctx.path().join("cosign.key");
+    let r = ctx.run_env(
+        &[
+            "build",
+            "nginx",
+            "--tier",
+            "hardened",
+            "--out",
+            "out",
+            "--sign-key",
+            key.to_str().unwrap(),
+            "--push",
+            &repo,
+            "--insecure",
+        ],
+        &pass,
+    );
+    assert!(r.out.status.success(), "{}", r.describe());
+    let v = ctx.run(&[
+        "verify",
+        &format!("{repo}:1.22.1-hardened"),
+        "--key",
+        "cosign.pub",
+        "--insecure",
+    ]);
+    assert!(
+        v.out.status.success() && v.stdout().contains("tier: hardened"),
+        "{}",
+        v.describe()
+    );
+}
