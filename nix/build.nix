@@ -4,13 +4,14 @@
 #   nix-instantiate --eval --strict --json nix/build.nix --argstr specJson "$SPEC" -A meta
 #
 # SPEC = {
-#   "packageSet": "offline",            # only "offline" is evaluable with Nix 2.8
+#   "packageSet": "offline",            # or "nixpkgs" (Nix >= 2.18, see nix/nixpkgs/README.md)
 #   "sourceDir": "/abs/path",           # scripts/fetch-sources.sh DIR
 #   "toolchainId": "clang-14.0.6",      # host compiler identity (part of every drv)
 #   "package": { "attr": "nginx" } | { "file": "/abs/path/pkg.nix" },
 #   "hardening": { "cfi": true, "lto": true, "safestack": true },
 #   "drop": ["mail", "stream"],         # features removed from the main package
-#   "shell": true, "coreutils": true    # busybox layer (base hardening)
+#   "shell": true, "coreutils": true,   # busybox layer (base hardening)
+#   "nixpkgsOverride": { "withPerl": false }  # packageSet "nixpkgs": .override args
 # }
 #
 # Result attributes:
@@ -25,6 +26,9 @@
 , spec ? (if specJson == null
           then throw "armorred: nix/build.nix needs --argstr specJson '<JSON>'"
           else builtins.fromJSON specJson)
+  # packageSet "nixpkgs" only: a nixpkgs tree instead of the flake.lock pin
+  # (the tests pass a stand-in: --arg nixpkgs ./nix/tests/fake-nixpkgs)
+, nixpkgs ? null
 }:
 let
   packageSet = spec.packageSet or "offline";
@@ -90,6 +94,6 @@ in
 if packageSet == "offline" then
   { inherit package meta; } // (if shell == null then { } else { inherit shell; })
 else if packageSet == "nixpkgs" then
-  throw "armorred: package set nixpkgs needs Nix >= 2.18 (this is Nix ${builtins.nixVersion}); use packageSet \"offline\""
+  import ./nixpkgs/build.nix { inherit spec nixpkgs; }
 else
   throw "armorred: unknown packageSet '${packageSet}' (known: offline, nixpkgs)"

@@ -9,6 +9,8 @@ bash scripts/setup-system.sh
 bash scripts/fetch-sources.sh
 ARMORRED_PYTHON=$(bash scripts/setup-python.sh)
 export ARMORRED_PYTHON
+# The independent cosign checker must run, not skip, in CI.
+export ARMORRED_REQUIRE_COSIGN_CHECK=1
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
