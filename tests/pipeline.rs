@@ -170,22 +170,7 @@ fn serve_and_check(tier: &str, layout: &std::path::Path) {
     let podman = Podman::new();
     let id = podman.load_layout(layout, &format!("1.22.1-{tier}"));
     assert!(!id.is_empty());
-    let port = free_port();
-    let publish = format!("127.0.0.1:{port}:8080");
-    let mut args = vec![
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "--read-only",
-        "--user",
-        "65534",
-        "-p",
-        &publish,
-    ];
-    args.extend(PODMAN_LIMITS);
-    args.push(&id);
-    podman.run(&args);
+    let port = podman.serve("web", &id, 8080);
     let status = http_status(port, "/", Duration::from_secs(30));
     let missing = http_status(port, "/no-such-page", Duration::from_secs(5));
     let logs = podman.try_run(&["logs", "web"]);
@@ -297,22 +282,7 @@ fn redis_serves_in_both_tiers_and_locked_drops_tls() {
         let layout = ctx.path().join(format!("out/redis-{tier}"));
         let podman = Podman::new();
         let id = podman.load_layout(&layout, &format!("7.0.15-{tier}"));
-        let port = free_port();
-        let publish = format!("127.0.0.1:{port}:6379");
-        let mut args = vec![
-            "run",
-            "-d",
-            "--name",
-            "kv",
-            "--read-only",
-            "--user",
-            "65534",
-            "-p",
-            &publish,
-        ];
-        args.extend(PODMAN_LIMITS);
-        args.push(&id);
-        podman.run(&args);
+        let port = podman.serve("kv", &id, 6379);
         let reply = redis_ping(port);
         let logs = podman.try_run(&["logs", "kv"]);
         assert_eq!(

@@ -109,6 +109,35 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// Hashes and counts what is read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hash: HashingWriter<io::Sink>,
+}
+
+impl<R: io::Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hash: HashingWriter::new(io::sink()),
+        }
+    }
+
+    /// The digest and byte count of everything read so far.
+    pub fn finish(self) -> (Digest, u64) {
+        let (_, d, n) = self.hash.finish();
+        (d, n)
+    }
+}
+
+impl<R: io::Read> io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read};
 
 use super::blob::BlobStore;
-use super::digest::{Digest, HashingWriter};
+use super::digest::{Digest, HashingReader};
 use super::layout::Descriptor;
 use super::tarball::symlink_escapes;
 use super::{MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD};
@@ -263,33 +263,6 @@ pub fn read_rootfs(
         elf_contents: elfs,
         uncompressed_size: total,
     })
-}
-
-/// Hashes what is read through it (the layer's diff_id).
-struct HashingReader<R> {
-    inner: R,
-    hash: HashingWriter<io::Sink>,
-}
-
-impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hash: HashingWriter::new(io::sink()),
-        }
-    }
-    fn finish(self) -> (Digest, u64) {
-        let (_, d, n) = self.hash.finish();
-        (d, n)
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        io::Write::write_all(&mut self.hash, &buf[..n])?;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

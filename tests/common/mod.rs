@@ -204,6 +204,28 @@ impl Podman {
         self.cmd().args(args).output().expect("podman")
     }
 
+    /// `podman run -d --name NAME --read-only --user 65534 -p 127.0.0.1:PORT:CPORT IMAGE`
+    /// with the limits these machines need; returns the host port.
+    pub fn serve(&self, name: &str, image: &str, container_port: u16) -> u16 {
+        let port = free_port();
+        let publish = format!("127.0.0.1:{port}:{container_port}");
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--read-only",
+            "--user",
+            "65534",
+            "-p",
+            &publish,
+        ];
+        args.extend(PODMAN_LIMITS);
+        args.push(image);
+        self.run(&args);
+        port
+    }
+
     /// Loads an OCI layout and returns the image ID.
     pub fn load_layout(&self, layout: &Path, reference: &str) -> String {
         // podman names the image after the layout path, which must be
