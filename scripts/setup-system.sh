@@ -14,6 +14,8 @@ packages=(
   skopeo umoci podman runc buildah uidmap fuse-overlayfs
   # hardening cross-check, registry, browser, misc test tools
   checksec docker-registry apache2-utils chromium curl jq python3-venv
+  # bench/run.sh: the parallel limit pipeline and wall/CPU/RSS measurements
+  pigz time
   # source archive keyring for deb-src
   debian-archive-keyring
 )

@@ -175,7 +175,7 @@ impl CacheStats {
     }
 }
 
-/// Why an entry cannot be used.
+/// What a lookup found.
 enum Lookup {
     Hit(LayerBlob),
     Miss,
@@ -319,8 +319,8 @@ impl LayerCache {
             }
             Err(e) => return bad(format!("{}: {e}", blob_path.display())),
         }
-        // The size check misses flipped bytes; re-hashing costs a fraction
-        // of what compressing the layer again would (see bench/README.md).
+        // The size check misses flipped bytes. Re-hashing is cheap next to
+        // compressing: 0.35 CPU-s against ~25 for 630 MiB (README, Performance).
         match hash_file(&blob_path) {
             Ok(d) if d == blob.digest => Lookup::Hit(blob),
             Ok(d) => bad(format!("{} hashes to {d}", blob_path.display())),

@@ -788,7 +788,7 @@ fn open_upstream(name: &str, insecure: bool) -> Result<crate::report::OpenedImag
 }
 
 fn report_cmd(a: &ReportArgs, project: &ProjectConfig) -> Result<CommandOutput> {
-    load_recipe_name_check(&a.image)?;
+    check_image_name(&a.image)?;
     let out = project.out_dir(a.out.as_deref());
     let upstream = a
         .upstream
@@ -800,14 +800,14 @@ fn report_cmd(a: &ReportArgs, project: &ProjectConfig) -> Result<CommandOutput> 
     match &a.output {
         None => Ok(CommandOutput::ok(text)),
         Some(path) => {
-            crate::oci::blob::write_atomic(path, text.as_bytes())
+            crate::archive::write_file_atomic(path, text.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
             Ok(CommandOutput::ok(format!("{}\n", path.display())))
         }
     }
 }
 
-fn load_recipe_name_check(image: &str) -> Result<()> {
+fn check_image_name(image: &str) -> Result<()> {
     if image.contains('/') || image.starts_with('.') || image.is_empty() {
         return Err(InputError::Invalid(format!("`{image}` is not an image name")).into());
     }
@@ -834,18 +834,21 @@ fn compat_cmd(a: &CompatArgs, project: &ProjectConfig) -> Result<CommandOutput> 
             diffs,
             &recipe.compat.allowed,
         );
-        for d in &r.differences {
-            match d.verdict {
-                compat::Verdict::Error => tracing::error!(
-                    "{} ({tier}): `{}` differs from upstream and the recipe does not declare it",
-                    a.image,
-                    d.field
-                ),
-                compat::Verdict::Warning => {
-                    tracing::warn!("{} ({tier}): `{}` differs from upstream", a.image, d.field)
-                }
-                compat::Verdict::Allowed { .. } => {}
-            }
+        if r.errors > 0 {
+            tracing::error!(
+                "{} ({tier}): {} difference(s) from upstream the recipe does not declare: {}",
+                a.image,
+                r.errors,
+                r.fields(&compat::Verdict::Error)
+            );
+        }
+        if r.warnings > 0 {
+            tracing::warn!(
+                "{} ({tier}): {} difference(s) from upstream: {}",
+                a.image,
+                r.warnings,
+                r.fields(&compat::Verdict::Warning)
+            );
         }
         reports.push(r);
     }
@@ -869,7 +872,7 @@ fn man_cmd(a: &ManArgs) -> Result<CommandOutput> {
     let mut s = String::new();
     for (name, roff) in &pages {
         let path = dir.join(name);
-        crate::oci::blob::write_atomic(&path, roff)
+        crate::archive::write_file_atomic(&path, roff)
             .with_context(|| format!("writing {}", path.display()))?;
         s.push_str(&format!("{}\n", path.display()));
     }
