@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::oci::blob::BlobStore;
-use crate::oci::digest::{Digest, HashingWriter};
+use crate::oci::digest::{Digest, HashingReader, HashingWriter};
 use crate::oci::layout::{Descriptor, Index, Layout, LayoutError, Manifest, MAX_JSON_BLOB};
 use crate::oci::{
     canonical_json, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_GZIP,
@@ -193,6 +193,12 @@ fn atomic_tar(
         buf.flush().map_err(io_at(dest))?;
         (digest, size)
     };
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .map_err(io_at(dest))?;
+    }
     tmp.as_file().sync_all().map_err(io_at(dest))?;
     tmp.persist(dest).map_err(|e| io_at(dest)(e.error))?;
     File::open(dir)
@@ -201,31 +207,19 @@ fn atomic_tar(
     Ok((digest, size))
 }
 
-/// Reads through to a hash, so a copied blob can be checked afterwards.
-struct HashingReader<R> {
-    inner: R,
-    hash: HashingWriter<io::Sink>,
-}
-
-impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hash: HashingWriter::new(io::sink()),
-        }
-    }
-    fn finish(self) -> (Digest, u64) {
-        let (_, d, n) = self.hash.finish();
-        (d, n)
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.write_all(&buf[..n])?;
-        Ok(n)
-    }
+/// Writes a file for people to read (mode 0644, where temp files are
+/// 0600) atomically: temp file beside it, fsync, rename, fsync the directory.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    File::open(dir)?.sync_all()
 }
 
 fn check_copied(path: &Path, d: &Descriptor, got: (Digest, u64)) -> Result<(), ArchiveError> {

@@ -246,6 +246,17 @@ impl CompatReport {
     pub fn passed(&self) -> bool {
         self.errors == 0
     }
+
+    /// The fields whose differences got `verdict`, each named once.
+    pub fn fields(&self, verdict: &Verdict) -> String {
+        let mut f: Vec<&str> = Vec::new();
+        for d in self.differences.iter().filter(|d| &d.verdict == verdict) {
+            if !f.contains(&d.field.as_str()) {
+                f.push(d.field.as_str());
+            }
+        }
+        f.join(", ")
+    }
 }
 
 /// Weighs the differences against the recipe's declarations.

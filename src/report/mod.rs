@@ -286,16 +286,12 @@ pub fn describe(img: &OpenedImage, role: Role) -> Result<ImageColumn> {
     }
     components.sort();
     let os_release = distro.os_release();
-    let base_image = labels
-        .get("org.armorred.base")
-        .or_else(|| {
-            loaded
-                .manifest
-                .annotations
-                .get("org.opencontainers.image.base.name")
-        })
-        .or_else(|| labels.get("org.opencontainers.image.base.name"))
-        .cloned()
+    // buildah writes an empty base.name for `FROM scratch`; that names nothing.
+    let named = |v: Option<&String>| v.filter(|s| !s.trim().is_empty()).cloned();
+    let annotations = &loaded.manifest.annotations;
+    let base_image = named(labels.get("org.armorred.base"))
+        .or_else(|| named(annotations.get("org.opencontainers.image.base.name")))
+        .or_else(|| named(labels.get("org.opencontainers.image.base.name")))
         .or_else(|| os_release.as_ref().and_then(OsRelease::base_name))
         .unwrap_or_else(|| "unknown".into());
 
@@ -511,6 +507,10 @@ impl Report {
                     return "—".into();
                 }
                 match percent_less(c.uncompressed_size, u.uncompressed_size) {
+                    Some(_) if c.uncompressed_size >= u.uncompressed_size => format!(
+                        "none ({} larger)",
+                        human_size(c.uncompressed_size - u.uncompressed_size)
+                    ),
                     Some(p) => format!(
                         "{p:.1}% ({} saved)",
                         human_size(u.uncompressed_size.saturating_sub(c.uncompressed_size))
@@ -528,7 +528,13 @@ impl Report {
                     return "—".into();
                 }
                 percent_less(c.components.len() as u64, u.components.len() as u64)
-                    .map(|p| format!("{p:.1}%"))
+                    .map(|p| {
+                        if p > 0.0 {
+                            format!("{p:.1}%")
+                        } else {
+                            "none".into()
+                        }
+                    })
                     .unwrap_or_else(|| "—".into())
             }));
         }

@@ -260,9 +260,9 @@ struct Bar {
 
 /// A horizontal bar chart as inline SVG.
 fn bar_chart(title: &str, bars: &[Bar]) -> String {
-    const W: f64 = 760.0;
+    const W: f64 = 820.0;
     const LABEL_W: f64 = 210.0;
-    const BAR_MAX: f64 = 400.0;
+    const BAR_MAX: f64 = 360.0;
     const ROW_H: f64 = 30.0;
     let h = 40.0 + ROW_H * bars.len() as f64 + 10.0;
     let max = bars.iter().map(|b| b.value).max().unwrap_or(0).max(1) as f64;
@@ -321,7 +321,7 @@ h1{font-size:24px}h2{margin-top:32px;border-bottom:2px solid #e0e0e0}\
 table{border-collapse:collapse;margin:8px 0 16px}th,td{border:1px solid #bdbdbd;padding:4px 10px;text-align:left;font-size:14px}\
 thead th{background:#37474f;color:#fff}tbody th{background:#eceff1;font-weight:600}\
 td.good{background:#c8e6c9}td.bad{background:#ffcdd2}td.meh{background:#fff9c4}\
-table.checksec td,table.checksec th{font-size:12px;font-family:ui-monospace,monospace}\
+table.checksec td,table.checksec th{font-size:12px;font-family:ui-monospace,monospace}table.sizes td,table.labels td{word-break:break-all}\
 .charts{display:flex;flex-wrap:wrap;gap:16px}.legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}\
 details{margin:6px 0}code{background:#f5f5f5;padding:1px 4px}";
 
