@@ -685,9 +685,19 @@ fn sign(a: &SignArgs, project: &ProjectConfig) -> Result<CommandOutput> {
         .collect();
     if !is_layout(&a.target) {
         let target = image_ref(&a.target)?;
-        let digest =
-            registry::sign_remote(&target, &key, &registry_options(&a.registry), &optional)
-                .with_context(|| format!("signing {}", a.target))?;
+        let opts = registry_options(&a.registry);
+        let digest = registry::sign_remote(&target, &key, &opts, &optional)
+            .with_context(|| format!("signing {}", a.target))?;
+        // A multi-platform index: sign every child too, as `cosign sign --recursive`.
+        let (bytes, media_type, _) = registry::fetch_manifest(&target.with_digest(&digest), &opts)?;
+        if media_type == crate::oci::MEDIA_TYPE_INDEX {
+            let index: crate::oci::layout::Index =
+                serde_json::from_slice(&bytes).context("parsing the image index")?;
+            for child in &index.manifests {
+                registry::sign_remote(&target.with_digest(&child.digest), &key, &opts, &optional)
+                    .with_context(|| format!("signing {} of {}", child.digest, a.target))?;
+            }
+        }
         let tag = sign::signature_tag(digest.as_str());
         return Ok(CommandOutput::ok(if a.json {
             json(&serde_json::json!({"manifest_digest": digest, "signature_tag": tag}))

@@ -430,3 +430,74 @@ fn sboms_of_built_images_validate_and_count_the_closure() {
         assert_eq!(openssl["licenses"][0]["license"]["id"], "Apache-2.0");
     }
 }
+
+/// A multi-platform index (two children here): `sign` signs the index and
+/// every child, and `verify` checks each of them.
+#[test]
+fn signing_an_index_signs_every_child() {
+    let b = nginx();
+    let ctx = TestContext::new();
+    let (key, public) = keypair(&ctx, "k");
+    let layout = copy_layout(&ctx, &b.hardened, "multi");
+    // Bring the locked image's blobs in and make an index of both manifests.
+    for e in fs::read_dir(b.locked.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let dst = layout.join("blobs/sha256").join(e.file_name());
+        if !dst.exists() {
+            fs::copy(e.path(), dst).unwrap();
+        }
+    }
+    let child = |l: &Path| {
+        let mut d = index(l)["manifests"][0].clone();
+        d.as_object_mut().unwrap().remove("annotations");
+        d
+    };
+    let children = vec![child(&b.hardened), child(&b.locked)];
+    let idx = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": children,
+    });
+    let (digest, size) = put_blob(&layout, &serde_json::to_vec(&idx).unwrap());
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": size,
+        "annotations": {"org.opencontainers.image.ref.name": "multi"}
+    }]});
+    fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+
+    let s = sign(&ctx, &layout, &key);
+    assert!(s.out.status.success(), "{}", s.describe());
+    let signed: Vec<String> = serde_json::from_value(s.json()["signed"].clone()).unwrap();
+    assert_eq!(signed.len(), 3, "{signed:?}");
+    assert_eq!(signed[0], digest);
+    let tags: Vec<String> = index(&layout)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| {
+            d["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    for d in &signed {
+        assert!(
+            tags.contains(&format!("sha256-{}.sig", &d[7..])),
+            "{d} unsigned: {tags:?}"
+        );
+    }
+    let v = verify(&ctx, &layout, &public);
+    assert!(v.out.status.success(), "{}", v.describe());
+    assert!(v.stdout().contains(&digest), "{}", v.stdout());
+    // Remove one child's signature: verification of the index fails, naming it.
+    let child_digest = signed[2].clone();
+    let mut top = index(&layout);
+    top["manifests"].as_array_mut().unwrap().retain(|d| {
+        d["annotations"]["org.opencontainers.image.ref.name"]
+            != format!("sha256-{}.sig", &child_digest[7..]).as_str()
+    });
+    fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    let v = verify(&ctx, &layout, &public);
+    assert_eq!(v.code(), 1, "{}", v.describe());
+    assert!(v.stderr().contains(&child_digest), "{}", v.stderr());
+}
