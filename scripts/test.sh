@@ -16,3 +16,5 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 # Integration tests share the Nix store and podman; two threads suit 2 cores.
 cargo test --locked --all-targets -- --test-threads="${ARMORRED_TEST_THREADS:-2}"
+# Bounded fuzzing of the recipe parser, the layout reader and the ELF analyzer.
+bash scripts/fuzz.sh "${ARMORRED_FUZZ_SECONDS:-60}"

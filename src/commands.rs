@@ -596,6 +596,16 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         {
             return 2;
         }
+        // Hostile or damaged image content is bad input, like a bad layout.
+        if let Some(v) = cause.downcast_ref::<crate::oci::rootfs_view::ViewError>() {
+            use crate::oci::rootfs_view::ViewError as V;
+            if matches!(
+                v,
+                V::Hostile { .. } | V::SizeMismatch { .. } | V::DigestMismatch { .. }
+            ) {
+                return 2;
+            }
+        }
         if let Some(l) = cause.downcast_ref::<LayoutError>() {
             return match l {
                 LayoutError::Io { .. } => 1,

@@ -359,12 +359,19 @@ impl Layout {
 
     /// Every digest reachable from index.json.
     pub fn referenced(&self) -> Result<BTreeSet<Digest>, LayoutError> {
-        let mut seen = BTreeSet::new();
+        Ok(self.referenced_sizes()?.into_keys().collect())
+    }
+
+    /// Every digest reachable from index.json, with the size the first
+    /// descriptor naming it declares.
+    fn referenced_sizes(&self) -> Result<BTreeMap<Digest, u64>, LayoutError> {
+        let mut seen = BTreeMap::new();
         let mut stack: Vec<Descriptor> = self.read_index()?.manifests;
         while let Some(d) = stack.pop() {
-            if !seen.insert(d.digest.clone()) {
+            if seen.contains_key(&d.digest) {
                 continue;
             }
+            seen.insert(d.digest.clone(), d.size);
             let is_manifest = d.media_type == MEDIA_TYPE_MANIFEST
                 || d.media_type == "application/vnd.docker.distribution.manifest.v2+json";
             if is_manifest {
@@ -382,11 +389,11 @@ impl Layout {
     /// Re-hashes every blob and checks that everything index.json reaches exists.
     pub fn fsck(&self) -> Result<FsckReport, LayoutError> {
         let mut report = FsckReport::default();
-        let referenced = match self.referenced() {
+        let referenced = match self.referenced_sizes() {
             Ok(r) => r,
             Err(e) => {
                 report.problems.push(e.to_string());
-                BTreeSet::new()
+                BTreeMap::new()
             }
         };
         let dir = self.blobs.dir();
@@ -426,15 +433,33 @@ impl Layout {
                 present.insert(d);
             }
         }
-        for d in &referenced {
+        for (d, &expected) in &referenced {
+            let path = self.blobs.path(d);
             if !present.contains(d) {
-                report.problems.push(format!(
-                    "{}: referenced but missing",
-                    self.blobs.path(d).display()
-                ));
+                report
+                    .problems
+                    .push(format!("{}: referenced but missing", path.display()));
+                continue;
+            }
+            // A blob that hashes right but is not the size its descriptor
+            // declares is still a broken reference (a registry refuses it).
+            match fs::metadata(&path) {
+                Ok(m) if m.len() != expected => report.problems.push(
+                    LayoutError::SizeMismatch {
+                        path,
+                        expected,
+                        actual: m.len(),
+                    }
+                    .to_string(),
+                ),
+                Ok(_) => {}
+                Err(err) => report.problems.push(format!("{}: {err}", path.display())),
             }
         }
-        report.unreferenced = present.difference(&referenced).count();
+        report.unreferenced = present
+            .iter()
+            .filter(|d| !referenced.contains_key(*d))
+            .count();
         Ok(report)
     }
 
@@ -503,4 +528,58 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, LayoutError> {
         });
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            artifact_type: None,
+            annotations: BTreeMap::new(),
+            platform: None,
+        }
+    }
+
+    #[test]
+    fn fsck_reports_a_blob_whose_size_differs_from_its_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let config = layout.blobs().put(b"{}").unwrap();
+        let manifest = |config_size: u64| Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_TYPE_MANIFEST.into()),
+            artifact_type: None,
+            config: descriptor(
+                "application/vnd.oci.image.config.v1+json",
+                config.digest.clone(),
+                config_size,
+            ),
+            layers: Vec::new(),
+            subject: None,
+            annotations: BTreeMap::new(),
+        };
+        for (config_size, problems) in [(2, 0), (1 << 40, 1)] {
+            let m = layout
+                .blobs()
+                .put(&serde_json::to_vec(&manifest(config_size)).unwrap())
+                .unwrap();
+            layout
+                .write_index(&Index {
+                    manifests: vec![descriptor(MEDIA_TYPE_MANIFEST, m.digest, m.size)],
+                    ..Index::default()
+                })
+                .unwrap();
+            let report = layout.fsck().unwrap();
+            assert_eq!(report.problems.len(), problems, "{:?}", report.problems);
+            if problems > 0 {
+                assert!(report.problems[0]
+                    .contains("size 2 does not match the descriptor's 1099511627776"));
+            }
+        }
+    }
 }

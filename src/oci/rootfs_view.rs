@@ -9,7 +9,8 @@
 //! applies, [`symlink_escapes`]), an entry beneath a symlink (an extractor
 //! would write through it) and an entry whose declared size differs from
 //! what the layer holds. A header's size is a claim, so no buffer is sized
-//! from it beyond [`ELF_PREALLOC`].
+//! from it beyond `ELF_PREALLOC`, and an entry's pax or GNU long-name
+//! records (which the tar crate reads whole) stop at [`MAX_HEADER_BYTES`].
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -25,6 +26,9 @@ use crate::analyze::{FileKind, ImageFile};
 pub const MAX_ELF_BYTES: u64 = 512 << 20;
 /// The most an ELF buffer reserves up front; it grows with the bytes read.
 const ELF_PREALLOC: u64 = 1 << 20;
+/// The most one entry's headers may take, pax and GNU long-name records
+/// included (real ones hold a path or a few xattrs).
+pub const MAX_HEADER_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Default)]
 pub struct RootfsView {
@@ -148,9 +152,20 @@ pub fn read_rootfs(
         };
         let mut hashed = HashingReader::new(dec);
         {
-            let mut archive = tar::Archive::new(&mut hashed);
-            let entries = archive.entries().map_err(io_err)?;
-            for entry in entries {
+            let header_budget = std::rc::Rc::new(std::cell::Cell::new(0));
+            let mut budgeted = HeaderBudget {
+                inner: &mut hashed,
+                left: header_budget.clone(),
+            };
+            let mut archive = tar::Archive::new(&mut budgeted);
+            let mut entries = archive.entries().map_err(io_err)?;
+            loop {
+                // The tar crate buffers pax and GNU long-name records whole;
+                // only what it reads inside `next()` counts against the
+                // budget, since each entry's data is read to its end below.
+                header_budget.set(MAX_HEADER_BYTES);
+                let Some(entry) = entries.next() else { break };
+                header_budget.set(u64::MAX);
                 let mut e = entry.map_err(io_err)?;
                 let raw_name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
                 let hostile = |reason: String| ViewError::Hostile {
@@ -168,6 +183,7 @@ pub fn read_rootfs(
                     let prefix = format!("{dir}/");
                     files.retain(|p, _| !p.starts_with(&prefix));
                     elfs.retain(|p, _| !p.starts_with(&prefix));
+                    io::copy(&mut e, &mut io::sink()).map_err(io_err)?;
                     continue;
                 }
                 if let Some(hidden) = base.strip_prefix(".wh.") {
@@ -175,9 +191,11 @@ pub fn read_rootfs(
                     let prefix = format!("{victim}/");
                     files.retain(|p, _| p != &victim && !p.starts_with(&prefix));
                     elfs.retain(|p, _| p != &victim && !p.starts_with(&prefix));
+                    io::copy(&mut e, &mut io::sink()).map_err(io_err)?;
                     continue;
                 }
                 if path == "/" {
+                    io::copy(&mut e, &mut io::sink()).map_err(io_err)?;
                     continue;
                 }
                 let h = e.header();
@@ -263,6 +281,28 @@ pub fn read_rootfs(
         elf_contents: elfs,
         uncompressed_size: total,
     })
+}
+
+/// Fails a read once `left` bytes are used up: bounds what the tar crate
+/// reads into memory for one entry's headers.
+struct HeaderBudget<R> {
+    inner: R,
+    left: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for HeaderBudget<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left.get();
+        if left == 0 {
+            return Err(io::Error::other(format!(
+                "an entry's tar headers (pax or GNU long-name records) exceed {MAX_HEADER_BYTES} bytes"
+            )));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left.set(left - n as u64);
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -454,6 +494,58 @@ mod tests {
         let (entry, reason) = hostile_reason(&[big_elf], &store);
         assert_eq!(entry, "bin/elf");
         assert!(reason.starts_with("declares 419430400 bytes"), "{reason}");
+    }
+
+    #[test]
+    fn oversized_pax_records_are_refused_not_buffered() {
+        // A gzip bomb in miniature: 64 MiB of pax record compress to ~64 KiB,
+        // and the tar crate would read the record into memory whole.
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let record_len = 64u64 << 20;
+        let mut pax = raw("PaxHeaders/f", tar::EntryType::XHeader, record_len, "", b"");
+        pax.truncate(512);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, &pax).unwrap();
+        io::copy(&mut io::repeat(b'a').take(record_len), &mut gz).unwrap();
+        for tail in [
+            raw("f", tar::EntryType::Regular, 1, "", b"x"),
+            vec![0; 1024],
+        ] {
+            io::Write::write_all(&mut gz, &tail).unwrap();
+        }
+        let b = store.put(&gz.finish().unwrap()).unwrap();
+        let layer = Descriptor {
+            media_type: MEDIA_TYPE_LAYER_GZIP.into(),
+            digest: b.digest,
+            size: b.size,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        };
+        let err = read_rootfs(&store, &[layer], None).unwrap_err();
+        assert!(matches!(err, ViewError::Io { .. }), "{err}");
+        assert!(err.to_string().contains("exceed 1048576 bytes"), "{err}");
+
+        // A GNU long-name record of ordinary size passes.
+        let name = format!("nix/{}", "n".repeat(300));
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, &name, &b"x"[..]).unwrap();
+        let bytes = tar.into_inner().unwrap();
+        let ok = store.put(&bytes).unwrap();
+        let ok = Descriptor {
+            media_type: MEDIA_TYPE_LAYER_TAR.into(),
+            digest: ok.digest,
+            size: ok.size,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        };
+        let v = read_rootfs(&store, &[ok], None).unwrap();
+        assert_eq!(v.files[0].path, format!("/{name}"));
     }
 
     #[test]
