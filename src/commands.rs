@@ -245,7 +245,7 @@ fn compression(a: &BuildArgs) -> Result<Compression> {
 #[derive(Serialize)]
 struct BuildSummary<'a> {
     images: &'a [BuildOutcome],
-    failures: Vec<Failure>,
+    failures: &'a [Failure],
     /// Absent with `--no-cache`.
     layer_cache: Option<CacheReport>,
     /// With `--format oci-archive|docker-archive`.
@@ -371,7 +371,7 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
     let stdout = if a.json {
         json(&BuildSummary {
             images: &outcomes,
-            failures: std::mem::take(&mut failures_clone(&failures)),
+            failures: &failures,
             layer_cache: cache.as_ref().map(LayerCache::stats),
             archives,
         })
@@ -407,16 +407,6 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
         stdout,
         failed: !failures.is_empty(),
     })
-}
-
-fn failures_clone(f: &[Failure]) -> Vec<Failure> {
-    f.iter()
-        .map(|x| Failure {
-            image: x.image.clone(),
-            tier: x.tier,
-            error: x.error.clone(),
-        })
-        .collect()
 }
 
 #[derive(Serialize)]
