@@ -1382,3 +1382,84 @@ fn cli_build_sign_push_verify_from_the_registry() {
         v.describe()
     );
 }
+
+/// Issue 6's registry cases through the CLI: each exits 1, names the
+/// registry, and leaves the local image untouched.
+#[test]
+fn cli_push_failures_exit_1_and_name_the_registry() {
+    let b = nginx();
+    let ctx = TestContext::new();
+    let layout = ctx.path().join("img");
+    sh(
+        "cp",
+        &["-a", b.hardened.to_str().unwrap(), layout.to_str().unwrap()],
+    );
+    let before = std::fs::read(layout.join("index.json")).unwrap();
+    let check = |r: &common::Run, needles: &[&str]| {
+        assert_eq!(r.code(), 1, "{}", r.describe());
+        for n in needles {
+            assert!(r.stderr().contains(n), "missing `{n}`: {}", r.stderr());
+        }
+        assert!(!r.stderr().contains("panicked"));
+        assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), before);
+    };
+    let push = |target: &str, extra: &[&str]| {
+        let mut a = vec!["push", layout.to_str().unwrap(), target, "--insecure"];
+        a.extend(extra);
+        ctx.run(&a)
+    };
+
+    // Unreachable.
+    let port = free_port();
+    let host = format!("127.0.0.1:{port}");
+    check(
+        &push(&format!("{host}/a/nginx:t"), &[]),
+        &[&host, "unreachable"],
+    );
+
+    // 401 with a wrong password.
+    let reg = Registry::start_with_htpasswd("ci", "right");
+    let host = format!("127.0.0.1:{}", reg.port);
+    let auth = auth_file(ctx.path(), &host, "ci", "wrong");
+    check(
+        &push(
+            &format!("{host}/a/nginx:t"),
+            &["--auth-file", auth.to_str().unwrap()],
+        ),
+        &[&host, "401 Unauthorized", auth.to_str().unwrap()],
+    );
+
+    // 500 from the registry.
+    let server = FakeServer::start(|_, _| {
+        Answer::Full(
+            500,
+            vec![],
+            br#"{"errors":[{"code":"UNKNOWN","message":"disk on fire"}]}"#.to_vec(),
+        )
+    });
+    let host = format!("127.0.0.1:{}", server.port);
+    check(
+        &push(&format!("{host}/a/nginx:t"), &[]),
+        &[&host, "answered 500", "after 5 attempts"],
+    );
+    drop(server);
+
+    // The connection drops in the middle of an upload.
+    let server = FakeServer::start(|seen, port| match seen.method.as_str() {
+        "HEAD" => Answer::Full(404, vec![], vec![]),
+        "POST" => Answer::Full(
+            202,
+            vec![(
+                "Location",
+                format!("http://127.0.0.1:{port}/v2/a/nginx/blobs/uploads/u1"),
+            )],
+            vec![],
+        ),
+        _ => Answer::CloseWhileReading(1024),
+    });
+    let host = format!("127.0.0.1:{}", server.port);
+    check(
+        &push(&format!("{host}/a/nginx:t"), &[]),
+        &[&host, "dropped"],
+    );
+}
