@@ -8,6 +8,7 @@
 //! built-in default. Relative paths in the file are relative to its
 //! directory.
 
+use crate::recipe::line_col;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -98,14 +99,14 @@ impl ProjectConfig {
                 message,
             }
         };
-        let de = toml::Deserializer::parse(text)
-            .map_err(|e| invalid(e.span(), None, e.message().to_string()))?;
-        let mut c: ProjectConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            let key = (key != "." && !key.is_empty()).then_some(key);
-            invalid(inner.span(), key, inner.message().to_string())
-        })?;
+        let mut c: ProjectConfig =
+            crate::recipe::parse_strict(text).map_err(|p| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: p.line,
+                column: p.column,
+                key: p.key,
+                message: p.message,
+            })?;
         let empty_path = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str().is_empty());
         for (key, empty) in [
             ("recipes", empty_path(&c.recipes)),
@@ -177,14 +178,6 @@ impl ProjectConfig {
             None => format!("localhost/armorred/{image}"),
         }
     }
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = offset - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
-    (line, column)
 }
 
 fn key_offset(text: &str, key: &str) -> std::ops::Range<usize> {

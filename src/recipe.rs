@@ -290,23 +290,12 @@ impl Recipe {
 
     /// Parses recipe text; `path` is used for messages and to resolve `package.file`.
     pub fn parse(text: &str, path: &Path) -> Result<Recipe, RecipeError> {
-        let located = |span: Option<std::ops::Range<usize>>, key: Option<String>, message| {
-            let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            RecipeError {
-                file: path.to_path_buf(),
-                line,
-                column,
-                key,
-                message,
-            }
-        };
-        let de = toml::Deserializer::parse(text)
-            .map_err(|e| located(e.span(), None, e.message().to_string()))?;
-        let mut recipe: Recipe = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            let key = (key != "." && !key.is_empty()).then_some(key);
-            located(inner.span(), key, inner.message().to_string())
+        let mut recipe: Recipe = parse_strict(text).map_err(|p| RecipeError {
+            file: path.to_path_buf(),
+            line: p.line,
+            column: p.column,
+            key: p.key,
+            message: p.message,
         })?;
         recipe.path = path.to_path_buf();
         recipe.validate(text)?;
@@ -600,7 +589,39 @@ pub fn check_image_path(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+/// Where and why strict TOML parsing failed.
+#[derive(Debug)]
+pub struct TomlProblem {
+    pub line: usize,
+    pub column: usize,
+    /// Dotted key path such as `tiers.locked.cfi`, when known.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+/// Deserializes TOML into `T`, locating any error by line, column and key.
+/// Strictness (unknown keys) comes from `T`'s `deny_unknown_fields`.
+pub fn parse_strict<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, TomlProblem> {
+    let located = |span: Option<std::ops::Range<usize>>, key: Option<String>, message| {
+        let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        TomlProblem {
+            line,
+            column,
+            key,
+            message,
+        }
+    };
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| located(e.span(), None, e.message().to_string()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let key = (key != "." && !key.is_empty()).then_some(key);
+        located(inner.span(), key, inner.message().to_string())
+    })
+}
+
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
