@@ -396,18 +396,9 @@ impl Layout {
                 BTreeMap::new()
             }
         };
-        let dir = self.blobs.dir();
         let mut present = BTreeSet::new();
-        if dir.is_dir() {
-            for e in fs::read_dir(dir).map_err(|source| LayoutError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })? {
-                let e = e.map_err(|source| LayoutError::Io {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
-                let name = e.file_name().to_string_lossy().into_owned();
+        if self.blobs.dir().is_dir() {
+            for (name, e) in self.blob_files()? {
                 // An interrupted write's temp file: harmless, removed by the next build.
                 if name.starts_with(".tmp-") {
                     report.leftover_temp_files += 1;
@@ -463,20 +454,27 @@ impl Layout {
         Ok(report)
     }
 
+    /// The entries of `blobs/sha256`, with their names.
+    fn blob_files(&self) -> Result<Vec<(String, fs::DirEntry)>, LayoutError> {
+        let dir = self.blobs.dir();
+        let io = |source| LayoutError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        fs::read_dir(dir)
+            .map_err(io)?
+            .map(|e| {
+                let e = e.map_err(io)?;
+                Ok((e.file_name().to_string_lossy().into_owned(), e))
+            })
+            .collect()
+    }
+
     /// Removes blobs that index.json no longer reaches.
     pub fn gc(&self) -> Result<usize, LayoutError> {
         let keep = self.referenced()?;
-        let dir = self.blobs.dir();
         let mut removed = 0;
-        for e in fs::read_dir(dir).map_err(|source| LayoutError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })? {
-            let e = e.map_err(|source| LayoutError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-            let name = e.file_name().to_string_lossy().into_owned();
+        for (name, e) in self.blob_files()? {
             if let Ok(d) = Digest::parse(&format!("sha256:{name}")) {
                 if !keep.contains(&d) {
                     fs::remove_file(e.path()).map_err(|source| LayoutError::Io {
