@@ -8,6 +8,10 @@ packages=(
   nix-bin
   # the offline package set compiles with the host's clang 14 toolchain
   clang lld libclang-rt-14-dev make perl pkg-config patch xz-utils bzip2 file
+  # libjpeg-turbo (for nginx image_filter via libgd) only builds with CMake
+  cmake
+  # GeoIP's release tarball is a git snapshot without configure
+  autoconf automake libtool
   # llvm-ar/llvm-ranlib/llvm-nm for LTO static archives (redis deps, busybox)
   llvm-14
   # real OCI clients the tests check our output with

@@ -144,6 +144,9 @@ fn markdown_rows_are_the_measured_figures() {
     assert_eq!(md_row(&md, "Shell"), ["Absent", "Present"]);
     assert!(dropped_in_locked.contains(&"mail".to_string()));
     assert!(dropped_in_locked.contains(&"stream".to_string()));
+    // The product documents' "Perl module: Included / Excluded" row, and XSLT.
+    assert!(dropped_in_locked.contains(&"http_perl".to_string()));
+    assert!(dropped_in_locked.contains(&"http_xslt".to_string()));
     for f in &dropped_in_locked {
         assert_eq!(
             md_row(&md, &format!("{f} module")),

@@ -9,7 +9,8 @@
 #     drop        = [ "mail" ];  # features removed from the MAIN package only
 #   }
 #
-# Dependencies (glibc, zlib, pcre2, openssl, the busybox shell) are built with
+# Dependencies (glibc, zlib, pcre2, openssl, perl, libxml2, libxslt, libgd,
+# GeoIP, the busybox shell) are built with
 # the BASE hardening whatever the tier, so their store paths (and image
 # layers) are identical between tiers. Only the main packages (nginx, redis,
 # busybox-as-main, `package.file` packages) take the tier's hardening/drop.
@@ -38,6 +39,14 @@ let
     zlib = import ./pkgs/zlib.nix { mkHardened = mkHardenedBase; inherit sources; hardening = hardeningLib.base; };
     pcre2 = import ./pkgs/pcre2.nix { mkHardened = mkHardenedBase; inherit sources; hardening = hardeningLib.base; };
     openssl = import ./pkgs/openssl.nix { mkHardened = mkHardenedBase; inherit sources; hardening = hardeningLib.base; };
+    # for nginx's dynamic modules (perl, xslt, image_filter, geoip)
+    perl = import ./pkgs/perl.nix { mkHardened = mkHardenedBase; inherit sources hardeningLib; hardening = hardeningLib.base; };
+    libxml2 = import ./pkgs/libxml2.nix { mkHardened = mkHardenedBase; inherit sources zlib; hardening = hardeningLib.base; };
+    libxslt = import ./pkgs/libxslt.nix { mkHardened = mkHardenedBase; inherit sources libxml2; hardening = hardeningLib.base; };
+    geoip = import ./pkgs/geoip.nix { mkHardened = mkHardenedBase; inherit sources; hardening = hardeningLib.base; };
+    libpng = import ./pkgs/libpng.nix { mkHardened = mkHardenedBase; inherit sources zlib; hardening = hardeningLib.base; };
+    libjpeg = import ./pkgs/libjpeg-turbo.nix { mkHardened = mkHardenedBase; inherit sources; hardening = hardeningLib.base; };
+    libgd = import ./pkgs/libgd.nix { mkHardened = mkHardenedBase; inherit sources zlib libpng libjpeg; hardening = hardeningLib.base; };
     busyboxWith = variant: import ./pkgs/busybox.nix {
       mkHardened = mkHardenedBase; inherit sources lib variant;
       hardening = hardeningLib.base; drop = [ ];
@@ -51,7 +60,7 @@ let
   # ---- main packages (tier hardening + drop) --------------------------------
   nginx = import ./pkgs/nginx.nix {
     inherit mkHardened sources lib hardening drop;
-    inherit (base) zlib pcre2 openssl;
+    inherit (base) zlib pcre2 openssl perl libxml2 libxslt libgd geoip;
   };
   redis = import ./pkgs/redis.nix {
     inherit mkHardened sources lib hardening drop;
@@ -68,7 +77,7 @@ let
 in
 {
   inherit glibc nginx redis busybox;
-  inherit (base) zlib pcre2 openssl;
+  inherit (base) zlib pcre2 openssl perl libxml2 libxslt geoip libpng libjpeg libgd;
 
   # what `package.file` expressions get (as `armorred`), see README.md
   inherit base lib sources toolchainId drop mkHardened mkHardenedBase hardeningLib hardeningFlags;

@@ -268,8 +268,9 @@ pub const PODMAN_LIMITS: [&str; 4] = [
     "nproc=1024:1024",
 ];
 
-/// GETs a loopback URL with a plain HTTP/1.0 request; returns the status.
-pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
+/// GETs a loopback URL with a plain HTTP/1.0 request, retrying until the
+/// server answers or `timeout` passes; returns the status and the body.
+pub fn http_get(port: u16, path: &str, timeout: Duration) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -281,13 +282,19 @@ pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
                 let _ = s.read_to_end(&mut buf);
                 let text = String::from_utf8_lossy(&buf);
                 if let Some(code) = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()) {
-                    return Some(code);
+                    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+                    return Some((code, body.to_string()));
                 }
             }
         }
         std::thread::sleep(Duration::from_millis(300));
     }
     None
+}
+
+/// [`http_get`]'s status only.
+pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
+    http_get(port, path, timeout).map(|(code, _)| code)
 }
 
 /// Both tiers of nginx, built once per test binary into a shared directory.

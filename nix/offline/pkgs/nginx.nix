@@ -2,7 +2,8 @@
 # `features` are the optional modules of the official nginx docker image that
 # build here (plus a few default-on modules that can be compiled out with
 # --without-*); everything in `features` is built unless named in `drop`.
-{ mkHardened, sources, lib, hardening, drop, zlib, pcre2, openssl }:
+{ mkHardened, sources, lib, hardening, drop, zlib, pcre2, openssl
+, perl, libxml2, libxslt, libgd, geoip }:
 let
   # feature name -> configure flags when ENABLED (off by default in nginx)
   withModules = {
@@ -54,18 +55,67 @@ let
     "http_map" "http_split_clients" "http_referer" "http_memcached" "http_fastcgi"
     "http_uwsgi" "http_scgi" "http_grpc" "http_mirror" "http_charset"
   ];
-  # Modules of the official image that are NOT built here (in either tier):
-  # they would link host libraries outside the store (libperl, libxml2/libxslt,
-  # libgd, libGeoIP) or need sources we do not fetch (njs). Accepted in `drop`
-  # as no-ops so tier definitions can name them.
-  unavailable = [ "http_perl" "http_xslt" "http_image_filter" "http_geoip" "njs" ];
+  # The official image's dynamic modules (`load_module modules/<name>.so`),
+  # built the same way here: feature name -> { flags, deps, include dirs }.
+  # Dynamic modules cannot sit behind Clang CFI (a call from nginx into a
+  # separately linked .so fails the non-cross-DSO check), so a CFI tier must
+  # drop them; the check below says so at evaluation time.
+  dynamicModules = {
+    http_perl = {
+      flags = [ "--with-http_perl_module=dynamic" "--with-perl=${perl}/bin/perl" "--with-perl_modules_path=$out/lib/perl5" ];
+      deps = [ perl ];
+      includes = [ ];
+    };
+    http_xslt = {
+      flags = [ "--with-http_xslt_module=dynamic" ];
+      deps = [ libxml2 libxslt ];
+      # <dep>/include is on the path for every dependency; libxml2's
+      # headers sit one level down
+      includes = [ "${libxml2}/include/libxml2" ];
+    };
+    http_image_filter = {
+      flags = [ "--with-http_image_filter_module=dynamic" ];
+      deps = [ libgd ];
+      includes = [ ];
+    };
+    http_geoip = {
+      flags = [ "--with-http_geoip_module=dynamic" ]
+        ++ lib.optional (builtins.elem "stream" r.enabled) "--with-stream_geoip_module=dynamic";
+      deps = [ geoip ];
+      includes = [ ];
+    };
+  };
+  dynamicOrder = [ "http_perl" "http_xslt" "http_image_filter" "http_geoip" ];
 
-  features = withOrder ++ withoutOrder;
+  # Modules of the official image that are NOT built here (in either tier):
+  # njs's sources (Debian's libnginx-mod-js) are not reachable from these
+  # machines' source archive mirror. Accepted in `drop` as a no-op so tier
+  # definitions can name it.
+  unavailable = [ "njs" ];
+
+  features = withOrder ++ withoutOrder ++ dynamicOrder;
   r = lib.resolveFeatures { pname = "nginx"; inherit features unavailable drop; };
+
+  enabledDynamic = builtins.filter (f: builtins.elem f r.enabled) dynamicOrder;
+  moduleDeps = lib.concatMap (f: dynamicModules.${f}.deps) enabledDynamic;
+  moduleIncludes = lib.concatMap (f: dynamicModules.${f}.includes) enabledDynamic;
 
   featureFlags =
     lib.concatMap (f: if builtins.elem f r.enabled then withModules.${f} else [ ]) withOrder
-    ++ lib.concatMap (f: if builtins.elem f r.dropped then [ withoutModules.${f} ] else [ ]) withoutOrder;
+    ++ lib.concatMap (f: if builtins.elem f r.dropped then [ withoutModules.${f} ] else [ ]) withoutOrder
+    ++ lib.concatMap (f: dynamicModules.${f}.flags) enabledDynamic;
+
+  cfiCheck =
+    if (hardening.cfi or false) && enabledDynamic != [ ] then
+      throw "armorred: nginx: Clang CFI cannot cover dynamic modules; drop ${builtins.concatStringsSep ", " enabledDynamic} in this tier or turn cfi off"
+    else null;
+  # Module objects go into shared objects, and nginx compiles them with the
+  # same cc-opt as the executable, so they need -fPIC after the tier's -fPIE
+  # (the official packages pass -fPIC for the same reason); the executable is
+  # still linked -pie.
+  picOpt = lib.optional (enabledDynamic != [ ]) "-fPIC";
+  deps = [ zlib pcre2 openssl ] ++ moduleDeps;
+  depFlags = prefix: suffix: builtins.concatStringsSep " " (map (d: "${prefix}${d}${suffix}") deps);
 
   configureFlags = [
     "--prefix=$out"
@@ -86,13 +136,13 @@ let
     "--with-pcre"
   ] ++ featureFlags;
 in
-builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
+builtins.seq cfiCheck (builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
   pname = "nginx";
   inherit (sources.nginx) version;
   src = sources.nginx.src;
   inherit hardening;
   licenses = [ "BSD-2-Clause" ];
-  deps = [ zlib pcre2 openssl ];
+  inherit deps;
   features = features;
   enabledFeatures = r.enabled;
   droppedFeatures = r.dropped;
@@ -100,8 +150,8 @@ builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
   configurePhase = ''
     ./configure ${builtins.concatStringsSep " " configureFlags} \
       --with-cc=clang \
-      --with-cc-opt="$CFLAGS -I${zlib}/include -I${pcre2}/include -I${openssl}/include" \
-      --with-ld-opt="$LDFLAGS -L${zlib}/lib -L${pcre2}/lib -L${openssl}/lib"
+      --with-cc-opt="$CFLAGS ${depFlags "-I" "/include"} ${builtins.concatStringsSep " " (map (i: "-I${i}") moduleIncludes ++ picOpt)}" \
+      --with-ld-opt="$LDFLAGS ${depFlags "-L" "/lib"}"
   '';
   # nginx's `make install` would also write to --conf-path (/etc/nginx on the
   # build host), so install by hand.
@@ -109,6 +159,22 @@ builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
     mkdir -p "$out/bin" "$out/etc/nginx" "$out/share/nginx/html"
     cp objs/nginx "$out/bin/nginx"
     cp conf/mime.types "$out/etc/nginx/mime.types"
+    # dynamic modules where the official image keeps them: `load_module
+    # modules/x.so` resolves against the prefix ($out) and /etc/nginx
+    if ls objs/*.so >/dev/null 2>&1; then
+      mkdir -p "$out/lib/nginx/modules"
+      cp objs/*.so "$out/lib/nginx/modules/"
+      ln -s lib/nginx/modules "$out/modules"
+      ln -s ../../lib/nginx/modules "$out/etc/nginx/modules"
+    fi
+    # the embedded Perl module's Perl half (nginx.pm + its XS object), where
+    # --with-perl_modules_path points; copied, as MakeMaker's install would
+    # also write to perl's own (read-only) store path
+    if [ -d objs/src/http/modules/perl/blib ]; then
+      mkdir -p "$out/lib/perl5/auto/nginx"
+      cp objs/src/http/modules/perl/blib/lib/nginx.pm "$out/lib/perl5/"
+      cp objs/src/http/modules/perl/blib/arch/auto/nginx/nginx.so "$out/lib/perl5/auto/nginx/"
+    fi
     cp html/index.html html/50x.html "$out/share/nginx/html/"
     cat > "$out/etc/nginx/nginx.conf" <<EOF
     # armorred default nginx configuration: runs as any non-root UID with a
@@ -143,6 +209,14 @@ builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
     # smoke test: the binary starts with the store glibc (temp paths are
     # compiled in under /tmp; `nginx -t` is left to the image tests)
     "$out/bin/nginx" -V
+    # every dynamic module loads into this binary (symbols, libraries)
+    if [ -d "$out/lib/nginx/modules" ]; then
+      t="$NIX_BUILD_TOP/modtest"
+      mkdir -p "$t"
+      for m in "$out"/lib/nginx/modules/*.so; do echo "load_module $m;"; done > "$t/nginx.conf"
+      printf 'events {}\nhttp { server { listen 127.0.0.1:18080; } }\n' >> "$t/nginx.conf"
+      "$out/bin/nginx" -t -p "$t" -c "$t/nginx.conf" -e stderr
+    fi
   '';
-  passthru = { inherit configureFlags; };
-})
+  passthru = { inherit configureFlags enabledDynamic; };
+}))
