@@ -226,6 +226,17 @@ impl Podman {
         port
     }
 
+    /// `podman load -i ARCHIVE` (a docker archive); returns the loaded name.
+    pub fn load_archive(&self, archive: &Path) -> String {
+        let loaded = self.run(&["load", "-i", archive.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&loaded.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("Loaded image: "))
+            .unwrap_or_else(|| panic!("podman load said: {text}"))
+            .trim()
+            .to_string()
+    }
+
     /// Loads an OCI layout and returns the image ID.
     pub fn load_layout(&self, layout: &Path, reference: &str) -> String {
         // podman names the image after the layout path, which must be
