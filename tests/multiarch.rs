@@ -21,12 +21,16 @@ fn recipes() -> String {
 
 /// `armorred build multiarch --tier hardened --recipes <fixtures> --out OUT` plus `extra`.
 fn run_build(ctx: &TestContext, out: &str, extra: &[&str]) -> Run {
+    run_build_tier(ctx, "hardened", out, extra)
+}
+
+fn run_build_tier(ctx: &TestContext, tier: &str, out: &str, extra: &[&str]) -> Run {
     let recipes = recipes();
     let mut args = vec![
         "build",
         "multiarch",
         "--tier",
-        "hardened",
+        tier,
         "--recipes",
         &recipes,
         "--out",
@@ -38,9 +42,13 @@ fn run_build(ctx: &TestContext, out: &str, extra: &[&str]) -> Run {
 
 /// [`run_build`] with `--json`, which must succeed.
 fn build(ctx: &TestContext, out: &str, extra: &[&str]) -> (Run, Value) {
+    build_tier(ctx, "hardened", out, extra)
+}
+
+fn build_tier(ctx: &TestContext, tier: &str, out: &str, extra: &[&str]) -> (Run, Value) {
     let mut args = vec!["--json"];
     args.extend(extra);
-    let r = run_build(ctx, out, &args);
+    let r = run_build_tier(ctx, tier, out, &args);
     assert!(r.out.status.success(), "{}", r.describe());
     let v = r.json();
     (r, v)
@@ -170,6 +178,25 @@ fn two_platforms_build_an_index_with_the_host_child() {
         serde_json::from_str(&ctx.ok(&["sbom", l, "--format", "spdx"]).stdout()).unwrap();
     assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
     ctx.ok(&["fsck", l]);
+    // `report` compares the tiers' amd64 children.
+    let (_, locked) = build_tier(&ctx, "locked", "out", &[]);
+    assert_eq!(
+        locked["images"][0]["platforms"][0]["platform"],
+        "linux/amd64"
+    );
+    let report = ctx
+        .ok(&["report", "multiarch", "--out", "out", "--format", "json"])
+        .json();
+    let digests = report.to_string();
+    assert!(
+        digests.contains(&child)
+            && digests.contains(
+                locked["images"][0]["platforms"][0]["manifest_digest"]
+                    .as_str()
+                    .unwrap()
+            ),
+        "{report}"
+    );
 
     // Sign and verify: the index and its child each carry a signature.
     let pass = [("COSIGN_PASSWORD", "pw")];
