@@ -96,7 +96,7 @@ let
   };
 in
 if packageSet == "offline" && system != builtins.currentSystem then
-  throw "armorred: the offline package set compiles with this machine's clang and glibc, so it builds only ${builtins.currentSystem}, not ${system}; use packageSet \"nixpkgs\" with a ${system} remote builder"
+  throw "armorred: the offline package set compiles with this machine's clang and glibc, so it builds only ${builtins.currentSystem}, not ${system}; use packageSet \"nixpkgs\" with a remote builder for ${system}"
 else if packageSet == "offline" then
   { inherit package meta; } // (if shell == null then { } else { inherit shell; })
 else if packageSet == "nixpkgs" then
