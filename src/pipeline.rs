@@ -155,7 +155,9 @@ pub fn build_one(
     let (img, r) = (plan.image.clone(), ctx.reporter);
     let mut parts = Vec::new();
     for system in &targets.systems {
-        parts.push(nix_stage(ctx, &plan, system, targets.index)?);
+        // Logs and errors name the system when it is not simply this machine's.
+        let name_system = targets.index || System::host().as_ref() != Some(system);
+        parts.push(nix_stage(ctx, &plan, system, name_system)?);
     }
     let out = layout_dir(&ctx.out_dir, &img, tier);
     r.stage(

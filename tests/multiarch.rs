@@ -199,15 +199,13 @@ fn two_platforms_build_an_index_with_the_host_child() {
     );
 
     // Sign and verify: the index and its child each carry a signature.
-    let pass = [("COSIGN_PASSWORD", "pw")];
-    assert!(ctx
-        .run_env(&["generate-key-pair"], &pass)
-        .out
-        .status
-        .success());
-    let r = ctx.run_env(&["sign", l, "--key", "cosign.key", "--json"], &pass);
-    assert!(r.out.status.success(), "{}", r.describe());
-    let signed = r.json();
+    ctx.generate_key_pair();
+    let signed = ctx
+        .ok_env(
+            &["sign", l, "--key", "cosign.key", "--json"],
+            &[COSIGN_TEST_PASSWORD],
+        )
+        .json();
     assert_eq!(signed["signed"], serde_json::json!([top, child]));
     assert_eq!(signed["docker_reference"], "armorred/multiarch");
     let v = ctx.ok(&["verify", l, "--key", "cosign.pub"]);
@@ -275,6 +273,31 @@ fn platform_selection_errors_name_the_platform() {
         r.describe()
     );
     assert!(!ctx.path().join("none").exists());
+    // What Nix can build comes from Nix itself (`nix show-config`), with our
+    // --builders applied: the nixpkgs set has no aarch64 builder here…
+    let nixpkgs = ["--package-set", "nixpkgs", "--platform", "aarch64-linux"];
+    let r = run_build(&ctx, "none", &nixpkgs);
+    assert_eq!(r.code(), 2, "{}", r.describe());
+    assert!(
+        r.stderr()
+            .contains("this Nix cannot build it (system x86_64-linux")
+            && r.stderr().contains("no remote builders"),
+        "{}",
+        r.describe()
+    );
+    // …until one is given: then armorred asks Nix to build for aarch64-linux
+    // (which fails here, as the nixpkgs set needs Nix >= 2.18 and a real builder).
+    let mut with_builder = nixpkgs.to_vec();
+    with_builder.extend(["--builders", "ssh://arm.invalid aarch64-linux"]);
+    let r = run_build(&ctx, "none", &with_builder);
+    assert_ne!(r.code(), 0, "{}", r.describe());
+    assert!(
+        !r.stderr().contains("cannot build it")
+            && r.stderr().contains("tier `hardened` for aarch64-linux")
+            && r.stderr().contains(r#""system":"aarch64-linux""#),
+        "{}",
+        r.describe()
+    );
     // A platform the recipe does not list.
     let r = run_build(&ctx, "out", &["--platform", "riscv64-linux"]);
     assert_eq!(r.code(), 2, "{}", r.describe());

@@ -1481,12 +1481,7 @@ fn multiarch_index_pushes_to_the_registry_from_armorred_toml() {
     .unwrap();
     let recipes = common::repo().join("tests/fixtures/recipes");
     let recipes = recipes.to_str().unwrap();
-    let pass = [("COSIGN_PASSWORD", "pw")];
-    assert!(ctx
-        .run_env(&["generate-key-pair"], &pass)
-        .out
-        .status
-        .success());
+    ctx.generate_key_pair();
     let r = ctx.run_env(
         &[
             "build",
@@ -1501,7 +1496,7 @@ fn multiarch_index_pushes_to_the_registry_from_armorred_toml() {
             "cosign.key",
             "--json",
         ],
-        &pass,
+        &[common::COSIGN_TEST_PASSWORD],
     );
     assert!(r.out.status.success(), "{}", r.describe());
     let built = r.json();
