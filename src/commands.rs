@@ -314,6 +314,10 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
     };
     // Decrypt once, before hours of building, so a wrong passphrase fails fast.
     let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
+    // Likewise a bare --push with nowhere to push to.
+    if let (Some(None), Some(r)) = (&a.push, recipes.first()) {
+        default_repository(project, &r.image.name, "--push REPOSITORY")?;
+    }
     let mut outcomes = Vec::new();
     let mut failures = Vec::new();
     let mut archives = Vec::new();

@@ -1,6 +1,8 @@
 //! Runs the stages for one image and tier: plan → Nix build → closure →
 //! layer plan → rootfs extras → OCI layout. Each stage is its own module;
-//! this one only sequences them and attaches context to errors.
+//! this one only sequences them and attaches context to errors. With
+//! several platforms ([`Targets`]), the Nix-to-image stages run once per
+//! system and an OCI image index names the platform images.
 
 use std::collections::BTreeMap;
 use std::fs;

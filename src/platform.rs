@@ -211,12 +211,6 @@ pub struct ShowConfig {
 }
 
 impl ShowConfig {
-    pub fn system(&self) -> &str {
-        match &self.system {
-            Setting::Wrapped { value } | Setting::Bare(value) => value,
-        }
-    }
-
     /// `(system, extra-platforms, builders)`; `builders` may be `@file`.
     pub fn into_parts(self) -> (String, Vec<String>, String) {
         (

@@ -1605,7 +1605,8 @@ fn multiarch_index_pushes_to_the_registry_from_armorred_toml() {
         ],
     );
 
-    // Without the file's registry and without a target: an input error saying what to do.
+    // Without the file's registry and without a target: an input error saying
+    // what to do, before anything is built.
     std::fs::remove_file(ctx.path().join("armorred.toml")).unwrap();
     let r = ctx.run(&["push", "out/multiarch-hardened", "--insecure"]);
     assert_eq!(r.code(), 2, "{}", r.describe());
@@ -1614,4 +1615,21 @@ fn multiarch_index_pushes_to_the_registry_from_armorred_toml() {
         "{}",
         r.describe()
     );
+    let r = ctx.run(&[
+        "build",
+        "multiarch",
+        "--recipes",
+        recipes,
+        "--out",
+        "unbuilt",
+        "--push",
+    ]);
+    assert_eq!(r.code(), 2, "{}", r.describe());
+    assert!(
+        r.stderr()
+            .contains("pass --push REPOSITORY, or set `registry`"),
+        "{}",
+        r.describe()
+    );
+    assert!(!ctx.path().join("unbuilt").exists());
 }
