@@ -641,6 +641,69 @@ mod tests {
     }
 
     #[test]
+    fn an_index_resolves_to_the_host_child_or_the_digest_named() {
+        use crate::platform::System;
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let config = layout.blobs().put(b"{}").unwrap();
+        let child = |system: &str| {
+            let m = Manifest {
+                schema_version: 2,
+                media_type: Some(MEDIA_TYPE_MANIFEST.into()),
+                artifact_type: None,
+                config: descriptor(
+                    "application/vnd.oci.image.config.v1+json",
+                    config.digest.clone(),
+                    config.size,
+                ),
+                layers: Vec::new(),
+                subject: None,
+                annotations: BTreeMap::from([("system".to_string(), system.to_string())]),
+            };
+            let b = layout
+                .blobs()
+                .put(&super::super::canonical_json(&m))
+                .unwrap();
+            Descriptor {
+                platform: Some(System::parse(system).unwrap().oci()),
+                ..descriptor(MEDIA_TYPE_MANIFEST, b.digest, b.size)
+            }
+        };
+        let commit = |children: &[Descriptor]| {
+            let top = super::super::index::write_image_index(&layout, children, "1-x").unwrap();
+            layout
+                .write_index(&Index {
+                    manifests: vec![top.clone()],
+                    ..Index::default()
+                })
+                .unwrap();
+            top
+        };
+        // Neither child is this machine's: an error naming each, pointing at --ref.
+        let (arm, i386) = (child("aarch64-linux"), child("i686-linux"));
+        let top = commit(&[arm.clone(), i386.clone()]);
+        let e = layout.load_image(None).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, LayoutError::NoPlatform { .. }), "{msg}");
+        assert!(
+            msg.contains("linux/arm64") && msg.contains("linux/386") && msg.contains("--ref"),
+            "{msg}"
+        );
+        // A child named by digest; it carries the index's ref.name.
+        let img = layout.load_image(Some(i386.digest.as_str())).unwrap();
+        assert_eq!(img.descriptor.digest, i386.digest);
+        assert_eq!(img.top().digest, top.digest);
+        assert_eq!(img.ref_name(), Some("1-x"));
+        // With this machine's child present, it is the one read, by ref.name too.
+        let host = child(System::host().unwrap().as_str());
+        commit(&[arm, host.clone()]);
+        let img = layout.load_image(Some("1-x")).unwrap();
+        assert_eq!(img.descriptor.digest, host.digest);
+        assert!(img.index.is_some());
+        assert!(layout.fsck().unwrap().is_ok());
+    }
+
+    #[test]
     fn fsck_reports_a_blob_whose_size_differs_from_its_descriptor() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::create(dir.path()).unwrap();
