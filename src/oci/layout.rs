@@ -640,6 +640,23 @@ mod tests {
         }
     }
 
+    /// An image manifest with no layers and the config `digest`, `size`.
+    fn layerless(digest: &Digest, size: u64) -> Manifest {
+        Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_TYPE_MANIFEST.into()),
+            artifact_type: None,
+            config: descriptor(
+                "application/vnd.oci.image.config.v1+json",
+                digest.clone(),
+                size,
+            ),
+            layers: Vec::new(),
+            subject: None,
+            annotations: BTreeMap::new(),
+        }
+    }
+
     #[test]
     fn an_index_resolves_to_the_host_child_or_the_digest_named() {
         use crate::platform::System;
@@ -648,17 +665,8 @@ mod tests {
         let config = layout.blobs().put(b"{}").unwrap();
         let child = |system: &str| {
             let m = Manifest {
-                schema_version: 2,
-                media_type: Some(MEDIA_TYPE_MANIFEST.into()),
-                artifact_type: None,
-                config: descriptor(
-                    "application/vnd.oci.image.config.v1+json",
-                    config.digest.clone(),
-                    config.size,
-                ),
-                layers: Vec::new(),
-                subject: None,
                 annotations: BTreeMap::from([("system".to_string(), system.to_string())]),
+                ..layerless(&config.digest, config.size)
             };
             let b = layout
                 .blobs()
@@ -708,19 +716,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::create(dir.path()).unwrap();
         let config = layout.blobs().put(b"{}").unwrap();
-        let manifest = |config_size: u64| Manifest {
-            schema_version: 2,
-            media_type: Some(MEDIA_TYPE_MANIFEST.into()),
-            artifact_type: None,
-            config: descriptor(
-                "application/vnd.oci.image.config.v1+json",
-                config.digest.clone(),
-                config_size,
-            ),
-            layers: Vec::new(),
-            subject: None,
-            annotations: BTreeMap::new(),
-        };
+        let manifest = |config_size: u64| layerless(&config.digest, config_size);
         for (config_size, problems) in [(2, 0), (1 << 40, 1)] {
             let m = layout
                 .blobs()
