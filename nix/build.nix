@@ -11,7 +11,10 @@
 #   "hardening": { "cfi": true, "lto": true, "safestack": true },
 #   "drop": ["mail", "stream"],         # features removed from the main package
 #   "shell": true, "coreutils": true,   # busybox layer (base hardening)
-#   "nixpkgsOverride": { "withPerl": false }  # packageSet "nixpkgs": .override args
+#   "nixpkgsOverride": { "withPerl": false }, # packageSet "nixpkgs": .override args
+#   "system": "aarch64-linux"           # optional, default builtins.currentSystem: nixpkgs is
+#                                       # imported for it (a remote builder of that system builds
+#                                       # it); the offline set builds only the host's system
 # }
 #
 # Result attributes:
@@ -36,6 +39,7 @@ let
   hardening = spec.hardening or { };
   wantShell = spec.shell or false;
   wantCoreutils = spec.coreutils or false;
+  system = spec.system or builtins.currentSystem;
 
   set = import ./offline {
     inherit hardening drop;
@@ -91,9 +95,11 @@ let
     shell = if shell == null then null else shell.pname;
   };
 in
-if packageSet == "offline" then
+if packageSet == "offline" && system != builtins.currentSystem then
+  throw "armorred: the offline package set compiles with this machine's clang and glibc, so it builds only ${builtins.currentSystem}, not ${system}; use packageSet \"nixpkgs\" with a remote builder for ${system}"
+else if packageSet == "offline" then
   { inherit package meta; } // (if shell == null then { } else { inherit shell; })
 else if packageSet == "nixpkgs" then
-  import ./nixpkgs/build.nix { inherit spec nixpkgs; }
+  import ./nixpkgs/build.nix { inherit spec nixpkgs system; }
 else
   throw "armorred: unknown packageSet '${packageSet}' (known: offline, nixpkgs)"

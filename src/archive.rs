@@ -1,4 +1,4 @@
-//! Output formats besides the OCI layout, their readers, and platforms.
+//! Output formats besides the OCI layout, and their readers.
 //!
 //! - `oci-archive`: a tar of an OCI image layout that holds the one image
 //!   (`skopeo copy oci-archive:…`). SBOMs and signatures stay in the
@@ -242,15 +242,28 @@ fn oci_archive<W: Write>(
 ) -> Result<(), ArchiveError> {
     let layout = Layout::open(layout_dir)?;
     let img = layout.load_image(reference)?;
+    // A multi-platform image travels whole: the index and every child.
+    let images = match &img.index {
+        None => vec![img.clone()],
+        Some(i) => i
+            .index
+            .manifests
+            .iter()
+            .map(|c| layout.load_image(Some(c.digest.as_str())))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
     let mut blobs: BTreeMap<String, Descriptor> = BTreeMap::new();
-    for d in std::iter::once(&img.descriptor)
-        .chain(std::iter::once(&img.manifest.config))
-        .chain(&img.manifest.layers)
-    {
-        blobs.insert(d.digest.hex().to_string(), d.clone());
+    for i in &images {
+        for d in std::iter::once(&i.descriptor)
+            .chain(std::iter::once(&i.manifest.config))
+            .chain(&i.manifest.layers)
+        {
+            blobs.insert(d.digest.hex().to_string(), d.clone());
+        }
     }
+    blobs.insert(img.top().digest.hex().to_string(), img.top().clone());
     let index = Index {
-        manifests: vec![img.descriptor.clone()],
+        manifests: vec![img.top().clone()],
         ..Index::default()
     };
     let w = |e| io_at(layout_dir)(e);
@@ -287,7 +300,15 @@ fn docker_archive<W: Write>(
     dest: &Path,
 ) -> Result<(), ArchiveError> {
     let layout = Layout::open(layout_dir)?;
+    // docker save's format holds one platform: of an index, this machine's.
     let img = layout.load_image(reference)?;
+    if let Some(p) = img.index.as_ref().and(img.descriptor.platform.as_ref()) {
+        tracing::info!(
+            "{}: a docker archive holds one platform; writing {}",
+            dest.display(),
+            crate::platform::display(p)
+        );
+    }
     let config_path = layout.blobs().path(&img.manifest.config.digest);
     let diff_ids: Vec<Digest> = img
         .config
@@ -741,52 +762,6 @@ fn copy_blob(
     Ok((b.digest, b.size, media))
 }
 
-/// Platforms a recipe may list (`image.platforms`), as Nix system names.
-pub const PLATFORMS: [&str; 2] = ["x86_64-linux", "aarch64-linux"];
-
-/// The Nix system of this machine, e.g. `x86_64-linux`.
-pub fn host_platform() -> String {
-    format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS)
-}
-
-/// Which of a recipe's platforms to build (`--platform` picks some; none
-/// means all), split into "this machine" and "elsewhere".
-pub fn select_platforms(
-    image: &str,
-    recipe: &[String],
-    wanted: &[String],
-    host: &str,
-) -> Result<(bool, Vec<String>), String> {
-    for w in wanted {
-        if !recipe.contains(w) {
-            return Err(format!(
-                "--platform {w}: recipe `{image}` lists only {} (key `image.platforms`)",
-                recipe.join(", ")
-            ));
-        }
-    }
-    let selected = if wanted.is_empty() { recipe } else { wanted };
-    let here = selected.iter().any(|p| p == host);
-    let elsewhere = selected.iter().filter(|p| *p != host).cloned().collect();
-    Ok((here, elsewhere))
-}
-
-/// The error for platforms this machine cannot build, if any. Building
-/// them needs a builder of that system (or cross-compilation) and an OCI
-/// index with one child per platform; armorred does neither yet.
-pub fn foreign_platforms_error(image: &str, elsewhere: &[String], host: &str) -> Option<String> {
-    if elsewhere.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "`{image}` lists platform(s) {} that this {host} machine cannot build: armorred builds \
-         only the host's platform (cross-compilation, remote Nix builders and multi-platform \
-         indexes are not supported yet); build on a machine of that platform, or pass \
-         --platform {host} to build only this one",
-        elsewhere.join(", ")
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1025,22 +1000,5 @@ mod tests {
         assert!(OutputFormat::Oci
             .archive_path(Path::new("out/nginx-hardened"))
             .is_none());
-        let ps = vec!["x86_64-linux".to_string(), "aarch64-linux".to_string()];
-        let host = "x86_64-linux";
-        let (here, rest) = select_platforms("n", &ps, &[], host).unwrap();
-        assert!(here);
-        assert_eq!(rest, ["aarch64-linux"]);
-        let e = foreign_platforms_error("n", &rest, host).unwrap();
-        assert!(
-            e.contains("aarch64-linux") && e.contains("--platform x86_64-linux"),
-            "{e}"
-        );
-        let (here, rest) = select_platforms("n", &ps, &[host.to_string()], host).unwrap();
-        assert!(here && rest.is_empty());
-        assert!(foreign_platforms_error("n", &rest, host).is_none());
-        let only_arm = vec!["aarch64-linux".to_string()];
-        assert!(select_platforms("n", &only_arm, &[host.to_string()], host).is_err());
-        let (here, rest) = select_platforms("n", &only_arm, &[], host).unwrap();
-        assert!(!here && rest.len() == 1);
     }
 }

@@ -93,7 +93,9 @@ pub struct PushArgs {
     /// The OCI layout to push.
     pub layout: PathBuf,
     /// Target, e.g. `registry.example:5000/armorred/nginx:1.22.1-locked`.
-    pub target: String,
+    /// Default: `<registry>/<image>` from armorred.toml, tagged with the image's
+    /// reference (`<version>-<tier>`).
+    pub target: Option<String>,
     #[arg(long = "ref")]
     pub reference: Option<String>,
     #[command(flatten)]
@@ -235,8 +237,9 @@ pub struct BuildArgs {
     pub sign_key: Option<PathBuf>,
     /// Push each built image to this repository, tagged `<version>-<tier>`
     /// (e.g. `registry.example:5000/armorred/nginx`); with --all, to `<this>/<image>`.
-    #[arg(long)]
-    pub push: Option<String>,
+    /// Without a value: to `<registry>/<image>`, `registry` from armorred.toml.
+    #[arg(long, num_args = 0..=1, value_name = "REPOSITORY")]
+    pub push: Option<Option<String>>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Machine-readable output on stdout.

@@ -51,6 +51,12 @@ pub enum InputError {
     RecipesDir(PathBuf, #[source] std::io::Error),
     #[error("{0}")]
     Invalid(String),
+    #[error("no image `{image}` tier `{tier}`: {} is not an OCI image layout", path.display())]
+    MissingLayout {
+        image: String,
+        tier: Tier,
+        path: PathBuf,
+    },
 }
 
 pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
@@ -99,7 +105,7 @@ pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
         Command::Compat(a) => compat_cmd(a, &project),
         Command::Completions(a) => Ok(CommandOutput::ok(crate::cli::completion_script(a.shell))),
         Command::Man(a) => man_cmd(a),
-        Command::Push(a) => push(a),
+        Command::Push(a) => push(a, &project),
     }
 }
 
@@ -251,6 +257,32 @@ struct BuildSummary<'a> {
     /// With `--format oci-archive|docker-archive`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     archives: Vec<crate::archive::WrittenArchive>,
+    /// Listed platforms this machine cannot build, each with how to build it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    skipped_platforms: Vec<crate::platform::SkippedPlatform>,
+}
+
+/// Which of `r`'s platforms to build here. Nix is asked what it can build
+/// only when a platform other than this machine's is wanted.
+fn platform_selection(
+    r: &Recipe,
+    wanted: &[String],
+    ctx: &BuildContext<'_>,
+) -> Result<crate::platform::PlatformSelection> {
+    use crate::platform::{self, NixCapabilities, System};
+    let listed = r.platforms();
+    let chosen = platform::selected(&r.image.name, &listed, wanted).map_err(InputError::Invalid)?;
+    let host = System::host().unwrap_or(System::X86_64_LINUX);
+    let nix = if chosen.iter().all(|p| p == host.as_str()) {
+        NixCapabilities::local(&host)
+    } else {
+        nix::capabilities(&ctx.nix.options).context("asking Nix which platforms it can build")?
+    };
+    let package_set = ctx.plan_options.package_set;
+    Ok(
+        platform::select(&r.image.name, &listed, wanted, &nix, package_set)
+            .map_err(InputError::Invalid)?,
+    )
 }
 
 #[derive(Serialize)]
@@ -282,16 +314,41 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
     };
     // Decrypt once, before hours of building, so a wrong passphrase fails fast.
     let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
+    // Likewise a bare --push with nowhere to push to.
+    if let (Some(None), Some(r)) = (&a.push, recipes.first()) {
+        default_repository(project, &r.image.name, "--push REPOSITORY")?;
+    }
     let mut outcomes = Vec::new();
     let mut failures = Vec::new();
     let mut archives = Vec::new();
-    let host = crate::archive::host_platform();
+    let mut skipped_platforms = Vec::new();
     for r in &recipes {
-        let (build_here, elsewhere) =
-            crate::archive::select_platforms(&r.image.name, &r.platforms(), &a.platforms, &host)
-                .map_err(InputError::Invalid)?;
-        for tier in a.tier.tiers().into_iter().filter(|_| build_here) {
-            let built = pipeline::build_one(&ctx, r, tier).and_then(|o| {
+        let targets = match platform_selection(r, &a.platforms, &ctx) {
+            Ok(s) => {
+                for p in &s.skipped {
+                    tracing::warn!("{p}");
+                }
+                skipped_platforms.extend(s.skipped);
+                pipeline::Targets {
+                    systems: s.build,
+                    index: s.index,
+                }
+            }
+            Err(e) if !a.all => return Err(e),
+            Err(e) => {
+                tracing::error!("{e:#}");
+                for tier in a.tier.tiers() {
+                    failures.push(Failure {
+                        image: r.image.name.clone(),
+                        tier,
+                        error: format!("{e:#}"),
+                    });
+                }
+                continue;
+            }
+        };
+        for tier in a.tier.tiers() {
+            let built = pipeline::build_one(&ctx, r, tier, &targets).and_then(|o| {
                 if let Some(key) = &sign_key {
                     sign::layout::sign_layout(
                         &o.layout,
@@ -304,10 +361,15 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
                 }
                 if let Some(repo) = &a.push {
                     // With --all, --push names the namespace; each image is a repository in it.
-                    let target = if a.all {
-                        image_ref(&format!("{repo}/{}:{}", o.image, o.reference))?
-                    } else {
-                        image_ref(&format!("{repo}:{}", o.reference))?
+                    // A bare --push uses armorred.toml's `registry` as that namespace.
+                    let target = match repo {
+                        Some(repo) if !a.all => image_ref(&format!("{repo}:{}", o.reference))?,
+                        Some(repo) => image_ref(&format!("{repo}/{}:{}", o.image, o.reference))?,
+                        None => image_ref(&format!(
+                            "{}:{}",
+                            default_repository(project, &o.image, "--push REPOSITORY")?,
+                            o.reference
+                        ))?,
                     };
                     let layout = Layout::open(&o.layout)?;
                     let report = registry::push_layout(
@@ -349,21 +411,6 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
                 }
             }
         }
-        if let Some(msg) = crate::archive::foreign_platforms_error(&r.image.name, &elsewhere, &host)
-        {
-            // What this machine can build is built; the rest is an error.
-            if !a.all {
-                return Err(InputError::Invalid(msg).into());
-            }
-            tracing::error!("{msg}");
-            for tier in a.tier.tiers() {
-                failures.push(Failure {
-                    image: r.image.name.clone(),
-                    tier,
-                    error: msg.clone(),
-                });
-            }
-        }
     }
     if let Some(c) = &cache {
         c.log_summary();
@@ -374,6 +421,7 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
             failures: &failures,
             layer_cache: cache.as_ref().map(LayerCache::stats),
             archives,
+            skipped_platforms,
         })
     } else {
         let mut s = String::new();
@@ -617,6 +665,13 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
                 "`armorred list` shows the recipes; --recipes DIR picks another directory".into(),
             );
         }
+        if let Some(InputError::MissingLayout { image, tier, .. }) =
+            cause.downcast_ref::<InputError>()
+        {
+            return Some(format!(
+                "build it first: armorred build {image} --tier {tier} (or pass the --out it was built into)"
+            ));
+        }
     }
     None
 }
@@ -756,7 +811,25 @@ fn verify_remote(
     let target = image_ref(target)?;
     let (digest, layers) = registry::signatures_remote(&target, opts)?;
     let v = sign::verify_image(key, digest.as_str(), &layers)?;
-    let (manifest, _, _) = registry::fetch_manifest(&target.with_digest(&digest), opts)?;
+    let (mut manifest, media_type, _) =
+        registry::fetch_manifest(&target.with_digest(&digest), opts)?;
+    if media_type == crate::oci::MEDIA_TYPE_INDEX {
+        // A multi-platform index: every child must carry its own signature,
+        // as `verify` of a layout demands; the tier comes from the first.
+        let index: crate::oci::layout::Index =
+            serde_json::from_slice(&manifest).context("parsing the image index")?;
+        for child in &index.manifests {
+            let at = target.with_digest(&child.digest);
+            let (_, layers) = registry::signatures_remote(&at, opts)?;
+            sign::verify_image(key, child.digest.as_str(), &layers)
+                .with_context(|| format!("verifying index child {}", child.digest))?;
+        }
+        let first = index
+            .manifests
+            .first()
+            .context("the image index has no children")?;
+        manifest = registry::fetch_manifest(&target.with_digest(&first.digest), opts)?.0;
+    }
     let m: crate::oci::layout::Manifest =
         serde_json::from_slice(&manifest).context("parsing the image manifest")?;
     let config = registry::fetch_blob(&target, &m.config.digest, opts)?;
@@ -773,21 +846,51 @@ fn verify_remote(
     })
 }
 
-fn push(a: &PushArgs) -> Result<CommandOutput> {
+fn push(a: &PushArgs, project: &ProjectConfig) -> Result<CommandOutput> {
     let layout = Layout::open(&a.layout)?;
-    let target = image_ref(&a.target)?;
+    let target = match &a.target {
+        Some(t) => t.clone(),
+        None => {
+            let title = layout
+                .load_image(a.reference.as_deref())?
+                .labels()
+                .get("org.opencontainers.image.title")
+                .cloned()
+                .ok_or_else(|| {
+                    InputError::Invalid(format!(
+                        "{}: the image has no `org.opencontainers.image.title` label to name \
+                         its repository; give the target: armorred push {} <registry>/<repo>:<tag>",
+                        a.layout.display(),
+                        a.layout.display()
+                    ))
+                })?;
+            default_repository(project, &title, "a target")?
+        }
+    };
     let r = registry::push_layout(
         &layout,
         a.reference.as_deref(),
-        &target,
+        &image_ref(&target)?,
         &registry_options(&a.registry),
     )
-    .with_context(|| format!("pushing {} to {}", a.layout.display(), a.target))?;
+    .with_context(|| format!("pushing {} to {target}", a.layout.display()))?;
     Ok(CommandOutput::ok(if a.json {
         json(&r)
     } else {
         format!("{}\n", r.reference)
     }))
+}
+
+/// `<registry>/<image>` with `registry` from armorred.toml: where `push` and
+/// `build --push` send an image when the command line names no destination.
+fn default_repository(project: &ProjectConfig, image: &str, flag: &str) -> Result<String> {
+    match &project.registry {
+        Some(r) => Ok(format!("{r}/{image}")),
+        None => Err(InputError::Invalid(format!(
+            "no destination for `{image}`: pass {flag}, or set `registry` in armorred.toml"
+        ))
+        .into()),
+    }
 }
 
 /// An upstream named on the command line, opened as a layout.
@@ -800,6 +903,18 @@ fn open_upstream(name: &str, insecure: bool) -> Result<crate::report::OpenedImag
 fn report_cmd(a: &ReportArgs, project: &ProjectConfig) -> Result<CommandOutput> {
     check_image_name(&a.image)?;
     let out = project.out_dir(a.out.as_deref());
+    // Before the upstream is fetched: a missing tier is the likelier mistake.
+    for tier in Tier::ALL {
+        let path = pipeline::layout_dir(&out, &a.image, tier);
+        if !path.join("oci-layout").is_file() {
+            return Err(InputError::MissingLayout {
+                image: a.image.clone(),
+                tier,
+                path,
+            }
+            .into());
+        }
+    }
     let upstream = a
         .upstream
         .as_deref()

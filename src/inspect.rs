@@ -32,6 +32,25 @@ pub struct InspectReport {
     pub compressed_size: u64,
     /// Signatures and other attachments listed in index.json.
     pub attachments: Vec<Attachment>,
+    /// A multi-platform image: the index index.json names. The fields above
+    /// describe one child (this machine's platform, or the one `--ref` names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IndexInfo {
+    pub digest: String,
+    pub media_type: String,
+    pub children: Vec<IndexChild>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IndexChild {
+    /// `os/architecture[/variant]`.
+    pub platform: Option<String>,
+    pub digest: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,6 +146,20 @@ pub fn inspect(dir: &Path, reference: Option<&str>) -> Result<InspectReport, Lay
         compressed_size: layers.iter().map(|l| l.size).sum::<u64>() + img.manifest.config.size,
         layers,
         attachments,
+        index: img.index.as_ref().map(|i| IndexInfo {
+            digest: i.descriptor.digest.to_string(),
+            media_type: i.descriptor.media_type.clone(),
+            children: i
+                .index
+                .manifests
+                .iter()
+                .map(|c| IndexChild {
+                    platform: c.platform.as_ref().map(crate::platform::display),
+                    digest: c.digest.to_string(),
+                    size: c.size,
+                })
+                .collect(),
+        }),
     })
 }
 
@@ -140,6 +173,22 @@ pub fn render(r: &InspectReport) -> String {
     let _ = writeln!(s, "layout:      {}", r.layout);
     if let Some(x) = &r.reference {
         let _ = writeln!(s, "reference:   {x}");
+    }
+    if let Some(i) = &r.index {
+        let _ = writeln!(
+            s,
+            "index:       {} ({} platform(s))",
+            i.digest,
+            i.children.len()
+        );
+        for c in &i.children {
+            let _ = writeln!(
+                s,
+                "  {:<14} {}",
+                c.platform.as_deref().unwrap_or("?"),
+                c.digest
+            );
+        }
     }
     let _ = writeln!(
         s,

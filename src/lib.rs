@@ -23,6 +23,7 @@ pub mod nix;
 pub mod oci;
 pub mod pipeline;
 pub mod plan;
+pub mod platform;
 pub mod process;
 pub mod recipe;
 pub mod rootfs;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::closure::Closure;
 use crate::plan::{BuildPlan, PackageSet};
+use crate::platform::{parse_machines, NixCapabilities, ShowConfig, System};
 use crate::process::{Cmd, ProcessError};
 use crate::recipe::PackageSource;
 use crate::store_path::StorePath;
@@ -86,6 +87,11 @@ pub struct NixSpec {
     pub shell: bool,
     pub coreutils: bool,
     pub nixpkgs_override: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The Nix system to build for (`aarch64-linux`); absent means Nix's own.
+    /// The nixpkgs set imports nixpkgs for it; the offline set refuses any
+    /// other than the host's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -157,6 +163,7 @@ impl NixInvocation {
             shell: plan.shell,
             coreutils: plan.coreutils,
             nixpkgs_override: plan.nixpkgs_override.clone(),
+            system: None,
         };
         let mut attrs = vec!["package"];
         if plan.shell || plan.coreutils {
@@ -168,6 +175,12 @@ impl NixInvocation {
             options: env.options.clone(),
             attrs,
         }
+    }
+
+    /// The same build for another Nix system (see [`NixSpec::system`]).
+    pub fn for_system(mut self, system: &System) -> NixInvocation {
+        self.spec.system = Some(system.to_string());
+        self
     }
 
     pub fn spec_json(&self) -> String {
@@ -225,6 +238,55 @@ pub fn dump_db_command(paths: &[StorePath], options: &NixOptions) -> Cmd {
         .args(options.store_args())
         .arg("--dump-db")
         .args(paths.iter().map(StorePath::as_str))
+}
+
+/// `nix show-config --json` with our options applied, so `--builders` and
+/// `--nix-option extra-platforms=…` count as Nix itself would count them.
+pub fn show_config_command(options: &NixOptions) -> Cmd {
+    Cmd::new("nix")
+        .args([
+            "--extra-experimental-features",
+            "nix-command",
+            "show-config",
+            "--json",
+        ])
+        .args(options.args())
+}
+
+/// `nix-instantiate --eval -E builtins.currentSystem`: the fallback when the
+/// `nix` command is missing or too old for `show-config`.
+pub fn current_system_command() -> Cmd {
+    Cmd::new("nix-instantiate").args(["--eval", "--json", "-E", "builtins.currentSystem"])
+}
+
+/// What this Nix can build: its `system`, `extra-platforms` and the systems
+/// of its remote builders (`builders`, with `@file` read).
+pub fn capabilities(options: &NixOptions) -> Result<NixCapabilities, NixError> {
+    let (system, extra_platforms, builders) =
+        match show_config_command(options).json::<ShowConfig>() {
+            Ok(c) => c.into_parts(),
+            Err(e) => {
+                tracing::debug!("nix show-config failed, asking nix-instantiate: {e}");
+                let system: String = current_system_command()
+                    .json()
+                    .map_err(|e| NixError::classify(e, NixError::Eval))?;
+                (
+                    system,
+                    Vec::new(),
+                    options.builders.clone().unwrap_or_default(),
+                )
+            }
+        };
+    let spec = match builders.trim().strip_prefix('@') {
+        // A missing machines file means no remote builders, as in Nix.
+        Some(file) => std::fs::read_to_string(file).unwrap_or_default(),
+        None => builders,
+    };
+    Ok(NixCapabilities {
+        builders: parse_machines(&spec, &system),
+        system,
+        extra_platforms,
+    })
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -418,6 +480,32 @@ mod tests {
         assert_eq!(spec["sourceDir"], "/cache/sources");
         assert_eq!(spec["toolchainId"], "clang-14.0.6");
         assert_eq!(a[4..], ["--no-out-link", "-A", "package", "-A", "shell"]);
+    }
+
+    #[test]
+    fn the_spec_names_the_system_only_when_asked() {
+        let inv = NixInvocation::new(&plan(Tier::Hardened), &env());
+        let spec: serde_json::Value = serde_json::from_str(&inv.spec_json()).unwrap();
+        assert!(spec.get("system").is_none());
+        let arm = System::parse("aarch64-linux").unwrap();
+        let spec: serde_json::Value =
+            serde_json::from_str(&inv.for_system(&arm).spec_json()).unwrap();
+        assert_eq!(spec["system"], "aarch64-linux");
+        let c = show_config_command(&NixOptions {
+            builders: Some("ssh://arm aarch64-linux".into()),
+            ..NixOptions::default()
+        });
+        assert_eq!(
+            args(&c),
+            [
+                "--extra-experimental-features",
+                "nix-command",
+                "show-config",
+                "--json",
+                "--builders",
+                "ssh://arm aarch64-linux"
+            ]
+        );
     }
 
     #[test]

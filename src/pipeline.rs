@@ -1,6 +1,8 @@
 //! Runs the stages for one image and tier: plan → Nix build → closure →
 //! layer plan → rootfs extras → OCI layout. Each stage is its own module;
-//! this one only sequences them and attaches context to errors.
+//! this one only sequences them and attaches context to errors. With
+//! several platforms ([`Targets`]), the Nix-to-image stages run once per
+//! system and an OCI image index names the platform images.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -9,14 +11,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::analyze::ImageAnalysis;
 use crate::closure::Closure;
 use crate::gate;
 use crate::layers::LayerPlan;
 use crate::nix::{self, BuiltOutputs, NixEnv, NixInvocation};
 use crate::oci::image::{self, ImageInputs, LayerProgress, LayerSource, WrittenImage};
-use crate::oci::layout::Layout;
+use crate::oci::layout::{Descriptor, Layout};
 use crate::oci::tarball::{Compression, LayerBlob};
 use crate::plan::{BuildPlan, PlanOptions};
+use crate::platform::System;
 use crate::recipe::Recipe;
 use crate::rootfs;
 use crate::store_path::StorePath;
@@ -67,6 +71,8 @@ pub struct BuildOutcome {
     pub tier: Tier,
     pub layout: PathBuf,
     pub reference: String,
+    /// What index.json names: the image manifest, or the multi-platform
+    /// image index (then `platforms` lists its children).
     pub manifest_digest: String,
     pub config_digest: String,
     pub package: StorePath,
@@ -75,6 +81,10 @@ pub struct BuildOutcome {
     pub compressed_size: u64,
     /// Hardening the package's binaries prove (also the image label).
     pub verified_hardening: Vec<&'static str>,
+    /// The children of a multi-platform index, in the recipe's order; the
+    /// fields above describe the first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformOutcome>,
     #[serde(skip)]
     pub closure: Closure,
     #[serde(skip)]
@@ -83,57 +93,91 @@ pub struct BuildOutcome {
     pub written: WrittenImage,
 }
 
+/// One child of a multi-platform index.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformOutcome {
+    /// The Nix system, e.g. `x86_64-linux`.
+    pub system: System,
+    /// The OCI platform, e.g. `linux/amd64`.
+    pub platform: String,
+    pub manifest_digest: String,
+    pub config_digest: String,
+    pub package: StorePath,
+    pub layers: usize,
+    pub compressed_size: u64,
+}
+
+/// The Nix systems to build one tier for, and whether their images go into
+/// an OCI image index (see [`crate::platform::PlatformSelection`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targets {
+    pub systems: Vec<System>,
+    pub index: bool,
+}
+
+impl Targets {
+    /// One image manifest for this machine's system.
+    pub fn host() -> Targets {
+        Targets {
+            systems: vec![System::host().unwrap_or(System::X86_64_LINUX)],
+            index: false,
+        }
+    }
+}
+
 /// `<out>/<image>-<tier>`: one OCI layout per image and tier.
 pub fn layout_dir(out: &Path, image: &str, tier: Tier) -> PathBuf {
     out.join(format!("{image}-{tier}"))
 }
 
-pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<BuildOutcome> {
+/// One platform's Nix outputs, ready to become an image.
+struct PlatformBuild {
+    system: System,
+    built: BuiltOutputs,
+    closure: Closure,
+    layer_plan: LayerPlan,
+    rootfs: Vec<crate::oci::tarball::RootfsEntry>,
+}
+
+/// One platform's image, written but not yet named in index.json.
+struct PlatformImage {
+    written: WrittenImage,
+    verified: Vec<&'static str>,
+    /// The gate's analysis, reused by the lint after commit.
+    analysis: ImageAnalysis,
+}
+
+pub fn build_one(
+    ctx: &BuildContext<'_>,
+    recipe: &Recipe,
+    tier: Tier,
+    targets: &Targets,
+) -> Result<BuildOutcome> {
     let plan = BuildPlan::new(recipe, tier, &ctx.plan_options);
     let (img, r) = (plan.image.clone(), ctx.reporter);
-    let inv = NixInvocation::new(&plan, &ctx.nix);
-    r.stage(&img, tier, "building with Nix");
-    let built = nix::build(&inv, |l| r.nix_log(&img, tier, l)).with_context(|| {
-        format!(
-            "building `{img}` tier `{tier}` with `{}`",
-            inv.build_command().display()
-        )
-    })?;
-    r.stage(&img, tier, &format!("built {}", built.package));
-    let closure = nix::closure(&built.roots(), &ctx.nix.options)
-        .with_context(|| format!("computing the runtime closure of {}", built.package))?;
-    check_entrypoint(&plan, &built, &closure)
-        .with_context(|| format!("checking the entrypoint of `{img}` tier `{tier}`"))?;
-
-    let layer_plan = LayerPlan::new(&closure, plan.max_layers)?;
-    let applets = match (&built.shell, plan.coreutils) {
-        (Some(shell), true) => list_dir(&shell.as_path().join("bin"))?,
-        _ => Vec::new(),
-    };
-    let rootfs = rootfs::rootfs_entries(&plan, &built, &applets)?;
+    let mut parts = Vec::new();
+    for system in &targets.systems {
+        // Logs and errors name the system when it is not simply this machine's.
+        let name_system = targets.index || System::host().as_ref() != Some(system);
+        parts.push(nix_stage(ctx, &plan, system, name_system)?);
+    }
     let out = layout_dir(&ctx.out_dir, &img, tier);
     r.stage(
         &img,
         tier,
         &format!(
             "writing {} layers to {}",
-            layer_plan.layers.len(),
+            parts
+                .iter()
+                .map(|p| p.layer_plan.layers.len())
+                .sum::<usize>(),
             out.display()
         ),
     );
     let existed = out.join("index.json").exists();
     let layout =
         Layout::create(&out).with_context(|| format!("opening output layout {}", out.display()))?;
-    let result = assemble(
-        ctx,
-        recipe,
-        &plan,
-        &built,
-        &closure,
-        &layer_plan,
-        &rootfs,
-        &layout,
-    );
+    let result = assemble(ctx, recipe, &plan, &parts, targets.index, &layout);
     if result.is_err() {
         // Leave the previous image exactly as it was: drop this attempt's
         // blobs, and the directory itself if it held no image before.
@@ -143,40 +187,167 @@ pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<
             let _ = std::fs::remove_dir_all(&out);
         }
     }
-    let (written, verified) = result?;
-    r.stage(&img, tier, &format!("wrote {}", written.manifest.digest));
+    let (top, images) = result?;
+    r.stage(&img, tier, &format!("wrote {}", top.digest));
+    let compressed =
+        |w: &WrittenImage| w.layers.iter().map(|l| l.size).sum::<u64>() + w.config.size;
+    let platforms = if targets.index {
+        parts
+            .iter()
+            .zip(&images)
+            .map(|(p, i)| PlatformOutcome {
+                system: p.system.clone(),
+                platform: crate::platform::display(&p.system.oci()),
+                manifest_digest: i.written.manifest.digest.to_string(),
+                config_digest: i.written.config.digest.to_string(),
+                package: p.built.package.clone(),
+                layers: i.written.layers.len(),
+                compressed_size: compressed(&i.written),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let first = parts.into_iter().next().expect("at least one platform");
+    let PlatformImage {
+        written, verified, ..
+    } = images.into_iter().next().expect("one per platform");
     Ok(BuildOutcome {
         image: img,
         tier,
         layout: out,
         reference: written.ref_name.clone(),
-        manifest_digest: written.manifest.digest.to_string(),
+        manifest_digest: top.digest.to_string(),
         config_digest: written.config.digest.to_string(),
-        package: built.package.clone(),
-        closure_paths: closure.len(),
+        package: first.built.package.clone(),
+        closure_paths: first.closure.len(),
         layers: written.layers.len(),
-        compressed_size: written.layers.iter().map(|l| l.size).sum::<u64>() + written.config.size,
+        compressed_size: compressed(&written),
         verified_hardening: verified,
-        closure,
+        platforms,
+        closure: first.closure,
         plan,
         written,
     })
 }
 
-/// Layers → analysis and hardening gate → config, manifest, index → SBOMs.
-#[allow(clippy::too_many_arguments)]
+/// Nix build → closure → entrypoint check → layer plan and rootfs extras,
+/// for one system.
+fn nix_stage(
+    ctx: &BuildContext<'_>,
+    plan: &BuildPlan,
+    system: &System,
+    name_system: bool,
+) -> Result<PlatformBuild> {
+    let (img, tier, r) = (plan.image.as_str(), plan.tier, ctx.reporter);
+    let inv = NixInvocation::new(plan, &ctx.nix).for_system(system);
+    let what = if name_system {
+        format!(" for {system}")
+    } else {
+        String::new()
+    };
+    r.stage(img, tier, &format!("building with Nix{what}"));
+    let built = nix::build(&inv, |l| r.nix_log(img, tier, l)).with_context(|| {
+        format!(
+            "building `{img}` tier `{tier}`{what} with `{}`",
+            inv.build_command().display()
+        )
+    })?;
+    r.stage(img, tier, &format!("built {}", built.package));
+    let closure = nix::closure(&built.roots(), &ctx.nix.options)
+        .with_context(|| format!("computing the runtime closure of {}", built.package))?;
+    check_entrypoint(plan, &built, &closure)
+        .with_context(|| format!("checking the entrypoint of `{img}` tier `{tier}`{what}"))?;
+    let layer_plan = LayerPlan::new(&closure, plan.max_layers)?;
+    let applets = match (&built.shell, plan.coreutils) {
+        (Some(shell), true) => list_dir(&shell.as_path().join("bin"))?,
+        _ => Vec::new(),
+    };
+    let rootfs = rootfs::rootfs_entries(plan, &built, &applets)?;
+    Ok(PlatformBuild {
+        system: system.clone(),
+        built,
+        closure,
+        layer_plan,
+        rootfs,
+    })
+}
+
+/// Each platform's image (layers → analysis and hardening gate → config
+/// and manifest), then the image index if asked, index.json, SBOMs per
+/// platform image, and the lint of each.
 fn assemble(
     ctx: &BuildContext<'_>,
     recipe: &Recipe,
     plan: &BuildPlan,
-    built: &BuiltOutputs,
-    closure: &Closure,
-    layer_plan: &LayerPlan,
-    rootfs: &[crate::oci::tarball::RootfsEntry],
+    parts: &[PlatformBuild],
+    index: bool,
     layout: &Layout,
-) -> Result<(WrittenImage, Vec<&'static str>)> {
+) -> Result<(Descriptor, Vec<PlatformImage>)> {
+    let (img, tier) = (plan.image.as_str(), plan.tier);
+    let out = layout.root().display();
+    let images = parts
+        .iter()
+        .map(|p| platform_image(ctx, recipe, plan, p, layout))
+        .collect::<Result<Vec<_>>>()?;
+    let children: Vec<Descriptor> = images.iter().map(|i| i.written.manifest.clone()).collect();
+    let top = if index {
+        crate::oci::index::write_image_index(layout, &children, &image::ref_name(plan))
+            .with_context(|| format!("writing the image index to {out}"))?
+    } else {
+        children[0].clone()
+    };
+    image::commit_descriptor(layout, &top, &children)
+        .with_context(|| format!("updating {}", layout.index_path().display()))?;
+    let meta = crate::attach::PackageMetadata::load(&ctx.nix.nix_dir)?;
+    let policy = lint_policy(recipe);
+    for (p, i) in parts.iter().zip(&images) {
+        // Each platform's SBOM describes its own closure, so it attaches to
+        // that platform's manifest (as buildx attaches per-platform attestations).
+        crate::attach::attach_sboms(
+            layout,
+            &i.written,
+            plan,
+            &p.closure,
+            &meta,
+            &recipe.image.licenses,
+        )
+        .with_context(|| format!("attaching SBOMs to {out}"))?;
+    }
+    for (p, i) in parts.iter().zip(&images) {
+        let img_ref = layout.load_image(Some(i.written.manifest.digest.as_str()))?;
+        let report = crate::lint::lint_image(layout, &img_ref, &i.analysis, &policy)?;
+        for c in &report.checks {
+            tracing::info!(
+                "{img} ({tier}, {}): CIS {} {:?}: {}",
+                p.system,
+                c.id,
+                c.status,
+                c.title
+            );
+        }
+        if !report.passed {
+            anyhow::bail!(
+                "lint failed after commit:\n{}",
+                crate::lint::render(&report)
+            );
+        }
+    }
+    Ok((top, images))
+}
+
+/// Layers → analysis and hardening gate → config and manifest, for one
+/// platform. Nothing is named in index.json yet.
+fn platform_image(
+    ctx: &BuildContext<'_>,
+    recipe: &Recipe,
+    plan: &BuildPlan,
+    part: &PlatformBuild,
+    layout: &Layout,
+) -> Result<PlatformImage> {
     let (img, tier, r) = (plan.image.as_str(), plan.tier, ctx.reporter);
     let out = layout.root().display();
+    let built = &part.built;
     let mut extra_labels = BTreeMap::new();
     extra_labels.insert(
         "org.armorred.nix.package".to_string(),
@@ -184,11 +355,12 @@ fn assemble(
     );
     let mut inputs = ImageInputs {
         plan,
-        layer_plan,
-        rootfs,
+        layer_plan: &part.layer_plan,
+        rootfs: &part.rootfs,
         compression: ctx.compression,
         extra_labels,
         jobs: ctx.layer_jobs,
+        platform: part.system.oci(),
     };
     let progress = ProgressAdapter {
         r,
@@ -206,12 +378,11 @@ fn assemble(
         built.package.as_str(),
         &recipe.tier(tier).exceptions,
     )?;
-    let policy = lint_policy(recipe);
     crate::lint::pre_commit(
         layout,
         &image::layer_descriptors(&layers),
         &analysis,
-        &policy,
+        &lint_policy(recipe),
     )
     .with_context(|| format!("linting `{img}` tier `{tier}`"))?;
     let verified = gate::verified_names(&analysis, built.package.as_str());
@@ -220,30 +391,11 @@ fn assemble(
         .insert("org.armorred.hardening".to_string(), verified.join(","));
     let written = image::finish_image(layout, &inputs, layers)
         .with_context(|| format!("writing the image to {out}"))?;
-    image::commit(layout, &written)
-        .with_context(|| format!("updating {}", layout.index_path().display()))?;
-    let meta = crate::attach::PackageMetadata::load(&ctx.nix.nix_dir)?;
-    crate::attach::attach_sboms(
-        layout,
-        &written,
-        plan,
-        closure,
-        &meta,
-        &recipe.image.licenses,
-    )
-    .with_context(|| format!("attaching SBOMs to {out}"))?;
-    let img_ref = layout.load_image(Some(&written.ref_name))?;
-    let report = crate::lint::lint_image(layout, &img_ref, &analysis, &policy)?;
-    for c in &report.checks {
-        tracing::info!("{img} ({tier}): CIS {} {:?}: {}", c.id, c.status, c.title);
-    }
-    if !report.passed {
-        anyhow::bail!(
-            "lint failed after commit:\n{}",
-            crate::lint::render(&report)
-        );
-    }
-    Ok((written, verified))
+    Ok(PlatformImage {
+        written,
+        verified,
+        analysis,
+    })
 }
 
 pub fn lint_policy(recipe: &Recipe) -> crate::lint::LintPolicy {

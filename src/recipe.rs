@@ -51,7 +51,7 @@ pub struct ImageMeta {
     #[serde(default)]
     pub licenses: Vec<String>,
     /// Nix systems to build for (`x86_64-linux`, `aarch64-linux`); default
-    /// `["x86_64-linux"]`. See [`crate::archive::PLATFORMS`].
+    /// `["x86_64-linux"]`. See [`crate::platform::System`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<String>,
 }
@@ -468,16 +468,8 @@ impl Recipe {
         let mut platforms = BTreeSet::new();
         for p in &self.image.platforms {
             let span = find_key_span(text, "platforms");
-            if !crate::archive::PLATFORMS.contains(&p.as_str()) {
-                return Err(self.err_at(
-                    text,
-                    span,
-                    "image.platforms",
-                    format!(
-                        "unknown platform `{p}` (expected one of: {})",
-                        crate::archive::PLATFORMS.join(", ")
-                    ),
-                ));
+            if let Err(m) = crate::platform::System::parse(p) {
+                return Err(self.err_at(text, span, "image.platforms", m));
             }
             if !platforms.insert(p) {
                 return Err(self.err_at(
@@ -540,7 +532,7 @@ impl Recipe {
     /// The platforms to build: `image.platforms`, else `x86_64-linux`.
     pub fn platforms(&self) -> Vec<String> {
         if self.image.platforms.is_empty() {
-            vec![crate::archive::PLATFORMS[0].to_string()]
+            vec![crate::platform::System::X86_64_LINUX.to_string()]
         } else {
             self.image.platforms.clone()
         }

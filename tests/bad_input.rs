@@ -153,6 +153,41 @@ fn unknown_tier_or_image() {
     );
 }
 
+/// `report` needs both tiers' layouts: a missing one is named, with the
+/// command that builds it, before any upstream is fetched.
+#[test]
+fn report_on_a_missing_layout() {
+    let f = Fixture::new();
+    // Only the hardened tier exists in out/: the locked one is missing.
+    let r = f.ctx.run(&["report", "hello", "--out", "out"]);
+    f.assert_refused(
+        &r,
+        2,
+        &[
+            "no image `hello` tier `locked`",
+            "out/hello-locked",
+            "hint: build it first: armorred build hello --tier locked",
+        ],
+    );
+    // Nothing built at all: the first tier is named; the upstream is never opened.
+    let r = f.ctx.run(&[
+        "report",
+        "hello",
+        "--out",
+        "empty",
+        "--upstream",
+        "docker://127.0.0.1:9/none:x",
+    ]);
+    f.assert_refused(
+        &r,
+        2,
+        &[
+            "empty/hello-hardened",
+            "hint: build it first: armorred build hello --tier hardened",
+        ],
+    );
+}
+
 #[test]
 fn entrypoint_not_in_the_closure() {
     let f = Fixture::new();

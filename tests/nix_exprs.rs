@@ -804,6 +804,48 @@ fn spec(image: &str, tier: &str, shell: bool, coreutils: bool) -> String {
     .to_string()
 }
 
+/// `spec.system` reaches nixpkgs (so a remote builder of that system builds
+/// it); the offline set, compiled with the host's clang and glibc, refuses
+/// any system but the host's.
+#[test]
+fn spec_system_selects_the_nixpkgs_platform_and_offline_refuses_it() {
+    let fake = "./nix/tests/fake-nixpkgs";
+    let with_system = |sp: &str, system: &str| {
+        let mut v: Value = serde_json::from_str(sp).unwrap();
+        v["system"] = json!(system);
+        v.to_string()
+    };
+    let sp = spec("nginx", "locked", false, false);
+    for system in ["aarch64-linux", "x86_64-linux"] {
+        let m = eval_json(&[
+            "nix/build.nix",
+            "--argstr",
+            "specJson",
+            &with_system(&sp, system),
+            "--arg",
+            "nixpkgs",
+            fake,
+            "-A",
+            "meta",
+        ]);
+        assert_eq!(m["system"], system);
+    }
+    let offline = with_system(&sp.replace("\"nixpkgs\"", "\"offline\""), "aarch64-linux");
+    assert!(offline.contains("\"packageSet\":\"offline\""), "{offline}");
+    let err = eval_err(&[
+        "nix/build.nix",
+        "--argstr",
+        "specJson",
+        &offline,
+        "-A",
+        "meta",
+    ]);
+    assert!(
+        err.contains("offline package set") && err.contains("not aarch64-linux"),
+        "{err}"
+    );
+}
+
 #[test]
 fn build_nix_nixpkgs_branch_on_the_stand_in() {
     let fake = "./nix/tests/fake-nixpkgs";

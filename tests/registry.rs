@@ -1463,3 +1463,173 @@ fn cli_push_failures_exit_1_and_name_the_registry() {
         &[&host, "dropped"],
     );
 }
+
+/// Issue 7: a multi-platform image (the `multiarch` fixture: an index with
+/// a linux/amd64 child) pushed with no destination on the command line goes
+/// to armorred.toml's `registry`: the children first, then the index under
+/// the tag, each with its signature, the SBOMs as referrers of the child.
+/// skopeo reads the index back; `verify` checks the index and its child.
+/// A bare `build --push` uses the same default.
+#[test]
+fn multiarch_index_pushes_to_the_registry_from_armorred_toml() {
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    std::fs::write(
+        ctx.path().join("armorred.toml"),
+        format!("registry = \"{}/team\"\n", reg.host()),
+    )
+    .unwrap();
+    let recipes = common::repo().join("tests/fixtures/recipes");
+    let recipes = recipes.to_str().unwrap();
+    ctx.generate_key_pair();
+    let r = ctx.run_env(
+        &[
+            "build",
+            "multiarch",
+            "--tier",
+            "hardened",
+            "--recipes",
+            recipes,
+            "--out",
+            "out",
+            "--sign-key",
+            "cosign.key",
+            "--json",
+        ],
+        &[common::COSIGN_TEST_PASSWORD],
+    );
+    assert!(r.out.status.success(), "{}", r.describe());
+    let built = r.json();
+    let index_digest = built["images"][0]["manifest_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let child = built["images"][0]["platforms"][0]["manifest_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // No target: `<registry>/<image>`, tagged with the image's reference.
+    let push = ctx.run(&["push", "out/multiarch-hardened", "--insecure", "--json"]);
+    assert!(push.out.status.success(), "{}", push.describe());
+    let report = push.json();
+    let tagged = format!("{}/team/multiarch:1.0-hardened", reg.host());
+    assert_eq!(report["reference"], format!("{tagged}@{index_digest}"));
+    assert_eq!(report["manifest_digest"], index_digest.as_str());
+    let notes = report["attachments"].to_string();
+    assert!(
+        notes.contains(&format!("sha256-{}.sig", &child[7..]))
+            && notes.contains(&format!("sha256-{}.sig", &index_digest[7..])),
+        "{notes}"
+    );
+    assert!(notes.contains("application/spdx+json"), "{notes}");
+
+    // skopeo sees the index at the tag, and the child by digest.
+    let raw = sh(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{tagged}"),
+        ],
+    );
+    assert_eq!(Digest::of(&raw.stdout).as_str(), index_digest);
+    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(index["manifests"][0]["digest"], child.as_str());
+    assert_eq!(index["manifests"][0]["platform"]["architecture"], "amd64");
+    let cfg = sh(
+        "skopeo",
+        &[
+            "inspect",
+            "--config",
+            "--tls-verify=false",
+            &format!("docker://{tagged}"),
+        ],
+    );
+    let cfg: serde_json::Value = serde_json::from_slice(&cfg.stdout).unwrap();
+    assert_eq!(cfg["architecture"], "amd64");
+    // The SBOMs are referrers of the child (the fallback tag of distribution 2.8).
+    let referrers = sh(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!(
+                "docker://{}/team/multiarch:sha256-{}",
+                reg.host(),
+                &child[7..]
+            ),
+        ],
+    );
+    let referrers: serde_json::Value = serde_json::from_slice(&referrers.stdout).unwrap();
+    assert_eq!(referrers["manifests"].as_array().unwrap().len(), 2);
+
+    // verify from the registry: the index and its child are signed.
+    let v = ctx.run(&["verify", &tagged, "--key", "cosign.pub", "--insecure"]);
+    assert!(v.out.status.success(), "{}", v.describe());
+    assert!(v.stdout().contains(&index_digest) && v.stdout().contains("tier: hardened"));
+
+    // A flag wins over the file.
+    let elsewhere = format!("{}/other/multiarch:x", reg.host());
+    let r = ctx.run(&["push", "out/multiarch-hardened", &elsewhere, "--insecure"]);
+    assert!(r.out.status.success(), "{}", r.describe());
+    assert!(r.stdout().starts_with(&elsewhere), "{}", r.stdout());
+
+    // A bare `build --push` goes to the file's registry too.
+    let r = ctx.run(&[
+        "build",
+        "multiarch",
+        "--tier",
+        "locked",
+        "--recipes",
+        recipes,
+        "--out",
+        "out",
+        "--push",
+        "--insecure",
+    ]);
+    assert!(r.out.status.success(), "{}", r.describe());
+    sh(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/team/multiarch:1.0-locked", reg.host()),
+        ],
+    );
+
+    // Without the file's registry and without a target: an input error saying
+    // what to do, before anything is built.
+    std::fs::remove_file(ctx.path().join("armorred.toml")).unwrap();
+    let r = ctx.run(&["push", "out/multiarch-hardened", "--insecure"]);
+    assert_eq!(r.code(), 2, "{}", r.describe());
+    assert!(
+        r.stderr().contains("set `registry` in armorred.toml"),
+        "{}",
+        r.describe()
+    );
+    let r = ctx.run(&[
+        "build",
+        "multiarch",
+        "--recipes",
+        recipes,
+        "--out",
+        "unbuilt",
+        "--push",
+    ]);
+    assert_eq!(r.code(), 2, "{}", r.describe());
+    assert!(
+        r.stderr()
+            .contains("pass --push REPOSITORY, or set `registry`"),
+        "{}",
+        r.describe()
+    );
+    assert!(!ctx.path().join("unbuilt").exists());
+}

@@ -64,6 +64,8 @@ let
     # the compiler comes from the pin, not from the host: spec.toolchainId is not used
     toolchainId = "${nameOf cc}-${cc.version or "unknown"}";
     packageSet = "nixpkgs";
+    # what nixpkgs was imported for (spec.system, else the evaluating machine's)
+    system = pkgs.stdenv.hostPlatform.system;
     shell = if shell == null then null else nameOf shell;
     nixpkgs = if nixpkgs == null then { inherit (pin) rev narHash; } else { rev = null; narHash = null; };
     nixpkgsHardening = {

@@ -74,6 +74,8 @@ pub struct ImageInputs<'a> {
     pub extra_labels: BTreeMap<String, String>,
     /// Parallel layer writers; 0 means one per core.
     pub jobs: usize,
+    /// The OCI platform of the image (config `architecture`/`os`/`variant`).
+    pub platform: Platform,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -165,11 +167,7 @@ pub fn finish_image(
             size: m.size,
             artifact_type: None,
             annotations: BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), ref_name.clone())]),
-            platform: Some(Platform {
-                architecture: "amd64".into(),
-                os: "linux".into(),
-                variant: None,
-            }),
+            platform: Some(inputs.platform.clone()),
         },
         config: config_desc,
         layers,
@@ -315,10 +313,14 @@ fn config_json(
                 .map_err(err)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let config = ImageConfigurationBuilder::default()
+    let mut config = ImageConfigurationBuilder::default()
         .created(created)
-        .architecture(Arch::Amd64)
-        .os(Os::Linux)
+        .architecture(Arch::from(inputs.platform.architecture.as_str()))
+        .os(Os::from(inputs.platform.os.as_str()));
+    if let Some(v) = &inputs.platform.variant {
+        config = config.variant(v.clone());
+    }
+    let config = config
         .config(cfg.build().map_err(err)?)
         .rootfs(
             RootFsBuilder::default()
@@ -342,19 +344,31 @@ fn config_json(
 /// only attachments (signatures, SBOMs) of this very manifest, then blobs no
 /// longer referenced are removed.
 pub fn commit(layout: &Layout, img: &WrittenImage) -> Result<(), ImageError> {
+    commit_descriptor(layout, &img.manifest, &[])
+}
+
+/// Makes `top` (an image manifest, or an image index whose children are
+/// `children`) the layout's image, keeping the attachments of `top` and of
+/// every child.
+pub fn commit_descriptor(
+    layout: &Layout,
+    top: &Descriptor,
+    children: &[Descriptor],
+) -> Result<(), ImageError> {
     let old = layout.read_index().unwrap_or_default();
-    let tag_prefix = format!("sha256-{}", img.manifest.digest.hex());
+    let subjects: Vec<&Descriptor> = std::iter::once(top).chain(children).collect();
     let mut index = Index::default();
-    index.manifests.push(img.manifest.clone());
+    index.manifests.push(top.clone());
     for d in old.manifests {
-        let ours = d
-            .annotations
-            .get(ANNOTATION_REF_NAME)
-            .is_some_and(|r| r.starts_with(&tag_prefix))
-            || d.annotations
-                .get("org.armorred.subject")
-                .map(String::as_str)
-                == Some(img.manifest.digest.as_str());
+        let ours = subjects.iter().any(|s| {
+            d.annotations
+                .get(ANNOTATION_REF_NAME)
+                .is_some_and(|r| r.starts_with(&format!("sha256-{}", s.digest.hex())))
+                || d.annotations
+                    .get("org.armorred.subject")
+                    .map(String::as_str)
+                    == Some(s.digest.as_str())
+        });
         if is_attachment(&d) && ours && !index.manifests.contains(&d) {
             index.manifests.push(d);
         }

@@ -129,6 +129,12 @@ pub enum LayoutError {
     },
     #[error("{}: unsupported media type `{media_type}`", path.display())]
     UnsupportedMediaType { path: PathBuf, media_type: String },
+    #[error("{}: the image index has no child for this machine's platform {host}; choose one with --ref <digest> (children: {})", path.display(), children.join(", "))]
+    NoPlatform {
+        path: PathBuf,
+        host: String,
+        children: Vec<String>,
+    },
 }
 
 fn refs_hint(refs: &[String]) -> String {
@@ -147,14 +153,40 @@ pub struct LoadedImage {
     pub manifest: Manifest,
     pub config_bytes: Vec<u8>,
     pub config: serde_json::Value,
+    /// The multi-platform index this image is a child of, when index.json
+    /// names an index: commands read one child (this machine's platform,
+    /// or the one `--ref <digest>` names) and push/sign the whole index.
+    pub index: Option<LoadedIndex>,
+}
+
+/// An image index from a layout: its descriptor in index.json, its exact
+/// bytes and its children.
+#[derive(Debug, Clone)]
+pub struct LoadedIndex {
+    pub descriptor: Descriptor,
+    pub bytes: Vec<u8>,
+    pub index: Index,
 }
 
 impl LoadedImage {
+    /// The image's `ref.name` (an index child has the index's).
     pub fn ref_name(&self) -> Option<&str> {
         self.descriptor
             .annotations
             .get(ANNOTATION_REF_NAME)
+            .or_else(|| {
+                self.index
+                    .as_ref()
+                    .and_then(|i| i.descriptor.annotations.get(ANNOTATION_REF_NAME))
+            })
             .map(String::as_str)
+    }
+
+    /// What index.json names: the index, else the image manifest.
+    pub fn top(&self) -> &Descriptor {
+        self.index
+            .as_ref()
+            .map_or(&self.descriptor, |i| &i.descriptor)
     }
 
     pub fn labels(&self) -> BTreeMap<String, String> {
@@ -314,18 +346,48 @@ impl Layout {
             .collect())
     }
 
-    /// Loads the image named `reference` (its ref.name), or the only image.
+    /// Reads an image index blob.
+    pub fn read_image_index(&self, d: &Descriptor) -> Result<LoadedIndex, LayoutError> {
+        let (bytes, index) = self.read_json(d)?;
+        Ok(LoadedIndex {
+            descriptor: d.clone(),
+            bytes,
+            index,
+        })
+    }
+
+    /// Loads the image named `reference` (its ref.name or digest, or the
+    /// digest of an index child), or the only image. An index resolves to
+    /// the child for this machine's platform (or its only child).
     pub fn load_image(&self, reference: Option<&str>) -> Result<LoadedImage, LayoutError> {
         let images = self.images()?;
         let refs: Vec<String> = images
             .iter()
             .filter_map(|d| d.annotations.get(ANNOTATION_REF_NAME).cloned())
             .collect();
-        let chosen = match reference {
-            Some(r) => images.iter().find(|d| {
+        let named = |d: &&Descriptor| {
+            reference.is_some_and(|r| {
                 d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) == Some(r)
                     || d.digest.as_str() == r
-            }),
+            })
+        };
+        if let Some(r) = reference.filter(|_| !images.iter().any(|d| named(&d))) {
+            // A child of an index, named by digest.
+            for top in images.iter().filter(|d| d.media_type == MEDIA_TYPE_INDEX) {
+                let index = self.read_image_index(top)?;
+                if let Some(child) = index
+                    .index
+                    .manifests
+                    .iter()
+                    .find(|c| c.digest.as_str() == r)
+                {
+                    let child = child.clone();
+                    return self.load_manifest(child, Some(index));
+                }
+            }
+        }
+        let chosen = match reference {
+            Some(_) => images.iter().find(named),
             None if images.len() > 1 => {
                 return Err(LayoutError::Ambiguous {
                     path: self.index_path(),
@@ -338,6 +400,40 @@ impl Layout {
             path: self.index_path(),
             available: refs,
         })?;
+        if descriptor.media_type == MEDIA_TYPE_INDEX {
+            let index = self.read_image_index(&descriptor)?;
+            let host = crate::platform::System::host().map(|s| s.oci());
+            let Some(child) =
+                super::index::pick_child(&index.index.manifests, host.as_ref()).cloned()
+            else {
+                return Err(LayoutError::NoPlatform {
+                    path: self.blobs.path(&descriptor.digest),
+                    host: host.map_or("unknown".into(), |h| crate::platform::display(&h)),
+                    children: index
+                        .index
+                        .manifests
+                        .iter()
+                        .map(|c| {
+                            let p = c
+                                .platform
+                                .as_ref()
+                                .map_or("?".into(), crate::platform::display);
+                            format!("{p} {}", c.digest)
+                        })
+                        .collect(),
+                });
+            };
+            return self.load_manifest(child, Some(index));
+        }
+        self.load_manifest(descriptor, None)
+    }
+
+    /// Reads an image manifest and its config.
+    fn load_manifest(
+        &self,
+        descriptor: Descriptor,
+        index: Option<LoadedIndex>,
+    ) -> Result<LoadedImage, LayoutError> {
         if descriptor.media_type != MEDIA_TYPE_MANIFEST
             && descriptor.media_type != "application/vnd.docker.distribution.manifest.v2+json"
         {
@@ -354,6 +450,7 @@ impl Layout {
             manifest,
             config_bytes,
             config,
+            index,
         })
     }
 
@@ -543,24 +640,83 @@ mod tests {
         }
     }
 
-    #[test]
-    fn fsck_reports_a_blob_whose_size_differs_from_its_descriptor() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::create(dir.path()).unwrap();
-        let config = layout.blobs().put(b"{}").unwrap();
-        let manifest = |config_size: u64| Manifest {
+    /// An image manifest with no layers and the config `digest`, `size`.
+    fn layerless(digest: &Digest, size: u64) -> Manifest {
+        Manifest {
             schema_version: 2,
             media_type: Some(MEDIA_TYPE_MANIFEST.into()),
             artifact_type: None,
             config: descriptor(
                 "application/vnd.oci.image.config.v1+json",
-                config.digest.clone(),
-                config_size,
+                digest.clone(),
+                size,
             ),
             layers: Vec::new(),
             subject: None,
             annotations: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn an_index_resolves_to_the_host_child_or_the_digest_named() {
+        use crate::platform::System;
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let config = layout.blobs().put(b"{}").unwrap();
+        let child = |system: &str| {
+            let m = Manifest {
+                annotations: BTreeMap::from([("system".to_string(), system.to_string())]),
+                ..layerless(&config.digest, config.size)
+            };
+            let b = layout
+                .blobs()
+                .put(&super::super::canonical_json(&m))
+                .unwrap();
+            Descriptor {
+                platform: Some(System::parse(system).unwrap().oci()),
+                ..descriptor(MEDIA_TYPE_MANIFEST, b.digest, b.size)
+            }
         };
+        let commit = |children: &[Descriptor]| {
+            let top = super::super::index::write_image_index(&layout, children, "1-x").unwrap();
+            layout
+                .write_index(&Index {
+                    manifests: vec![top.clone()],
+                    ..Index::default()
+                })
+                .unwrap();
+            top
+        };
+        // Neither child is this machine's: an error naming each, pointing at --ref.
+        let (arm, i386) = (child("aarch64-linux"), child("i686-linux"));
+        let top = commit(&[arm.clone(), i386.clone()]);
+        let e = layout.load_image(None).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, LayoutError::NoPlatform { .. }), "{msg}");
+        assert!(
+            msg.contains("linux/arm64") && msg.contains("linux/386") && msg.contains("--ref"),
+            "{msg}"
+        );
+        // A child named by digest; it carries the index's ref.name.
+        let img = layout.load_image(Some(i386.digest.as_str())).unwrap();
+        assert_eq!(img.descriptor.digest, i386.digest);
+        assert_eq!(img.top().digest, top.digest);
+        assert_eq!(img.ref_name(), Some("1-x"));
+        // With this machine's child present, it is the one read, by ref.name too.
+        let host = child(System::host().unwrap().as_str());
+        commit(&[arm, host.clone()]);
+        let img = layout.load_image(Some("1-x")).unwrap();
+        assert_eq!(img.descriptor.digest, host.digest);
+        assert!(img.index.is_some());
+        assert!(layout.fsck().unwrap().is_ok());
+    }
+
+    #[test]
+    fn fsck_reports_a_blob_whose_size_differs_from_its_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let config = layout.blobs().put(b"{}").unwrap();
+        let manifest = |config_size: u64| layerless(&config.digest, config_size);
         for (config_size, problems) in [(2, 0), (1 << 40, 1)] {
             let m = layout
                 .blobs()

@@ -8,6 +8,7 @@
 pub mod blob;
 pub mod digest;
 pub mod image;
+pub mod index;
 pub mod layout;
 pub mod rootfs_view;
 pub mod tarball;

@@ -99,7 +99,9 @@ pub struct PushReport {
 }
 
 /// Pushes the image `image_ref_name` of `layout` (its `ref.name` or manifest
-/// digest; `None` for the only image) and its attachments to `target`.
+/// digest; `None` for the only image) and its attachments to `target`. A
+/// multi-platform image index goes up whole: each child by digest with its
+/// own signatures and SBOMs, then the index.
 ///
 /// The tag is `target`'s, else the image's `ref.name` when that is a valid
 /// tag, else the image is pushed by digest only. A `target` digest must be

@@ -8,7 +8,7 @@ use super::client::{BlobSource, Client};
 use super::reference::check_tag;
 use super::signatures;
 use super::{ImageRef, PushReport, RegistryError};
-use crate::oci::layout::{Descriptor, Layout, LayoutError, LoadedImage, Manifest, MAX_JSON_BLOB};
+use crate::oci::layout::{Descriptor, Layout, LayoutError, Manifest, MAX_JSON_BLOB};
 use crate::oci::{Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 use crate::sign::{parse_signature_manifest, signature_tag, SignError, SignatureLayer};
 
@@ -19,8 +19,21 @@ const ANNOTATION_SUBJECT: &str = "org.armorred.subject";
 /// Everything to send, read and checked from the layout up front.
 #[derive(Debug)]
 pub(crate) struct PushPlan {
-    pub image: LoadedImage,
+    /// What the tag names: the image manifest, or a multi-platform index.
+    pub top: Subject,
     pub tag: Option<String>,
+    /// An index's children, pushed by digest before the index.
+    pub children: Vec<Subject>,
+}
+
+/// A manifest (or index) to push, with what is attached to it.
+#[derive(Debug)]
+pub(crate) struct Subject {
+    pub digest: Digest,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+    /// The blobs an image manifest names; `None` for an index.
+    pub manifest: Option<Manifest>,
     /// Signatures from the layout's `sha256-<hex>.sig` manifest.
     pub signatures: Vec<SignatureLayer>,
     pub attachments: Vec<Attachment>,
@@ -64,14 +77,15 @@ impl Attachment {
     }
 }
 
-/// Reads the image and its attachments from the layout.
+/// Reads the image and its attachments from the layout. A multi-platform
+/// index brings its children, each with its own signatures and SBOMs.
 pub(crate) fn plan(
     layout: &Layout,
     image_ref_name: Option<&str>,
     target: &ImageRef,
 ) -> Result<PushPlan, RegistryError> {
     let image = layout.load_image(image_ref_name)?;
-    let digest = &image.descriptor.digest;
+    let digest = &image.top().digest;
     if let Some(d) = &target.digest {
         if d != digest {
             return Err(RegistryError::BadReference {
@@ -86,7 +100,44 @@ pub(crate) fn plan(
             .filter(|r| check_tag(r).is_ok())
             .map(str::to_string)
     });
+    let (top, children) = match &image.index {
+        None => (
+            subject(
+                layout,
+                &image.descriptor,
+                image.manifest_bytes.clone(),
+                Some(image.manifest.clone()),
+            )?,
+            Vec::new(),
+        ),
+        Some(index) => {
+            let mut children = Vec::new();
+            for c in &index.index.manifests {
+                let child = layout.load_image(Some(c.digest.as_str()))?;
+                children.push(subject(
+                    layout,
+                    &child.descriptor,
+                    child.manifest_bytes,
+                    Some(child.manifest),
+                )?);
+            }
+            (
+                subject(layout, &index.descriptor, index.bytes.clone(), None)?,
+                children,
+            )
+        }
+    };
+    Ok(PushPlan { top, tag, children })
+}
 
+/// `d` with the signatures and attachments the layout holds for it.
+fn subject(
+    layout: &Layout,
+    d: &Descriptor,
+    bytes: Vec<u8>,
+    manifest: Option<Manifest>,
+) -> Result<Subject, RegistryError> {
+    let digest = &d.digest;
     let sig_tag = signature_tag(digest.as_str());
     let tag_prefix = format!("sha256-{}.", digest.hex());
     let mut signatures = Vec::new();
@@ -137,9 +188,11 @@ pub(crate) fn plan(
             });
         }
     }
-    Ok(PushPlan {
-        image,
-        tag,
+    Ok(Subject {
+        digest: digest.clone(),
+        media_type: d.media_type.clone(),
+        bytes,
+        manifest,
         signatures,
         attachments,
     })
@@ -247,24 +300,59 @@ pub(crate) fn execute(
     plan: &PushPlan,
     target: &ImageRef,
 ) -> Result<PushReport, RegistryError> {
-    let image = &plan.image;
-    let digest = image.descriptor.digest.clone();
-    let mut counts = Counts::default();
-    counts.push_manifest_blobs(client, layout, &image.manifest)?;
-    let media_type = &image.descriptor.media_type;
-    if let Some(tag) = &plan.tag {
-        client.put_manifest(tag, media_type, &image.manifest_bytes)?;
-    }
-    client.put_manifest(digest.as_str(), media_type, &image.manifest_bytes)?;
     let repo = format!("{}/{}", target.registry, target.repository);
+    let mut counts = Counts::default();
+    let mut notes = Vec::new();
+    // Children first: a registry accepts an index only once it has them.
+    for child in &plan.children {
+        push_subject(client, layout, child, None, &repo, &mut counts, &mut notes)?;
+    }
+    push_subject(
+        client,
+        layout,
+        &plan.top,
+        plan.tag.as_deref(),
+        &repo,
+        &mut counts,
+        &mut notes,
+    )?;
+    let digest = plan.top.digest.clone();
     let reference = match &plan.tag {
         Some(t) => format!("{repo}:{t}@{digest}"),
         None => format!("{repo}@{digest}"),
     };
+    Ok(PushReport {
+        reference,
+        manifest_digest: digest,
+        blobs_uploaded: counts.uploaded,
+        blobs_skipped: counts.skipped,
+        bytes_uploaded: counts.bytes,
+        attachments: notes,
+    })
+}
 
-    let mut notes = Vec::new();
-    if !plan.signatures.is_empty() {
-        let a = signatures::append(client, &digest, plan.signatures.clone(), &mut counts)?;
+/// Sends one manifest (its blobs first) under its digest and `tag`, then
+/// its signatures and attachments.
+fn push_subject(
+    client: &Client,
+    layout: &Layout,
+    s: &Subject,
+    tag: Option<&str>,
+    repo: &str,
+    counts: &mut Counts,
+    notes: &mut Vec<String>,
+) -> Result<(), RegistryError> {
+    let digest = &s.digest;
+    if let Some(m) = &s.manifest {
+        counts.push_manifest_blobs(client, layout, m)?;
+    }
+    if let Some(tag) = tag {
+        client.put_manifest(tag, &s.media_type, &s.bytes)?;
+    }
+    client.put_manifest(digest.as_str(), &s.media_type, &s.bytes)?;
+
+    if !s.signatures.is_empty() {
+        let a = signatures::append(client, digest, s.signatures.clone(), counts)?;
         notes.push(format!(
             "{repo}:{} (cosign signatures: {} added, {} in total)",
             a.tag, a.added, a.total
@@ -273,7 +361,7 @@ pub(crate) fn execute(
 
     let mut referrers_via_api = false;
     let mut fallback = Vec::new();
-    for a in &plan.attachments {
+    for a in &s.attachments {
         counts.push_manifest_blobs(client, layout, &a.manifest)?;
         let a_digest = a.digest();
         let kind = a
@@ -303,7 +391,7 @@ pub(crate) fn execute(
             }
         }
     }
-    if !fallback.is_empty() && !referrers_via_api && !client.referrers_supported(&digest)? {
+    if !fallback.is_empty() && !referrers_via_api && !client.referrers_supported(digest)? {
         let tag = format!("sha256-{}", digest.hex());
         let existing = client.get_manifest(&tag)?;
         match merge_referrers_index(existing.as_ref().map(|(b, _)| b.as_slice()), &fallback) {
@@ -322,15 +410,7 @@ pub(crate) fn execute(
             }
         }
     }
-
-    Ok(PushReport {
-        reference,
-        manifest_digest: digest,
-        blobs_uploaded: counts.uploaded,
-        blobs_skipped: counts.skipped,
-        bytes_uploaded: counts.bytes,
-        attachments: notes,
-    })
+    Ok(())
 }
 
 /// The referrers index with `add` appended to `existing` (an image index at

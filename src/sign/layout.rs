@@ -98,9 +98,14 @@ pub fn sign_layout(
             message: e.to_string(),
         })?;
         digests.extend(index.manifests.iter().map(|m| m.digest.to_string()));
+        // The children share the image's labels; name it from this platform's.
+        let labels = layout
+            .load_image(Some(target.digest.as_str()))
+            .map(|i| i.labels())
+            .unwrap_or_default();
         identity
             .map(str::to_string)
-            .unwrap_or_else(|| "armorred/image".to_string())
+            .unwrap_or_else(|| default_identity(&labels))
     } else {
         let img = layout.load_image(reference)?;
         identity

@@ -99,6 +99,23 @@ impl TestContext {
         r
     }
 
+    /// `cosign.key` / `cosign.pub` in the temp dir, passphrase [`COSIGN_TEST_PASSWORD`].
+    pub fn generate_key_pair(&self) {
+        self.ok_env(&["generate-key-pair"], &[COSIGN_TEST_PASSWORD]);
+    }
+
+    /// Runs with extra environment and asserts success.
+    pub fn ok_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let r = self.run_env(args, env);
+        assert!(
+            r.out.status.success(),
+            "{}\n--- dir ---\n{}",
+            r.describe(),
+            self.listing()
+        );
+        r
+    }
+
     pub fn listing(&self) -> String {
         let out = Command::new("find")
             .arg(self.path())
@@ -109,6 +126,9 @@ impl TestContext {
         out.lines().take(200).collect::<Vec<_>>().join("\n")
     }
 }
+
+/// The passphrase of test key pairs, as the environment variable cosign reads.
+pub const COSIGN_TEST_PASSWORD: (&str, &str) = ("COSIGN_PASSWORD", "pw");
 
 /// The source-tarball cache: the user's, so tests reuse what
 /// scripts/fetch-sources.sh downloaded.
@@ -224,6 +244,17 @@ impl Podman {
         args.push(image);
         self.run(&args);
         port
+    }
+
+    /// `podman load -i ARCHIVE` (a docker archive); returns the loaded name.
+    pub fn load_archive(&self, archive: &Path) -> String {
+        let loaded = self.run(&["load", "-i", archive.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&loaded.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("Loaded image: "))
+            .unwrap_or_else(|| panic!("podman load said: {text}"))
+            .trim()
+            .to_string()
     }
 
     /// Loads an OCI layout and returns the image ID.
