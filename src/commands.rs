@@ -463,6 +463,8 @@ struct ListEntry {
     version: String,
     description: String,
     upstream: String,
+    /// Nix systems the recipe lists (one child per platform in the index).
+    platforms: Vec<String>,
     tiers: Vec<TierSummary>,
 }
 
@@ -484,6 +486,7 @@ fn list(a: &ListArgs, project: &ProjectConfig) -> Result<CommandOutput> {
             version: r.image.version.clone(),
             description: r.image.description.clone(),
             upstream: r.image.upstream.clone(),
+            platforms: r.platforms(),
             tiers: Tier::ALL
                 .iter()
                 .map(|&t| {
@@ -504,7 +507,13 @@ fn list(a: &ListArgs, project: &ProjectConfig) -> Result<CommandOutput> {
     }
     let mut s = String::new();
     for e in &entries {
-        s.push_str(&format!("{} {}  {}\n", e.image, e.version, e.description));
+        s.push_str(&format!(
+            "{} {}  {}  [{}]\n",
+            e.image,
+            e.version,
+            e.description,
+            e.platforms.join(", ")
+        ));
         for t in &e.tiers {
             s.push_str(&format!(
                 "  {:<9} {}{}{}\n",

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::analyze::{
-    self, check_promise, ElfReport, ImageAnalysis, ImageInput, Promise, Property, PropertyStatus,
-    Violation,
+    self, check_promise, is_excused, ElfReport, ImageAnalysis, ImageInput, Promise, Property,
+    PropertyStatus, Violation,
 };
 use crate::oci::blob::BlobStore;
 use crate::oci::image::layer_descriptors;
@@ -67,6 +67,25 @@ pub fn analyze_layers(
     }))
 }
 
+fn exception_tuples(exceptions: &[HardeningException]) -> Vec<(String, String, String)> {
+    exceptions
+        .iter()
+        .map(|e| (e.path.clone(), e.property.clone(), e.reason.clone()))
+        .collect()
+}
+
+/// `path:property` for each excused binary property, for the label
+/// `org.armorred.hardening.exceptions`; the reasons stay in the recipe.
+pub fn exceptions_label(exceptions: &[HardeningException]) -> Option<String> {
+    (!exceptions.is_empty()).then(|| {
+        exceptions
+            .iter()
+            .map(|e| format!("{}:{}", e.path, e.property))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
 fn package_reports(analysis: &ImageAnalysis, package: &str) -> Vec<ElfReport> {
     let prefix = format!("{package}/");
     analysis
@@ -86,10 +105,7 @@ pub fn check(
     exceptions: &[HardeningException],
 ) -> Result<(), GateError> {
     let reports = package_reports(analysis, package);
-    let ex: Vec<(String, String, String)> = exceptions
-        .iter()
-        .map(|e| (e.path.clone(), e.property.clone(), e.reason.clone()))
-        .collect();
+    let ex = exception_tuples(exceptions);
     let mut violations = check_promise(&reports, package, &promise_for(plan), &ex);
     let prefix = format!("{package}/");
     for u in analysis
@@ -132,10 +148,18 @@ pub fn check(
 }
 
 /// Hardening names the package's binaries prove, for `org.armorred.hardening`.
-/// A property counts when every binary has it or it does not apply, and at
-/// least one binary has it.
-pub fn verified_names(analysis: &ImageAnalysis, package: &str) -> Vec<&'static str> {
+/// A property counts when every binary has it, or it does not apply, or the
+/// recipe excuses it for that binary (the excuses are published in
+/// `org.armorred.hardening.exceptions`, so the claim stays checkable), and
+/// at least one binary has it.
+pub fn verified_names(
+    analysis: &ImageAnalysis,
+    package: &str,
+    exceptions: &[HardeningException],
+) -> Vec<&'static str> {
     let reports = package_reports(analysis, package);
+    let ex = exception_tuples(exceptions);
+    let prefix = format!("{package}/");
     let label = |p: Property| match p {
         Property::RelroFull => "relro",
         Property::BindNow => "bindnow",
@@ -149,7 +173,17 @@ pub fn verified_names(analysis: &ImageAnalysis, package: &str) -> Vec<&'static s
     };
     let mut out = Vec::new();
     for p in Property::ALL {
-        let st: Vec<PropertyStatus> = reports.iter().map(|r| p.check(r)).collect();
+        let st: Vec<PropertyStatus> = reports
+            .iter()
+            .map(|r| match p.check(r) {
+                PropertyStatus::Missing
+                    if is_excused(&ex, p, &r.path, r.path.strip_prefix(&prefix).unwrap_or("")) =>
+                {
+                    PropertyStatus::NotApplicable
+                }
+                st => st,
+            })
+            .collect();
         if !st.is_empty()
             && st.iter().all(|s| *s != PropertyStatus::Missing)
             && st.contains(&PropertyStatus::Holds)

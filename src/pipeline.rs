@@ -385,10 +385,16 @@ fn platform_image(
         &lint_policy(recipe),
     )
     .with_context(|| format!("linting `{img}` tier `{tier}`"))?;
-    let verified = gate::verified_names(&analysis, built.package.as_str());
+    let exceptions = &recipe.tier(tier).exceptions;
+    let verified = gate::verified_names(&analysis, built.package.as_str(), exceptions);
     inputs
         .extra_labels
         .insert("org.armorred.hardening".to_string(), verified.join(","));
+    if let Some(excused) = gate::exceptions_label(exceptions) {
+        inputs
+            .extra_labels
+            .insert("org.armorred.hardening.exceptions".to_string(), excused);
+    }
     let written = image::finish_image(layout, &inputs, layers)
         .with_context(|| format!("writing the image to {out}"))?;
     Ok(PlatformImage {

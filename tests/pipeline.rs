@@ -134,6 +134,35 @@ fn labels_user_and_runtime_config() {
             );
         }
         assert_eq!(verified.contains(&"cfi"), tier == "locked", "{verified:?}");
+        // The claim's published excuses: exactly the hardened modules the
+        // recipe names, each really lacking the property it is excused from.
+        let excused = l
+            .get("org.armorred.hardening.exceptions")
+            .and_then(|e| e.as_str())
+            .unwrap_or("");
+        if tier == "locked" {
+            assert_eq!(excused, "", "locked excuses nothing");
+        } else {
+            let a = b
+                .ctx
+                .ok(&["analyze", layout.to_str().unwrap(), "--json"])
+                .json();
+            let package = l["org.armorred.nix.package"].as_str().unwrap();
+            let entries: Vec<&str> = excused.split(',').collect();
+            assert_eq!(entries.len(), 5, "{excused}");
+            for e in entries {
+                let (path, property) = e.rsplit_once(':').unwrap();
+                assert_eq!(property, "fortify", "{e}");
+                let full = format!("{package}/{path}");
+                let bin = a["binaries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|b| b["path"] == full.as_str())
+                    .unwrap_or_else(|| panic!("{full} is not in the image"));
+                assert_eq!(bin["fortify"]["fortified_count"], 0, "{full}");
+            }
+        }
         assert_eq!(l["org.armorred.writable"], "/tmp,/var/cache/nginx");
         assert_eq!(v["user"], "65534");
         assert_eq!(v["entrypoint"], serde_json::json!(["/usr/sbin/nginx"]));
@@ -269,6 +298,23 @@ fn list_shows_recipes_and_tiers() {
         .find(|e| e["image"] == "nginx")
         .expect("nginx recipe");
     assert_eq!(nginx["tiers"].as_array().unwrap().len(), 2);
+    assert_eq!(nginx["platforms"], serde_json::json!(["x86_64-linux"]));
+    // A recipe listing two platforms shows both, in the text output too.
+    let fixtures = repo().join("tests/fixtures/recipes");
+    let fixtures = fixtures.to_str().unwrap();
+    let v = ctx.ok(&["list", "--recipes", fixtures, "--json"]).json();
+    let multi = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["image"] == "multiarch")
+        .expect("multiarch fixture");
+    assert_eq!(
+        multi["platforms"],
+        serde_json::json!(["x86_64-linux", "aarch64-linux"])
+    );
+    let text = ctx.ok(&["list", "--recipes", fixtures]).stdout();
+    assert!(text.contains("[x86_64-linux, aarch64-linux]"), "{text}");
 }
 
 #[test]

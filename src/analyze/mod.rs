@@ -20,7 +20,9 @@ use serde::Serialize;
 
 pub use elf::{analyze_elf, Cet, Cfi, ElfError, ElfReport, ElfType, Fortify, FortifyStatus, Relro};
 pub use fortify::{FortifyOrigin, FortifyTable};
-pub use promise::{check_promise, Promise, Property, PropertyStatus, UnknownProperty, Violation};
+pub use promise::{
+    check_promise, is_excused, Promise, Property, PropertyStatus, UnknownProperty, Violation,
+};
 
 use crate::store_path::{StorePath, STORE_DIR};
 use view::RootfsView;

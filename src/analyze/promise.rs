@@ -263,16 +263,7 @@ pub fn check_promise(
             if property.check(r) != PropertyStatus::Missing {
                 continue;
             }
-            let excused = exceptions.iter().any(|(pattern, prop, _reason)| {
-                let prop_matches = prop == "*" || prop.parse::<Property>() == Ok(property);
-                let path_matches = if pattern.starts_with('/') {
-                    glob_match(pattern, &r.path)
-                } else {
-                    glob_match(pattern, rel)
-                };
-                prop_matches && path_matches
-            });
-            if !excused {
+            if !is_excused(exceptions, property, &r.path, rel) {
                 violations.push(Violation {
                     path: r.path.clone(),
                     property,
@@ -282,6 +273,25 @@ pub fn check_promise(
         }
     }
     violations
+}
+
+/// Whether a recipe exception (`path` glob, absolute or relative to the
+/// package as `rel` is; `property` name or `*`) covers `property` on a binary.
+pub fn is_excused(
+    exceptions: &[(String, String, String)],
+    property: Property,
+    path: &str,
+    rel: &str,
+) -> bool {
+    exceptions.iter().any(|(pattern, prop, _reason)| {
+        let prop_matches = prop == "*" || prop.parse::<Property>() == Ok(property);
+        let path_matches = if pattern.starts_with('/') {
+            glob_match(pattern, path)
+        } else {
+            glob_match(pattern, rel)
+        };
+        prop_matches && path_matches
+    })
 }
 
 /// Glob matching with `*`, `?` (not crossing `/`) and `**` (crossing `/`),
