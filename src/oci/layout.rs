@@ -462,6 +462,17 @@ impl Layout {
     /// Every digest reachable from index.json, with the size the first
     /// descriptor naming it declares.
     fn referenced_sizes(&self) -> Result<BTreeMap<Digest, u64>, LayoutError> {
+        self.walk_references(Err)
+    }
+
+    /// Every descriptor index.json reaches, with its declared size.
+    /// `on_unreadable` decides what an unreadable manifest or index does: gc
+    /// must stop (it would delete what that manifest references), fsck notes
+    /// it and keeps walking so the rest of the layout is still checked.
+    fn walk_references(
+        &self,
+        mut on_unreadable: impl FnMut(LayoutError) -> Result<(), LayoutError>,
+    ) -> Result<BTreeMap<Digest, u64>, LayoutError> {
         let mut seen = BTreeMap::new();
         let mut stack: Vec<Descriptor> = self.read_index()?.manifests;
         while let Some(d) = stack.pop() {
@@ -472,12 +483,18 @@ impl Layout {
             let is_manifest = d.media_type == MEDIA_TYPE_MANIFEST
                 || d.media_type == "application/vnd.docker.distribution.manifest.v2+json";
             if is_manifest {
-                let (_, m): (_, Manifest) = self.read_json(&d)?;
-                stack.push(m.config);
-                stack.extend(m.layers);
+                match self.read_json::<Manifest>(&d) {
+                    Ok((_, m)) => {
+                        stack.push(m.config);
+                        stack.extend(m.layers);
+                    }
+                    Err(e) => on_unreadable(e)?,
+                }
             } else if d.media_type == MEDIA_TYPE_INDEX {
-                let (_, i): (_, Index) = self.read_json(&d)?;
-                stack.extend(i.manifests);
+                match self.read_json::<Index>(&d) {
+                    Ok((_, i)) => stack.extend(i.manifests),
+                    Err(e) => on_unreadable(e)?,
+                }
             }
         }
         Ok(seen)
@@ -486,13 +503,18 @@ impl Layout {
     /// Re-hashes every blob and checks that everything index.json reaches exists.
     pub fn fsck(&self) -> Result<FsckReport, LayoutError> {
         let mut report = FsckReport::default();
-        let referenced = match self.referenced_sizes() {
+        let mut unreadable = Vec::new();
+        let referenced = match self.walk_references(|e| {
+            unreadable.push(e.to_string());
+            Ok(())
+        }) {
             Ok(r) => r,
             Err(e) => {
                 report.problems.push(e.to_string());
                 BTreeMap::new()
             }
         };
+        report.problems.extend(unreadable);
         let mut present = BTreeSet::new();
         if self.blobs.dir().is_dir() {
             for (name, e) in self.blob_files()? {
@@ -709,6 +731,49 @@ mod tests {
         assert_eq!(img.descriptor.digest, host.digest);
         assert!(img.index.is_some());
         assert!(layout.fsck().unwrap().is_ok());
+    }
+
+    #[test]
+    fn fsck_walks_past_a_missing_manifest_and_gc_refuses_to_guess() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        // Two images; the first one's manifest blob is gone, the second's
+        // config is corrupt.
+        let lost = layout.blobs().put(b"{\"lost\":1}").unwrap();
+        let lost_manifest = layout
+            .blobs()
+            .put(&serde_json::to_vec(&layerless(&lost.digest, lost.size)).unwrap())
+            .unwrap();
+        let config = layout.blobs().put(b"{}").unwrap();
+        let manifest = layout
+            .blobs()
+            .put(&serde_json::to_vec(&layerless(&config.digest, config.size)).unwrap())
+            .unwrap();
+        layout
+            .write_index(&Index {
+                manifests: vec![
+                    descriptor(
+                        MEDIA_TYPE_MANIFEST,
+                        lost_manifest.digest.clone(),
+                        lost_manifest.size,
+                    ),
+                    descriptor(MEDIA_TYPE_MANIFEST, manifest.digest, manifest.size),
+                ],
+                ..Index::default()
+            })
+            .unwrap();
+        fs::remove_file(layout.blobs().path(&lost_manifest.digest)).unwrap();
+        fs::write(layout.blobs().path(&config.digest), b"{ }").unwrap();
+        let report = layout.fsck().unwrap();
+        let all = report.problems.join("\n");
+        assert!(all.contains(lost_manifest.digest.hex()), "{all}");
+        assert!(all.contains("does not match its digest"), "{all}");
+        // The walk went on: only the lost manifest's config is unreferenced,
+        // not every blob of the layout.
+        assert_eq!(report.unreferenced, 1, "{report:?}");
+        // gc cannot know what the lost manifest referenced, so it deletes nothing.
+        assert!(layout.gc().is_err());
+        assert!(layout.blobs().path(&lost.digest).exists());
     }
 
     #[test]
