@@ -42,7 +42,8 @@ use crate::oci::Digest;
 
 /// Bump whenever `oci::tarball` writes different bytes for the same input
 /// (entry order, header fields, normalization): old entries then simply miss.
-pub const FORMAT_VERSION: u32 = 1;
+// 2: hard links are written as separate files.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Leftovers of interrupted builds older than this are swept when a cache is
 /// opened. Younger ones may belong to a build that is still running.

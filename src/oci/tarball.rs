@@ -5,16 +5,19 @@
 //! creates), normalized permissions (store directories and executables 0555,
 //! other files 0444), no SUID/SGID bits and no user or group names. Device
 //! nodes, FIFOs and sockets are refused. Long names use PAX `path` /
-//! `linkpath` records. Hard links within one layer are kept as tar links.
+//! `linkpath` records. Hard links are written as separate files, as NAR
+//! (Nix's own serialization) has none: a store optimised with `nix-store
+//! --optimise` hard-links identical files, and the layer must not depend on
+//! whether that ran.
 //!
 //! A layer is written in one pass: tar → sha256 (diff_id) → compressor →
 //! sha256 (digest) → blob file, so no layer is ever held in memory.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -126,8 +129,6 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> LayerError + '_ {
 pub struct LayerTar<W: Write> {
     out: W,
     mtime: u64,
-    /// (device, inode) of files with several links → first name in this layer.
-    links: HashMap<(u64, u64), String>,
     dirs: BTreeSet<String>,
 }
 
@@ -136,7 +137,6 @@ impl<W: Write> LayerTar<W> {
         LayerTar {
             out,
             mtime,
-            links: HashMap::new(),
             dirs: BTreeSet::new(),
         }
     }
@@ -224,13 +224,6 @@ impl<W: Write> LayerTar<W> {
             let h = self.header(rel, tar::EntryType::Symlink, 0o777, 0, 0, 0, Some(target))?;
             self.write_entry(&h, io::empty())
         } else if ft.is_file() {
-            if md.nlink() > 1 {
-                if let Some(first) = self.links.get(&(md.dev(), md.ino())).cloned() {
-                    let h = self.header(rel, tar::EntryType::Link, 0o444, 0, 0, 0, Some(&first))?;
-                    return self.write_entry(&h, io::empty());
-                }
-                self.links.insert((md.dev(), md.ino()), rel.to_string());
-            }
             // Store files are read-only; keep only "is executable".
             let mode = if md.permissions().mode() & 0o111 != 0 {
                 0o555
@@ -561,7 +554,30 @@ mod tests {
     }
 
     #[test]
-    fn tree_walk_is_sorted_stripped_and_links_kept() {
+    fn hard_links_do_not_change_the_layer() {
+        // The same tree, once with a hard-linked pair (what `nix-store
+        // --optimise` leaves) and once with two copies: the same bytes.
+        let layer = |linked: bool| {
+            let root = tempfile::tempdir().unwrap();
+            let top = root.path().join("pkg");
+            fs::create_dir_all(&top).unwrap();
+            fs::write(top.join("a"), b"same").unwrap();
+            if linked {
+                fs::hard_link(top.join("a"), top.join("b")).unwrap();
+            } else {
+                fs::write(top.join("b"), b"same").unwrap();
+            }
+            let mut t = LayerTar::new(Vec::new(), 7);
+            t.add_tree(&top, "pkg").unwrap();
+            t.finish().unwrap()
+        };
+        let linked = layer(true);
+        assert_eq!(linked, layer(false));
+        assert!(entries(&linked).iter().all(|e| e.1 != tar::EntryType::Link));
+    }
+
+    #[test]
+    fn tree_walk_is_sorted_stripped_and_symlinks_kept() {
         let root = tempfile::tempdir().unwrap();
         let top = root.path().join("pkg");
         fs::create_dir_all(top.join("bin")).unwrap();
@@ -587,8 +603,9 @@ mod tests {
         );
         assert_eq!(es[2].2, 0o555, "setuid/setgid gone, executable kept");
         assert_eq!(es[3].2, 0o444);
-        assert_eq!(es[4].1, tar::EntryType::Link);
-        assert_eq!(es[4].4.as_deref(), Some("pkg/bin/b"));
+        // the hard link to b is a file of its own
+        assert_eq!(es[4].1, tar::EntryType::Regular);
+        assert_eq!(es[4].2, 0o444);
     }
 
     #[test]
