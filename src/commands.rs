@@ -16,6 +16,7 @@ use crate::config::ProjectConfig;
 use crate::nix::{self, NixEnv, NixInvocation, NixOptions};
 use crate::oci::image::DirectLayers;
 use crate::oci::layout::Layout;
+use crate::oci::rootfs_view::ScanLayers;
 use crate::oci::tarball::Compression;
 use crate::pipeline::{self, BuildContext, BuildOutcome, Reporter};
 use crate::plan::{BuildPlan, PlanOptions};
@@ -277,6 +278,10 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
         layers: match &cache {
             Some(c) => c,
             None => &DirectLayers,
+        },
+        facts: match &cache {
+            Some(c) => c,
+            None => &ScanLayers,
         },
         reporter,
     };

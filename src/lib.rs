@@ -21,6 +21,7 @@ pub mod layers;
 pub mod lint;
 pub mod nix;
 pub mod oci;
+pub mod parallel;
 pub mod pipeline;
 pub mod plan;
 pub mod process;

@@ -13,8 +13,9 @@ use crate::closure::Closure;
 use crate::gate;
 use crate::layers::LayerPlan;
 use crate::nix::{self, BuiltOutputs, NixEnv, NixInvocation};
-use crate::oci::image::{self, ImageInputs, LayerProgress, LayerSource, WrittenImage};
+use crate::oci::image::{self, ImageInputs, LayerProgress, LayerSource, Provenance, WrittenImage};
 use crate::oci::layout::Layout;
+use crate::oci::rootfs_view::{layer_facts, FactsSource, LayerFacts};
 use crate::oci::tarball::{Compression, LayerBlob};
 use crate::plan::{BuildPlan, PlanOptions};
 use crate::recipe::Recipe;
@@ -57,6 +58,9 @@ pub struct BuildContext<'a> {
     pub compression: Compression,
     pub layer_jobs: usize,
     pub layers: &'a dyn LayerSource,
+    /// Where the gate and lint get each layer's facts (the layer cache, or
+    /// a read of every layer).
+    pub facts: &'a dyn FactsSource,
     pub reporter: &'a dyn Reporter,
 }
 
@@ -73,6 +77,11 @@ pub struct BuildOutcome {
     pub closure_paths: usize,
     pub layers: usize,
     pub compressed_size: u64,
+    /// Layer blobs this build wrote (not taken from the cache).
+    pub layers_written: usize,
+    /// Layer blobs this build read back to derive what the gate and lint
+    /// check; a layer whose facts are cached is not read.
+    pub layers_read: usize,
     /// Hardening the package's binaries prove (also the image label).
     pub verified_hardening: Vec<&'static str>,
     #[serde(skip)]
@@ -143,7 +152,12 @@ pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<
             let _ = std::fs::remove_dir_all(&out);
         }
     }
-    let (written, verified) = result?;
+    let Assembled {
+        written,
+        verified,
+        layers_written,
+        layers_read,
+    } = result?;
     r.stage(&img, tier, &format!("wrote {}", written.manifest.digest));
     Ok(BuildOutcome {
         image: img,
@@ -156,11 +170,20 @@ pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<
         closure_paths: closure.len(),
         layers: written.layers.len(),
         compressed_size: written.layers.iter().map(|l| l.size).sum::<u64>() + written.config.size,
+        layers_written,
+        layers_read,
         verified_hardening: verified,
         closure,
         plan,
         written,
     })
+}
+
+struct Assembled {
+    written: WrittenImage,
+    verified: Vec<&'static str>,
+    layers_written: usize,
+    layers_read: usize,
 }
 
 /// Layers → analysis and hardening gate → config, manifest, index → SBOMs.
@@ -174,7 +197,7 @@ fn assemble(
     layer_plan: &LayerPlan,
     rootfs: &[crate::oci::tarball::RootfsEntry],
     layout: &Layout,
-) -> Result<(WrittenImage, Vec<&'static str>)> {
+) -> Result<Assembled> {
     let (img, tier, r) = (plan.image.as_str(), plan.tier, ctx.reporter);
     let out = layout.root().display();
     let mut extra_labels = BTreeMap::new();
@@ -197,9 +220,15 @@ fn assemble(
     };
     let layers = image::write_image_layers(layout, &inputs, ctx.layers, &progress)
         .with_context(|| format!("writing the layers to {out}"))?;
+    let layers_written = count_built(&layers);
+    let layers: Vec<LayerBlob> = layers.into_iter().map(|(l, _)| l).collect();
     r.stage(img, tier, "analyzing the image's binaries");
-    let analysis = gate::analyze_layers(layout.blobs(), &layers, plan)
+    let facts = layer_facts(layout.blobs(), &layers, ctx.facts, ctx.layer_jobs)
         .with_context(|| format!("reading back the layers of `{img}` tier `{tier}`"))?;
+    let layers_read = count_built(&facts);
+    let facts: Vec<LayerFacts> = facts.into_iter().map(|(f, _)| f).collect();
+    let (analysis, secrets) = gate::analyze_layers(&facts, &layers, plan)
+        .with_context(|| format!("analyzing the layers of `{img}` tier `{tier}`"))?;
     gate::check(
         &analysis,
         plan,
@@ -207,13 +236,8 @@ fn assemble(
         &recipe.tier(tier).exceptions,
     )?;
     let policy = lint_policy(recipe);
-    crate::lint::pre_commit(
-        layout,
-        &image::layer_descriptors(&layers),
-        &analysis,
-        &policy,
-    )
-    .with_context(|| format!("linting `{img}` tier `{tier}`"))?;
+    crate::lint::pre_commit(&analysis, &secrets, &policy)
+        .with_context(|| format!("linting `{img}` tier `{tier}`"))?;
     let verified = gate::verified_names(&analysis, built.package.as_str());
     inputs
         .extra_labels
@@ -233,7 +257,7 @@ fn assemble(
     )
     .with_context(|| format!("attaching SBOMs to {out}"))?;
     let img_ref = layout.load_image(Some(&written.ref_name))?;
-    let report = crate::lint::lint_image(layout, &img_ref, &analysis, &policy)?;
+    let report = crate::lint::lint_image(layout, &img_ref, &analysis, &secrets, &policy)?;
     for c in &report.checks {
         tracing::info!("{img} ({tier}): CIS {} {:?}: {}", c.id, c.status, c.title);
     }
@@ -243,7 +267,20 @@ fn assemble(
             crate::lint::render(&report)
         );
     }
-    Ok((written, verified))
+    Ok(Assembled {
+        written,
+        verified,
+        layers_written,
+        layers_read,
+    })
+}
+
+/// How many of `items` this build made rather than took from the cache.
+fn count_built<T>(items: &[(T, Provenance)]) -> usize {
+    items
+        .iter()
+        .filter(|(_, p)| *p == Provenance::Built)
+        .count()
 }
 
 pub fn lint_policy(recipe: &Recipe) -> crate::lint::LintPolicy {

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use oci_spec::image::{
     Arch, ConfigBuilder, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder,
@@ -32,6 +31,14 @@ pub enum ImageError {
     Io(#[from] std::io::Error),
 }
 
+/// Whether a layer (or what was derived from it) was made by this build or
+/// taken from the cache; `build --json` counts both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    Built,
+    Cached,
+}
+
 /// Produces layer blobs; the layer cache implements this to skip work.
 pub trait LayerSource: Sync {
     fn layer(
@@ -40,7 +47,7 @@ pub trait LayerSource: Sync {
         content: &LayerContent<'_>,
         compression: Compression,
         mtime: u64,
-    ) -> Result<LayerBlob, LayerError>;
+    ) -> Result<(LayerBlob, Provenance), LayerError>;
 }
 
 /// Writes every layer from scratch.
@@ -53,8 +60,11 @@ impl LayerSource for DirectLayers {
         content: &LayerContent<'_>,
         compression: Compression,
         mtime: u64,
-    ) -> Result<LayerBlob, LayerError> {
-        write_layer(store, content, compression, mtime)
+    ) -> Result<(LayerBlob, Provenance), LayerError> {
+        Ok((
+            write_layer(store, content, compression, mtime)?,
+            Provenance::Built,
+        ))
     }
 }
 
@@ -98,7 +108,7 @@ pub fn write_image(
     progress: &dyn LayerProgress,
 ) -> Result<WrittenImage, ImageError> {
     let layers = write_image_layers(layout, inputs, source, progress)?;
-    finish_image(layout, inputs, layers)
+    finish_image(layout, inputs, layers.into_iter().map(|(l, _)| l).collect())
 }
 
 /// Writes only the layer blobs, so they can be analyzed before the config
@@ -108,7 +118,7 @@ pub fn write_image_layers(
     inputs: &ImageInputs<'_>,
     source: &dyn LayerSource,
     progress: &dyn LayerProgress,
-) -> Result<Vec<LayerBlob>, ImageError> {
+) -> Result<Vec<(LayerBlob, Provenance)>, ImageError> {
     let mtime = inputs.plan.source_date_epoch.max(0) as u64;
     write_layers(layout.blobs(), inputs, source, progress, mtime)
 }
@@ -183,62 +193,22 @@ fn write_layers(
     source: &dyn LayerSource,
     progress: &dyn LayerProgress,
     mtime: u64,
-) -> Result<Vec<LayerBlob>, ImageError> {
+) -> Result<Vec<(LayerBlob, Provenance)>, ImageError> {
     let specs = &inputs.layer_plan.layers;
     let total = specs.len();
-    let jobs = if inputs.jobs == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        inputs.jobs
-    }
-    .clamp(1, total.max(1));
-    let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<LayerBlob, LayerError>>>> =
-        Mutex::new((0..total).map(|_| None).collect());
-    // Largest layers are not known up front; a shared counter keeps every
-    // core busy until the last layer is taken.
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= total {
-                    break;
-                }
-                let content = match &specs[i] {
-                    LayerSpec::StorePaths { paths } => LayerContent::StorePaths(paths),
-                    LayerSpec::Rootfs => LayerContent::Rootfs(inputs.rootfs),
-                };
-                let r = source.layer(store, &content, inputs.compression, mtime);
-                if let Ok(b) = &r {
-                    progress.layer_done(done.fetch_add(1, Ordering::SeqCst) + 1, total, b);
-                }
-                let failed = r.is_err();
-                results.lock().expect("no panics while locked")[i] = Some(r);
-                if failed {
-                    // Stop handing out work; the first error is reported.
-                    next.store(total, Ordering::SeqCst);
-                }
-            });
+    let written = crate::parallel::try_map(specs, inputs.jobs, |spec| {
+        let content = match spec {
+            LayerSpec::StorePaths { paths } => LayerContent::StorePaths(paths),
+            LayerSpec::Rootfs => LayerContent::Rootfs(inputs.rootfs),
+        };
+        let r = source.layer(store, &content, inputs.compression, mtime);
+        if let Ok((b, _)) = &r {
+            progress.layer_done(done.fetch_add(1, Ordering::SeqCst) + 1, total, b);
         }
-    });
-    let mut out = Vec::with_capacity(total);
-    // `None`: skipped after another layer failed, whose error is returned.
-    for r in results
-        .into_inner()
-        .expect("threads joined")
-        .into_iter()
-        .flatten()
-    {
-        out.push(r?);
-    }
-    if out.len() != total {
-        // Unreachable unless a layer failed, whose error was returned above.
-        return Err(ImageError::Config("layer writing stopped early".into()));
-    }
-    Ok(out)
+        r
+    })?;
+    Ok(written)
 }
 
 fn manifest_annotations(plan: &BuildPlan) -> BTreeMap<String, String> {
