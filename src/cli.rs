@@ -262,6 +262,11 @@ pub struct PlanArgs {
     /// Also evaluate the package with Nix (no build) to show the exact compiler flags.
     #[arg(long)]
     pub eval: bool,
+    /// Also show the layer plan (store path → layer, merged layers marked).
+    /// It needs the runtime closure, so Nix builds the package first when
+    /// it is not in the store yet.
+    #[arg(long)]
+    pub layers: bool,
     #[arg(long)]
     pub json: bool,
 }

@@ -485,6 +485,56 @@ struct PlanReport {
     nix_command: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     package_meta: Option<nix::PackageMeta>,
+    /// With `--layers`: the built package and its layers, in image order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    package: Option<crate::store_path::StorePath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layers: Option<Vec<crate::layers::PlannedLayer>>,
+}
+
+/// `plan --layers` as text: one line a layer, a line a path under merged ones.
+fn render_layers(s: &mut String, layers: &[crate::layers::PlannedLayer]) {
+    use crate::layers::PlannedKind;
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    s.push_str(&format!(
+        "  layers:    {} (lowest first; popularity = closure paths depending on it)\n",
+        layers.len()
+    ));
+    for l in layers {
+        match l.kind {
+            PlannedKind::StorePath => {
+                let p = &l.paths[0];
+                s.push_str(&format!(
+                    "    {:>3}  {}  ({:.1} MiB, popularity {})\n",
+                    l.index,
+                    p.path,
+                    mib(p.nar_size),
+                    p.popularity
+                ));
+            }
+            PlannedKind::Merged => {
+                let total: u64 = l.paths.iter().map(|p| p.nar_size).sum();
+                s.push_str(&format!(
+                    "    {:>3}  merged: {} paths past the layer cap ({:.1} MiB)\n",
+                    l.index,
+                    l.paths.len(),
+                    mib(total)
+                ));
+                for p in &l.paths {
+                    s.push_str(&format!(
+                        "           {}  ({:.1} MiB, popularity {})\n",
+                        p.path,
+                        mib(p.nar_size),
+                        p.popularity
+                    ));
+                }
+            }
+            PlannedKind::Rootfs => s.push_str(&format!(
+                "    {:>3}  rootfs extras (passwd, group, writable dirs, links)\n",
+                l.index
+            )),
+        }
+    }
 }
 
 fn plan(a: &PlanArgs, project: &ProjectConfig) -> Result<CommandOutput> {
@@ -507,8 +557,22 @@ fn plan(a: &PlanArgs, project: &ProjectConfig) -> Result<CommandOutput> {
         } else {
             None
         };
+        let resolved = if a.layers {
+            Some(
+                pipeline::resolve(
+                    &plan,
+                    &env,
+                    |l| tracing::debug!(target: "armorred::nix", "{l}"),
+                )
+                .with_context(|| format!("planning the layers of `{}` tier `{tier}`", a.image))?,
+            )
+        } else {
+            None
+        };
         reports.push(PlanReport {
             nix_command: inv.build_command().display(),
+            package: resolved.as_ref().map(|r| r.built.package.clone()),
+            layers: resolved.as_ref().map(|r| r.layer_plan.describe(&r.closure)),
             plan,
             package_meta,
         });
@@ -545,6 +609,13 @@ fn plan(a: &PlanArgs, project: &ProjectConfig) -> Result<CommandOutput> {
             ));
         }
         s.push_str(&format!("  nix:       {}\n", r.nix_command));
+        match &r.layers {
+            Some(layers) => render_layers(&mut s, layers),
+            None => s.push_str(&format!(
+                "  layers:    `armorred plan {} --tier {} --layers` (builds with Nix first if needed)\n",
+                p.image, p.tier
+            )),
+        }
     }
     Ok(CommandOutput::ok(s))
 }

@@ -100,21 +100,16 @@ pub fn layout_dir(out: &Path, image: &str, tier: Tier) -> PathBuf {
 pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<BuildOutcome> {
     let plan = BuildPlan::new(recipe, tier, &ctx.plan_options);
     let (img, r) = (plan.image.clone(), ctx.reporter);
-    let inv = NixInvocation::new(&plan, &ctx.nix);
     r.stage(&img, tier, "building with Nix");
-    let built = nix::build(&inv, |l| r.nix_log(&img, tier, l)).with_context(|| {
-        format!(
-            "building `{img}` tier `{tier}` with `{}`",
-            inv.build_command().display()
-        )
-    })?;
+    let Resolved {
+        built,
+        closure,
+        layer_plan,
+    } = resolve(&plan, &ctx.nix, |l| r.nix_log(&img, tier, l))?;
     r.stage(&img, tier, &format!("built {}", built.package));
-    let closure = nix::closure(&built.roots(), &ctx.nix.options)
-        .with_context(|| format!("computing the runtime closure of {}", built.package))?;
     check_entrypoint(&plan, &built, &closure)
         .with_context(|| format!("checking the entrypoint of `{img}` tier `{tier}`"))?;
 
-    let layer_plan = LayerPlan::new(&closure, plan.max_layers)?;
     let applets = match (&built.shell, plan.coreutils) {
         (Some(shell), true) => list_dir(&shell.as_path().join("bin"))?,
         _ => Vec::new(),
@@ -184,6 +179,35 @@ struct Assembled {
     verified: Vec<&'static str>,
     layers_written: usize,
     layers_read: usize,
+}
+
+/// What Nix gives a plan: the built outputs, their runtime closure, and
+/// the layers that closure makes.
+pub struct Resolved {
+    pub built: BuiltOutputs,
+    pub closure: Closure,
+    pub layer_plan: LayerPlan,
+}
+
+/// Nix build (a no-op when the outputs are in the store) → closure → layer
+/// plan; shared by `build` and `plan --layers`.
+pub fn resolve(plan: &BuildPlan, env: &NixEnv, on_log: impl FnMut(&str)) -> Result<Resolved> {
+    let (img, tier) = (&plan.image, plan.tier);
+    let inv = NixInvocation::new(plan, env);
+    let built = nix::build(&inv, on_log).with_context(|| {
+        format!(
+            "building `{img}` tier `{tier}` with `{}`",
+            inv.build_command().display()
+        )
+    })?;
+    let closure = nix::closure(&built.roots(), &env.options)
+        .with_context(|| format!("computing the runtime closure of {}", built.package))?;
+    let layer_plan = LayerPlan::new(&closure, plan.max_layers)?;
+    Ok(Resolved {
+        built,
+        closure,
+        layer_plan,
+    })
 }
 
 /// Layers → analysis and hardening gate → config, manifest, index → SBOMs.

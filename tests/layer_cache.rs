@@ -413,3 +413,53 @@ fn concurrent_builds_share_one_cache_safely() {
         assert!(name.ends_with(".json") && !name.starts_with('.'), "{name}");
     }
 }
+
+#[test]
+fn plan_layers_shows_the_layers_build_writes() {
+    let ctx = TestContext::new();
+    for max in ["100", "4"] {
+        let args = ["plan", "nginx", "--tier", "hardened", "--layers"];
+        let plan = ctx
+            .ok(&[&args[..], &["--max-layers", max, "--json"]].concat())
+            .json();
+        let planned = plan[0]["layers"].as_array().unwrap().clone();
+        let out = format!("out-{max}");
+        build(&ctx, &out, &["--max-layers", max]);
+        let built = layers(&ctx, &ctx.path().join(out).join("nginx-hardened"));
+        assert_eq!(planned.len(), built.len(), "{plan}");
+        for (p, (created_by, _)) in planned.iter().zip(&built) {
+            let names: Vec<&str> = p["paths"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| &x["path"].as_str().unwrap()[44..])
+                .collect();
+            match p["kind"].as_str().unwrap() {
+                "rootfs" => assert!(created_by.contains("rootfs extras"), "{created_by}"),
+                _ => assert_eq!(*created_by, format!("armorred: {}", names.join(" "))),
+            }
+        }
+        let merged = planned.iter().filter(|l| l["kind"] == "merged").count();
+        assert_eq!(merged, usize::from(max == "4"), "{plan}");
+    }
+    let text = ctx.ok(&[
+        "plan",
+        "nginx",
+        "--tier",
+        "hardened",
+        "--layers",
+        "--max-layers",
+        "4",
+    ]);
+    assert!(
+        text.stdout().contains("merged: 3 paths past the layer cap"),
+        "{}",
+        text.stdout()
+    );
+    let without = ctx.ok(&["plan", "nginx", "--tier", "hardened"]);
+    assert!(
+        without.stdout().contains("--layers"),
+        "{}",
+        without.stdout()
+    );
+}
