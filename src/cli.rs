@@ -199,6 +199,9 @@ pub struct BuildArgs {
     /// Every recipe, every tier.
     #[arg(long)]
     pub all: bool,
+    /// Images (recipe × tier) built at once, each its own Nix build.
+    #[arg(long, short = 'j', default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
     /// hardened, locked or all.
     #[arg(long, value_parser = parse_tier_selection, default_value = "all")]
     pub tier: TierSelection,

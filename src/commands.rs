@@ -287,87 +287,113 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
     };
     // Decrypt once, before hours of building, so a wrong passphrase fails fast.
     let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
-    let mut outcomes = Vec::new();
     let mut failures = Vec::new();
-    let mut archives = Vec::new();
     let host = crate::archive::host_platform();
+    let mut images = Vec::new();
+    let mut foreign = Vec::new();
     for r in &recipes {
         let (build_here, elsewhere) =
             crate::archive::select_platforms(&r.image.name, &r.platforms(), &a.platforms, &host)
                 .map_err(InputError::Invalid)?;
-        for tier in a.tier.tiers().into_iter().filter(|_| build_here) {
-            let built = pipeline::build_one(&ctx, r, tier).and_then(|o| {
-                if let Some(key) = &sign_key {
-                    sign::layout::sign_layout(
-                        &o.layout,
-                        Some(&o.reference),
-                        key,
-                        None,
-                        Default::default(),
-                    )
-                    .with_context(|| format!("signing {}", o.layout.display()))?;
-                }
-                if let Some(repo) = &a.push {
-                    // With --all, --push names the namespace; each image is a repository in it.
-                    let target = if a.all {
-                        image_ref(&format!("{repo}/{}:{}", o.image, o.reference))?
-                    } else {
-                        image_ref(&format!("{repo}:{}", o.reference))?
-                    };
-                    let layout = Layout::open(&o.layout)?;
-                    let report = registry::push_layout(
-                        &layout,
-                        Some(&o.reference),
-                        &target,
-                        &registry_options(&a.registry),
-                    )
-                    .with_context(|| format!("pushing {} to {target}", o.layout.display()))?;
-                    tracing::info!("pushed {}", report.reference);
-                }
-                if let Some(dest) = a.format.archive_path(&o.layout) {
-                    let tag = format!("{}:{}", project.repository(&o.image), o.reference);
-                    let mtime = ctx.plan_options.source_date_epoch.max(0) as u64;
-                    let w = crate::archive::write_archive(
-                        &o.layout,
-                        Some(&o.reference),
-                        a.format,
-                        &dest,
-                        &tag,
-                        mtime,
-                    )
-                    .with_context(|| format!("writing {}", dest.display()))?;
-                    archives.extend(w);
-                }
-                Ok(o)
-            });
-            match built {
-                Ok(o) => outcomes.push(o),
-                // A single image's failure is the command's failure.
-                Err(e) if !a.all => return Err(e),
-                Err(e) => {
-                    tracing::error!("{} ({tier}) failed: {e:#}", r.image.name);
-                    failures.push(Failure {
-                        image: r.image.name.clone(),
-                        tier,
-                        error: format!("{e:#}"),
-                    });
-                }
-            }
-        }
+        images.extend(
+            a.tier
+                .tiers()
+                .into_iter()
+                .filter(|_| build_here)
+                .map(|tier| (r, tier)),
+        );
         if let Some(msg) = crate::archive::foreign_platforms_error(&r.image.name, &elsewhere, &host)
         {
-            // What this machine can build is built; the rest is an error.
-            if !a.all {
-                return Err(InputError::Invalid(msg).into());
+            foreign.push((r, msg));
+        }
+    }
+    // `--jobs` images at once (each a Nix build, then its layers); with
+    // --all a failure stops nothing, otherwise it stops what has not started.
+    let results = crate::parallel::map_until(
+        &images,
+        usize::from(a.jobs),
+        |(r, tier)| {
+            let o = pipeline::build_one(&ctx, r, *tier)?;
+            let mut archives = Vec::new();
+            if let Some(key) = &sign_key {
+                sign::layout::sign_layout(
+                    &o.layout,
+                    Some(&o.reference),
+                    key,
+                    None,
+                    Default::default(),
+                )
+                .with_context(|| format!("signing {}", o.layout.display()))?;
             }
-            tracing::error!("{msg}");
-            for tier in a.tier.tiers() {
+            if let Some(repo) = &a.push {
+                // With --all, --push names the namespace; each image is a repository in it.
+                let target = if a.all {
+                    image_ref(&format!("{repo}/{}:{}", o.image, o.reference))?
+                } else {
+                    image_ref(&format!("{repo}:{}", o.reference))?
+                };
+                let layout = Layout::open(&o.layout)?;
+                let report = registry::push_layout(
+                    &layout,
+                    Some(&o.reference),
+                    &target,
+                    &registry_options(&a.registry),
+                )
+                .with_context(|| format!("pushing {} to {target}", o.layout.display()))?;
+                tracing::info!("pushed {}", report.reference);
+            }
+            if let Some(dest) = a.format.archive_path(&o.layout) {
+                let tag = format!("{}:{}", project.repository(&o.image), o.reference);
+                let mtime = ctx.plan_options.source_date_epoch.max(0) as u64;
+                let w = crate::archive::write_archive(
+                    &o.layout,
+                    Some(&o.reference),
+                    a.format,
+                    &dest,
+                    &tag,
+                    mtime,
+                )
+                .with_context(|| format!("writing {}", dest.display()))?;
+                archives.extend(w);
+            }
+            Ok::<_, anyhow::Error>((o, archives))
+        },
+        |res| !a.all && res.is_err(),
+    );
+    let mut outcomes = Vec::new();
+    let mut archives = Vec::new();
+    for ((r, tier), res) in images.iter().zip(results) {
+        match res {
+            Some(Ok((o, w))) => {
+                outcomes.push(o);
+                archives.extend(w);
+            }
+            // A single image's failure is the command's failure.
+            Some(Err(e)) if !a.all => return Err(e),
+            Some(Err(e)) => {
+                tracing::error!("{} ({tier}) failed: {e:#}", r.image.name);
                 failures.push(Failure {
                     image: r.image.name.clone(),
-                    tier,
-                    error: msg.clone(),
+                    tier: *tier,
+                    error: format!("{e:#}"),
                 });
             }
+            // Not started: an earlier image failed, and its error returned.
+            None => {}
+        }
+    }
+    for (r, msg) in foreign {
+        // What this machine can build is built; the rest is an error.
+        if !a.all {
+            return Err(InputError::Invalid(msg).into());
+        }
+        tracing::error!("{msg}");
+        for tier in a.tier.tiers() {
+            failures.push(Failure {
+                image: r.image.name.clone(),
+                tier,
+                error: msg.clone(),
+            });
         }
     }
     if let Some(c) = &cache {
@@ -390,7 +416,7 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
         }
         s
     };
-    if !failures.is_empty() {
+    if !failures.is_empty() || a.all {
         let mut table = String::from("build summary:\n");
         for o in &outcomes {
             table.push_str(&format!(
@@ -406,7 +432,16 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
                 f.error.lines().next().unwrap_or("")
             ));
         }
-        tracing::error!("{table}");
+        table.push_str(&format!(
+            "  {} built, {} failed\n",
+            outcomes.len(),
+            failures.len()
+        ));
+        if failures.is_empty() {
+            tracing::info!("{table}");
+        } else {
+            tracing::error!("{table}");
+        }
     }
     Ok(CommandOutput {
         stdout,

@@ -25,6 +25,7 @@ pub mod parallel;
 pub mod pipeline;
 pub mod plan;
 pub mod process;
+pub mod progress;
 pub mod recipe;
 pub mod rootfs;
 pub mod store_path;
