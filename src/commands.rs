@@ -307,56 +307,61 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
             foreign.push((r, msg));
         }
     }
+    // One image: build, then sign, push and archive it as asked.
+    let build_and_ship = |r: &Recipe, tier: Tier| {
+        let o = pipeline::build_one(&ctx, r, tier)?;
+        let mut archives = Vec::new();
+        if let Some(key) = &sign_key {
+            sign::layout::sign_layout(&o.layout, Some(&o.reference), key, None, Default::default())
+                .with_context(|| format!("signing {}", o.layout.display()))?;
+        }
+        if let Some(repo) = &a.push {
+            reporter.stage(&o.image, tier, &format!("pushing to {repo}"));
+            // With --all, --push names the namespace; each image is a repository in it.
+            let target = if a.all {
+                image_ref(&format!("{repo}/{}:{}", o.image, o.reference))?
+            } else {
+                image_ref(&format!("{repo}:{}", o.reference))?
+            };
+            let layout = Layout::open(&o.layout)?;
+            let report = registry::push_layout(
+                &layout,
+                Some(&o.reference),
+                &target,
+                &registry_options(&a.registry),
+            )
+            .with_context(|| format!("pushing {} to {target}", o.layout.display()))?;
+            tracing::info!("pushed {}", report.reference);
+        }
+        if let Some(dest) = a.format.archive_path(&o.layout) {
+            let tag = format!("{}:{}", project.repository(&o.image), o.reference);
+            let mtime = ctx.plan_options.source_date_epoch.max(0) as u64;
+            let w = crate::archive::write_archive(
+                &o.layout,
+                Some(&o.reference),
+                a.format,
+                &dest,
+                &tag,
+                mtime,
+            )
+            .with_context(|| format!("writing {}", dest.display()))?;
+            archives.extend(w);
+        }
+        Ok::<_, anyhow::Error>((o, archives))
+    };
     // `--jobs` images at once (each a Nix build, then its layers); with
     // --all a failure stops nothing, otherwise it stops what has not started.
     let results = crate::parallel::map_until(
         &images,
         usize::from(a.jobs),
         |(r, tier)| {
-            let o = pipeline::build_one(&ctx, r, *tier)?;
-            let mut archives = Vec::new();
-            if let Some(key) = &sign_key {
-                sign::layout::sign_layout(
-                    &o.layout,
-                    Some(&o.reference),
-                    key,
-                    None,
-                    Default::default(),
-                )
-                .with_context(|| format!("signing {}", o.layout.display()))?;
+            let shipped = build_and_ship(r, *tier);
+            let name = &r.image.name;
+            match &shipped {
+                Ok((o, _)) => reporter.finished(name, *tier, Ok(&o.manifest_digest)),
+                Err(e) => reporter.finished(name, *tier, Err(&e.to_string())),
             }
-            if let Some(repo) = &a.push {
-                // With --all, --push names the namespace; each image is a repository in it.
-                let target = if a.all {
-                    image_ref(&format!("{repo}/{}:{}", o.image, o.reference))?
-                } else {
-                    image_ref(&format!("{repo}:{}", o.reference))?
-                };
-                let layout = Layout::open(&o.layout)?;
-                let report = registry::push_layout(
-                    &layout,
-                    Some(&o.reference),
-                    &target,
-                    &registry_options(&a.registry),
-                )
-                .with_context(|| format!("pushing {} to {target}", o.layout.display()))?;
-                tracing::info!("pushed {}", report.reference);
-            }
-            if let Some(dest) = a.format.archive_path(&o.layout) {
-                let tag = format!("{}:{}", project.repository(&o.image), o.reference);
-                let mtime = ctx.plan_options.source_date_epoch.max(0) as u64;
-                let w = crate::archive::write_archive(
-                    &o.layout,
-                    Some(&o.reference),
-                    a.format,
-                    &dest,
-                    &tag,
-                    mtime,
-                )
-                .with_context(|| format!("writing {}", dest.display()))?;
-                archives.extend(w);
-            }
-            Ok::<_, anyhow::Error>((o, archives))
+            shipped
         },
         |res| !a.all && res.is_err(),
     );

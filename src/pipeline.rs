@@ -100,16 +100,6 @@ pub fn layout_dir(out: &Path, image: &str, tier: Tier) -> PathBuf {
 }
 
 pub fn build_one(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<BuildOutcome> {
-    let outcome = build_image(ctx, recipe, tier);
-    let name = &recipe.image.name;
-    match &outcome {
-        Ok(o) => ctx.reporter.finished(name, tier, Ok(&o.manifest_digest)),
-        Err(e) => ctx.reporter.finished(name, tier, Err(&e.to_string())),
-    }
-    outcome
-}
-
-fn build_image(ctx: &BuildContext<'_>, recipe: &Recipe, tier: Tier) -> Result<BuildOutcome> {
     let plan = BuildPlan::new(recipe, tier, &ctx.plan_options);
     let (img, r) = (plan.image.clone(), ctx.reporter);
     r.stage(&img, tier, "building with Nix");
