@@ -41,11 +41,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::oci::blob::{hash_file, write_atomic, BlobStore};
-use crate::oci::image::{LayerSource, Provenance};
-use crate::oci::rootfs_view::{scan_blob, FactsSource, LayerFacts, ViewError};
-use crate::oci::tarball::{
-    write_layer, Compression, LayerBlob, LayerContent, LayerError, RootfsEntry,
+use crate::oci::image::{LayerSource, ProducedLayer, Provenance};
+use crate::oci::rootfs_view::{
+    scan_blob, write_layer_with_facts, FactsSource, LayerFacts, ViewError,
 };
+use crate::oci::tarball::{Compression, LayerBlob, LayerContent, LayerError, RootfsEntry};
 use crate::oci::Digest;
 
 /// Bump whenever `oci::tarball` writes different bytes for the same input
@@ -368,7 +368,7 @@ impl LayerCache {
         content: &LayerContent<'_>,
         compression: Compression,
         mtime: u64,
-    ) -> Result<LayerBlob, LayerError> {
+    ) -> Result<(LayerBlob, Option<LayerFacts>), LayerError> {
         // Written into a fresh directory of its own, not into `store`: a blob
         // writer keeps any file already under the digest name, and that file
         // could be a hard link to a cache blob found corrupt. A fresh blob
@@ -383,11 +383,11 @@ impl LayerCache {
                     "layer cache {}: {e}; writing the layer without caching it",
                     self.tmp.display()
                 );
-                return write_layer(store, content, compression, mtime);
+                return write_layer_with_facts(store, content, compression, mtime);
             }
         };
         let staged = BlobStore::at(staging.path().to_path_buf());
-        let blob = write_layer(&staged, content, compression, mtime)?;
+        let (blob, facts) = write_layer_with_facts(&staged, content, compression, mtime)?;
         let src = staged.path(&blob.digest);
         let cached = self.blobs.path(&blob.digest);
         let in_cache = fs::rename(&src, &cached).and_then(|()| self.blobs.sync_dir());
@@ -425,7 +425,10 @@ impl LayerCache {
         self.stats
             .bytes_written
             .fetch_add(blob.size, Ordering::Relaxed);
-        Ok(blob)
+        if let (Ok(()), Some(f)) = (&in_cache, &facts) {
+            self.store_facts(f);
+        }
+        Ok((blob, facts))
     }
 }
 
@@ -436,7 +439,7 @@ impl LayerSource for LayerCache {
         content: &LayerContent<'_>,
         compression: Compression,
         mtime: u64,
-    ) -> Result<(LayerBlob, Provenance), LayerError> {
+    ) -> Result<ProducedLayer, LayerError> {
         let key = LayerKey::new(content, compression, mtime);
         match self.lookup(&key, compression) {
             Lookup::Hit(blob) => {
@@ -451,7 +454,11 @@ impl LayerSource for LayerCache {
                     .bytes_reused
                     .fetch_add(blob.size, Ordering::Relaxed);
                 tracing::debug!("layer cache hit {} ({})", key.as_str(), blob.digest);
-                return Ok((blob, Provenance::Cached));
+                return Ok(ProducedLayer {
+                    blob,
+                    provenance: Provenance::Cached,
+                    facts: None,
+                });
             }
             Lookup::Miss => {}
             Lookup::Corrupt { reason, blob } => {
@@ -461,10 +468,12 @@ impl LayerSource for LayerCache {
             }
         }
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
-        Ok((
-            self.build(store, &key, content, compression, mtime)?,
-            Provenance::Built,
-        ))
+        let (blob, facts) = self.build(store, &key, content, compression, mtime)?;
+        Ok(ProducedLayer {
+            blob,
+            provenance: Provenance::Built,
+            facts,
+        })
     }
 }
 
@@ -659,6 +668,7 @@ fn sweep_leftovers(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::tarball::write_layer;
     use crate::store_path::StorePath;
 
     fn rootfs(n: u8) -> Vec<RootfsEntry> {
@@ -779,8 +789,12 @@ mod tests {
         )
         .unwrap();
 
-        let (cold, made) = f.cache.layer(&f.layout, &content, GZ, 1).unwrap();
-        assert_eq!(made, Provenance::Built);
+        let produced = f.cache.layer(&f.layout, &content, GZ, 1).unwrap();
+        assert_eq!(produced.provenance, Provenance::Built);
+        let cold = produced.blob;
+        // Facts come with a written layer, derived from its stream: the same
+        // as reading the blob back.
+        assert_eq!(produced.facts, Some(scan_blob(&f.layout, &cold).unwrap()));
         assert_eq!(cold, direct, "a cached layer is the layer");
         let r = f.cache.stats();
         assert_eq!((r.hits, r.misses, r.corrupt), (0, 1, 0));
@@ -791,8 +805,10 @@ mod tests {
 
         // Into another layout: a hit, linked, no new data.
         let other = BlobStore::open(&f.root.join("other")).unwrap();
-        let (warm, made) = f.cache.layer(&other, &content, GZ, 1).unwrap();
-        assert_eq!(made, Provenance::Cached);
+        let produced = f.cache.layer(&other, &content, GZ, 1).unwrap();
+        assert_eq!(produced.provenance, Provenance::Cached);
+        assert_eq!(produced.facts, None);
+        let warm = produced.blob;
         assert_eq!(warm, cold);
         let r = f.cache.stats();
         assert_eq!((r.hits, r.misses, r.corrupt), (1, 1, 0));
@@ -826,7 +842,7 @@ mod tests {
             .cache
             .layer(&f.layout, &LayerContent::Rootfs(&entries), GZ, 1)
             .unwrap()
-            .0;
+            .blob;
         let key = LayerKey::new(&content, GZ, 1);
         let entry = Entry {
             format: FORMAT_VERSION,
@@ -842,7 +858,7 @@ mod tests {
         )
         .unwrap();
         let other = BlobStore::open(&f.root.join("other")).unwrap();
-        assert_eq!(f.cache.layer(&other, &content, GZ, 1).unwrap().0, seeded);
+        assert_eq!(f.cache.layer(&other, &content, GZ, 1).unwrap().blob, seeded);
         assert_eq!(f.cache.stats().hits, 1);
     }
 
@@ -850,10 +866,10 @@ mod tests {
         let f = fixture();
         let entries = rootfs(4);
         let content = LayerContent::Rootfs(&entries);
-        let good = f.cache.layer(&f.layout, &content, GZ, 1).unwrap().0;
+        let good = f.cache.layer(&f.layout, &content, GZ, 1).unwrap().blob;
         let entry = only_file(&f.cache.layers);
         damage(&f, &good, &entry);
-        let again = f.cache.layer(&f.layout, &content, GZ, 1).unwrap().0;
+        let again = f.cache.layer(&f.layout, &content, GZ, 1).unwrap().blob;
         assert_eq!(again, good, "rebuilt, same bytes");
         let r = f.cache.stats();
         assert_eq!((r.hits, r.misses, r.corrupt), (0, 2, 1));
@@ -921,15 +937,18 @@ mod tests {
         let layer = |n| {
             let entries = rootfs(n);
             let content = LayerContent::Rootfs(&entries);
-            f.cache.layer(&f.layout, &content, GZ, 1).unwrap().0
+            f.cache.layer(&f.layout, &content, GZ, 1).unwrap().blob
         };
         let (blob, other) = (layer(1), layer(2));
+        // Writing the layer stored its facts; without them, they are read.
+        let file = f.cache.facts_path(&blob.digest);
+        let good = fs::read(&file).unwrap();
+        fs::remove_file(&file).unwrap();
         let (cold, made) = f.cache.facts(&f.layout, &blob).unwrap();
         assert_eq!(made, Provenance::Built);
         assert_eq!(cold, scan_blob(&f.layout, &blob).unwrap());
         assert_eq!(cold.entry_count(), 2);
-        let file = f.cache.facts_path(&blob.digest);
-        let good = fs::read(&file).unwrap();
+        assert_eq!(fs::read(&file).unwrap(), good, "read or streamed: the same");
         assert!(good.starts_with(format!("{FACTS_MAGIC} {FACTS_VERSION} sha256:").as_bytes()));
 
         // A hit reads no layer: it works with the blob gone from both stores.
@@ -945,7 +964,6 @@ mod tests {
 
         // Damaged in every way a file can be: each is detected, discarded and
         // derived again from the blob, never used.
-        f.cache.facts(&f.layout, &other).unwrap();
         let others = fs::read(f.cache.facts_path(&other.digest)).unwrap();
         let mut flipped = good.clone();
         *flipped.last_mut().unwrap() ^= 1;
@@ -995,7 +1013,7 @@ mod tests {
                 7,
             )
             .unwrap()
-            .0;
+            .blob;
         let v: serde_json::Value =
             serde_json::from_slice(&fs::read(only_file(&f.cache.layers)).unwrap()).unwrap();
         assert_eq!(v["digest"], b.digest.as_str());

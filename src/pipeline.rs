@@ -246,13 +246,16 @@ fn assemble(
     };
     let layers = image::write_image_layers(layout, &inputs, ctx.layers, &progress)
         .with_context(|| format!("writing the layers to {out}"))?;
-    let layers_written = count_built(&layers);
-    let layers: Vec<LayerBlob> = layers.into_iter().map(|(l, _)| l).collect();
+    let layers_written = layers
+        .iter()
+        .filter(|l| l.provenance == Provenance::Built)
+        .count();
+    let (layers, known): (Vec<LayerBlob>, Vec<Option<LayerFacts>>) =
+        layers.into_iter().map(|l| (l.blob, l.facts)).unzip();
     r.stage(img, tier, "analyzing the image's binaries");
-    let facts = layer_facts(layout.blobs(), &layers, ctx.facts, ctx.layer_jobs)
-        .with_context(|| format!("reading back the layers of `{img}` tier `{tier}`"))?;
-    let layers_read = count_built(&facts);
-    let facts: Vec<LayerFacts> = facts.into_iter().map(|(f, _)| f).collect();
+    let (facts, layers_read) =
+        layer_facts(layout.blobs(), &layers, known, ctx.facts, ctx.layer_jobs)
+            .with_context(|| format!("reading back the layers of `{img}` tier `{tier}`"))?;
     let (analysis, secrets) = gate::analyze_layers(&facts, &layers, plan)
         .with_context(|| format!("analyzing the layers of `{img}` tier `{tier}`"))?;
     gate::check(
@@ -299,14 +302,6 @@ fn assemble(
         layers_written,
         layers_read,
     })
-}
-
-/// How many of `items` this build made rather than took from the cache.
-fn count_built<T>(items: &[(T, Provenance)]) -> usize {
-    items
-        .iter()
-        .filter(|(_, p)| *p == Provenance::Built)
-        .count()
 }
 
 pub fn lint_policy(recipe: &Recipe) -> crate::lint::LintPolicy {

@@ -10,7 +10,8 @@ use oci_spec::image::{
 
 use super::blob::BlobStore;
 use super::layout::{is_attachment, Descriptor, Index, Layout, LayoutError, Manifest, Platform};
-use super::tarball::{write_layer, Compression, LayerBlob, LayerContent, LayerError, RootfsEntry};
+use super::rootfs_view::{write_layer_with_facts, LayerFacts};
+use super::tarball::{Compression, LayerBlob, LayerContent, LayerError, RootfsEntry};
 use super::{canonical_json, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST};
 use crate::layers::{LayerPlan, LayerSpec};
 use crate::plan::{rfc3339_utc, BuildPlan};
@@ -39,6 +40,17 @@ pub enum Provenance {
     Cached,
 }
 
+/// A layer as a [`LayerSource`] hands it over.
+#[derive(Debug, Clone)]
+pub struct ProducedLayer {
+    pub blob: LayerBlob,
+    pub provenance: Provenance,
+    /// What the gate and lint need from the layer, when it came for free
+    /// (derived while the layer was written); else a
+    /// [`crate::oci::rootfs_view::FactsSource`] gets it.
+    pub facts: Option<LayerFacts>,
+}
+
 /// Produces layer blobs; the layer cache implements this to skip work.
 pub trait LayerSource: Sync {
     fn layer(
@@ -47,7 +59,7 @@ pub trait LayerSource: Sync {
         content: &LayerContent<'_>,
         compression: Compression,
         mtime: u64,
-    ) -> Result<(LayerBlob, Provenance), LayerError>;
+    ) -> Result<ProducedLayer, LayerError>;
 }
 
 /// Writes every layer from scratch.
@@ -60,11 +72,13 @@ impl LayerSource for DirectLayers {
         content: &LayerContent<'_>,
         compression: Compression,
         mtime: u64,
-    ) -> Result<(LayerBlob, Provenance), LayerError> {
-        Ok((
-            write_layer(store, content, compression, mtime)?,
-            Provenance::Built,
-        ))
+    ) -> Result<ProducedLayer, LayerError> {
+        let (blob, facts) = write_layer_with_facts(store, content, compression, mtime)?;
+        Ok(ProducedLayer {
+            blob,
+            provenance: Provenance::Built,
+            facts,
+        })
     }
 }
 
@@ -108,7 +122,7 @@ pub fn write_image(
     progress: &dyn LayerProgress,
 ) -> Result<WrittenImage, ImageError> {
     let layers = write_image_layers(layout, inputs, source, progress)?;
-    finish_image(layout, inputs, layers.into_iter().map(|(l, _)| l).collect())
+    finish_image(layout, inputs, layers.into_iter().map(|l| l.blob).collect())
 }
 
 /// Writes only the layer blobs, so they can be analyzed before the config
@@ -118,7 +132,7 @@ pub fn write_image_layers(
     inputs: &ImageInputs<'_>,
     source: &dyn LayerSource,
     progress: &dyn LayerProgress,
-) -> Result<Vec<(LayerBlob, Provenance)>, ImageError> {
+) -> Result<Vec<ProducedLayer>, ImageError> {
     let mtime = inputs.plan.source_date_epoch.max(0) as u64;
     write_layers(layout.blobs(), inputs, source, progress, mtime)
 }
@@ -193,7 +207,7 @@ fn write_layers(
     source: &dyn LayerSource,
     progress: &dyn LayerProgress,
     mtime: u64,
-) -> Result<Vec<(LayerBlob, Provenance)>, ImageError> {
+) -> Result<Vec<ProducedLayer>, ImageError> {
     let specs = &inputs.layer_plan.layers;
     let total = specs.len();
     let done = AtomicUsize::new(0);
@@ -203,8 +217,8 @@ fn write_layers(
             LayerSpec::Rootfs => LayerContent::Rootfs(inputs.rootfs),
         };
         let r = source.layer(store, &content, inputs.compression, mtime);
-        if let Ok((b, _)) = &r {
-            progress.layer_done(done.fetch_add(1, Ordering::SeqCst) + 1, total, b);
+        if let Ok(l) = &r {
+            progress.layer_done(done.fetch_add(1, Ordering::SeqCst) + 1, total, &l.blob);
         }
         r
     })?;

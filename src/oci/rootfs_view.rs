@@ -13,7 +13,7 @@
 //! records (which the tar crate reads whole) stop at [`MAX_HEADER_BYTES`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +21,9 @@ use super::blob::BlobStore;
 use super::digest::{Digest, HashingReader};
 use super::image::{layer_descriptors, Provenance};
 use super::layout::Descriptor;
-use super::tarball::{symlink_escapes, LayerBlob};
+use super::tarball::{
+    symlink_escapes, write_layer_tapped, Compression, LayerBlob, LayerContent, LayerError,
+};
 use super::{MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD};
 use crate::analyze::{ElfFacts, FileKind, ImageFile};
 use crate::lint::{secret_kinds, SecretHit, MAX_SCAN_BYTES};
@@ -231,6 +233,76 @@ pub fn scan_layer(store: &BlobStore, layer: &Descriptor) -> Result<LayerFacts, V
     })
 }
 
+/// What [`while_writing`] derived from a layer's stream; it becomes the
+/// layer's [`LayerFacts`] once the blob is finished.
+pub struct StreamFacts {
+    walked: Walked,
+    diff_id: Digest,
+    uncompressed_size: u64,
+}
+
+impl StreamFacts {
+    /// The facts of `blob`, if the stream read was the blob's (same diff_id).
+    pub fn for_blob(self, blob: &LayerBlob) -> Option<LayerFacts> {
+        (self.diff_id == blob.diff_id).then(|| LayerFacts {
+            digest: blob.digest.clone(),
+            diff_id: self.diff_id,
+            uncompressed_size: self.uncompressed_size,
+            entries: self.walked.entries,
+            secrets: self.walked.secrets,
+        })
+    }
+}
+
+/// Runs `write` with a tap for the uncompressed tar stream it makes, and
+/// walks that stream on another thread as it comes: the layer's facts cost
+/// no second read and no decompression. The facts are `None` when the
+/// stream could not be walked (they are then derived from the blob).
+pub fn while_writing<T>(
+    write: impl FnOnce(Option<&mut dyn Write>) -> T,
+) -> (T, Option<StreamFacts>) {
+    let Ok((mut reader, mut writer)) = io::pipe() else {
+        return (write(None), None);
+    };
+    std::thread::scope(|s| {
+        let walker = s.spawn(move || {
+            let mut walked = Walked::default();
+            // Errors name the layer by digest, unknown until the blob is done;
+            // any error drops these facts, and the blob read names it.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                walk_tar(&mut reader, &Digest::of(b""), &mut walked)
+            }));
+            // Drained whatever happens, so the writer never blocks on a full pipe.
+            let _ = io::copy(&mut reader, &mut io::sink());
+            let Ok(Ok((diff_id, uncompressed_size))) = r else {
+                return None;
+            };
+            Some(StreamFacts {
+                walked,
+                diff_id,
+                uncompressed_size,
+            })
+        });
+        let out = write(Some(&mut writer));
+        drop(writer);
+        (out, walker.join().ok().flatten())
+    })
+}
+
+/// [`write_layer_tapped`] with the layer's facts derived on the way.
+pub fn write_layer_with_facts(
+    store: &BlobStore,
+    content: &LayerContent<'_>,
+    compression: Compression,
+    mtime: u64,
+) -> Result<(LayerBlob, Option<LayerFacts>), LayerError> {
+    let (blob, facts) =
+        while_writing(|tap| write_layer_tapped(store, content, compression, mtime, tap));
+    let blob = blob?;
+    let facts = facts.and_then(|f| f.for_blob(&blob));
+    Ok((blob, facts))
+}
+
 /// Produces the facts of a layer this build holds; the layer cache
 /// implements it to keep them, so a cached layer is never read again.
 pub trait FactsSource: Sync {
@@ -267,14 +339,29 @@ pub fn scan_blob(store: &BlobStore, layer: &LayerBlob) -> Result<LayerFacts, Vie
     Ok(facts)
 }
 
-/// The facts of every layer, in order, `jobs` layers at a time.
+/// The facts of every layer, in order: `known[i]` where given (derived
+/// while layer `i` was written), else from `source`, `jobs` layers at a
+/// time. Also returns how many layer blobs `source` had to read.
 pub fn layer_facts(
     store: &BlobStore,
     layers: &[LayerBlob],
+    known: Vec<Option<LayerFacts>>,
     source: &dyn FactsSource,
     jobs: usize,
-) -> Result<Vec<(LayerFacts, Provenance)>, ViewError> {
-    crate::parallel::try_map(layers, jobs, |l| source.facts(store, l))
+) -> Result<(Vec<LayerFacts>, usize), ViewError> {
+    let mut known = known;
+    let missing: Vec<usize> = (0..layers.len())
+        .filter(|&i| known.get(i).is_none_or(Option::is_none))
+        .collect();
+    let found = crate::parallel::try_map(&missing, jobs, |&i| source.facts(store, &layers[i]))?;
+    known.resize_with(layers.len(), || None);
+    let mut read = 0;
+    for (i, (f, p)) in missing.into_iter().zip(found) {
+        read += usize::from(p == Provenance::Built);
+        known[i] = Some(f);
+    }
+    // Every slot is filled: try_map returned a result for each missing one.
+    Ok((known.into_iter().flatten().collect(), read))
 }
 
 #[derive(Default)]
@@ -425,7 +512,21 @@ fn walk(
             media_type: layer.media_type.clone(),
         });
     };
-    let mut hashed = HashingReader::new(dec);
+    walk_tar(dec, &layer.digest, out)
+}
+
+/// Records every entry of an uncompressed layer stream into `out`; `digest`
+/// names the layer in errors. Returns the diff_id and the stream's length.
+fn walk_tar(
+    stream: impl Read,
+    digest: &Digest,
+    out: &mut Walked,
+) -> Result<(Digest, u64), ViewError> {
+    let io_err = |source| ViewError::Io {
+        digest: digest.clone(),
+        source,
+    };
+    let mut hashed = HashingReader::new(stream);
     {
         let header_budget = std::rc::Rc::new(std::cell::Cell::new(0));
         let mut budgeted = HeaderBudget {
@@ -444,7 +545,7 @@ fn walk(
             let mut e = entry.map_err(io_err)?;
             let raw_name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
             let hostile = |reason: String| ViewError::Hostile {
-                digest: layer.digest.clone(),
+                digest: digest.clone(),
                 entry: raw_name.clone(),
                 reason,
             };
@@ -655,6 +756,17 @@ mod tests {
             scan_layer(&store, &desc(&l1)).unwrap(),
             scan_layer(&store, &desc(&l2)).unwrap(),
         ];
+        // Derived from the stream while writing: the same facts.
+        let other = BlobStore::open(&dir.path().join("streamed")).unwrap();
+        for (entries, f, comp) in [
+            (&lower, &facts[0], Compression::default()),
+            (&upper, &facts[1], Compression::Zstd { level: 3 }),
+        ] {
+            let (b, streamed) =
+                write_layer_with_facts(&other, &LayerContent::Rootfs(entries), comp, 1).unwrap();
+            assert_eq!(b.digest, f.digest);
+            assert_eq!(streamed.as_ref(), Some(f));
+        }
         let m = merge_facts(&facts, Some(&ids)).unwrap();
         assert_eq!(m.files, v.files);
         assert_eq!(m.elfs, v.elfs);
