@@ -60,8 +60,8 @@ pub struct BuildContext<'a> {
     pub compression: Compression,
     pub layer_jobs: usize,
     pub layers: &'a dyn LayerSource,
-    /// Where the gate and lint get each layer's facts (the layer cache, or
-    /// a read of every layer).
+    /// Where the gate and lint get the facts of layers that did not bring
+    /// their own (written layers do): the layer cache, or a read of the blob.
     pub facts: &'a dyn FactsSource,
     pub reporter: &'a dyn Reporter,
 }
@@ -82,7 +82,8 @@ pub struct BuildOutcome {
     /// Layer blobs this build wrote (not taken from the cache).
     pub layers_written: usize,
     /// Layer blobs this build read back to derive what the gate and lint
-    /// check; a layer whose facts are cached is not read.
+    /// check: written layers bring their facts and cached ones have them
+    /// in the cache, so only a missing or damaged facts file costs a read.
     pub layers_read: usize,
     /// Hardening the package's binaries prove (also the image label).
     pub verified_hardening: Vec<&'static str>,

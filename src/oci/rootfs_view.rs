@@ -380,7 +380,10 @@ impl Merge {
             if let Some(link) = symlink_ancestor(files, path) {
                 return Err(ViewError::Hostile {
                     digest: digest.clone(),
-                    entry: e.raw.clone().unwrap_or_else(|| path[1..].to_string()),
+                    entry: e
+                        .raw
+                        .clone()
+                        .unwrap_or_else(|| path.strip_prefix('/').unwrap_or(path).to_string()),
                     reason: format!("lies beneath the symlink `{link}`"),
                 });
             }
@@ -550,7 +553,7 @@ fn walk_tar(
                 reason,
             };
             let path = normalize_entry(&raw_name).map_err(hostile)?;
-            let raw = (raw_name != path[1..]).then(|| raw_name.clone());
+            let raw = (path.strip_prefix('/') != Some(raw_name.as_str())).then(|| raw_name.clone());
             let (_, base) = path.rsplit_once('/').unwrap_or(("", &path));
             let marker = if base == ".wh..wh..opq" {
                 Some(Action::Opaque)
