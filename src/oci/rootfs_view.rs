@@ -781,6 +781,92 @@ mod tests {
         ));
     }
 
+    /// The gate and lint see the same image whether its layers are read from
+    /// the blobs, derived while writing, or loaded back from a cache file.
+    #[test]
+    fn analysis_from_facts_equals_analysis_from_blobs() {
+        use crate::analyze::{analyze_image, ImageAnalysis, ImageInput};
+        let (Ok(ls), Ok(libc)) = (
+            std::fs::read("/bin/ls"),
+            std::fs::read("/lib/x86_64-linux-gnu/libc.so.6"),
+        ) else {
+            panic!("this test reads the host's /bin/ls and libc.so.6");
+        };
+        let app = "/nix/store/2c0k2r4vvhz1yk9p3dn6s2d7jfq2b9g0-app-1.0";
+        let file = |path: &str, mode, data: &[u8]| RootfsEntry::File {
+            path: path.into(),
+            mode,
+            data: data.to_vec(),
+        };
+        let link = |path: &str, target: &str| RootfsEntry::Symlink {
+            path: path.into(),
+            target: target.into(),
+        };
+        let lower = vec![
+            file(&format!("{app}/bin/ls"), 0o555, &ls),
+            file(&format!("{app}/bin/gone"), 0o555, &ls),
+            file("/lib/x86_64-linux-gnu/libc.so.6", 0o444, &libc),
+            file("/etc/app/.env", 0o444, b"TOKEN=1"),
+            file("/etc/app/id_rsa", 0o400, b"-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7\n"),
+            file("/tmp/scratch", 0o666, b"x"),
+        ];
+        let upper = vec![
+            link("/bin/sh", &format!("{app}/bin/ls")),
+            file(&format!("{app}/bin/.wh.gone"), 0o444, b""),
+            RootfsEntry::Dir {
+                path: "/var/cache".into(),
+                mode: 0o777,
+                uid: 65534,
+                gid: 65534,
+            },
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let (mut blobs, mut streamed) = (Vec::new(), Vec::new());
+        for entries in [&lower, &upper] {
+            let (b, f) = write_layer_with_facts(
+                &store,
+                &LayerContent::Rootfs(entries),
+                Compression::default(),
+                1,
+            )
+            .unwrap();
+            blobs.push(b);
+            // Through the cache's encoding and back.
+            let json = serde_json::to_vec(&f.unwrap()).unwrap();
+            streamed.push(serde_json::from_slice::<LayerFacts>(&json).unwrap());
+        }
+        let ids: Vec<String> = blobs.iter().map(|b| b.diff_id.to_string()).collect();
+        let analyze = |v: &RootfsView| -> ImageAnalysis {
+            analyze_image(&ImageInput {
+                files: &v.files,
+                elfs: &v.elfs,
+                user: Some("65534".into()),
+                labels: Default::default(),
+                compressed_size: 1,
+                uncompressed_size: v.uncompressed_size,
+                layer_count: 2,
+                writable: vec!["/tmp".into()],
+            })
+        };
+        let read = read_rootfs(&store, &layer_descriptors(&blobs), Some(&ids)).unwrap();
+        let merged = merge_facts(&streamed, Some(&ids)).unwrap();
+        let (a, b) = (analyze(&read), analyze(&merged));
+        assert_eq!(a, b);
+        assert_eq!(read.secrets, merged.secrets);
+        // The image is not trivial: each kind of finding is there.
+        let paths: Vec<&str> = a.binaries.iter().map(|r| r.path.as_str()).collect();
+        assert!(
+            paths.contains(&format!("{app}/bin/ls").as_str()),
+            "{paths:?}"
+        );
+        assert!(!paths.iter().any(|p| p.ends_with("/gone")), "{paths:?}");
+        assert!(a.shell.present);
+        assert_eq!(a.world_writable.len(), 1, "{:?}", a.world_writable);
+        let kinds: Vec<&str> = read.secrets.iter().map(|h| h.kind.as_str()).collect();
+        assert_eq!(kinds, [".env file", "private key", "private key file"]);
+    }
+
     #[test]
     fn entry_names_are_normalized_and_dotdot_refused() {
         assert_eq!(normalize_entry("./nix/store/x/").unwrap(), "/nix/store/x");
