@@ -243,6 +243,50 @@ fn compression(a: &BuildArgs) -> Result<Compression> {
     })
 }
 
+/// A push's progress as the image's stage line: blobs handled, bytes sent.
+struct PushLine<'a> {
+    reporter: &'a dyn Reporter,
+    image: &'a str,
+    tier: Tier,
+    repo: &'a str,
+    blobs: std::sync::atomic::AtomicUsize,
+    sent: std::sync::atomic::AtomicU64,
+}
+
+impl<'a> PushLine<'a> {
+    fn new(reporter: &'a dyn Reporter, image: &'a str, tier: Tier, repo: &'a str) -> Self {
+        reporter.stage(image, tier, &format!("pushing to {repo}"));
+        PushLine {
+            reporter,
+            image,
+            tier,
+            repo,
+            blobs: Default::default(),
+            sent: Default::default(),
+        }
+    }
+}
+
+impl registry::PushProgress for PushLine<'_> {
+    fn blob(&self, size: u64, uploaded: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let blobs = self.blobs.fetch_add(1, Relaxed) + 1;
+        let sent = self
+            .sent
+            .fetch_add(if uploaded { size } else { 0 }, Relaxed)
+            + if uploaded { size } else { 0 };
+        self.reporter.stage(
+            self.image,
+            self.tier,
+            &format!(
+                "pushing to {}: {blobs} blob(s), {:.1} MiB sent",
+                self.repo,
+                sent as f64 / f64::from(1 << 20)
+            ),
+        );
+    }
+}
+
 #[derive(Serialize)]
 struct BuildSummary<'a> {
     images: &'a [BuildOutcome],
@@ -316,7 +360,7 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
                 .with_context(|| format!("signing {}", o.layout.display()))?;
         }
         if let Some(repo) = &a.push {
-            reporter.stage(&o.image, tier, &format!("pushing to {repo}"));
+            let progress = PushLine::new(reporter, &o.image, tier, repo);
             // With --all, --push names the namespace; each image is a repository in it.
             let target = if a.all {
                 image_ref(&format!("{repo}/{}:{}", o.image, o.reference))?
@@ -324,11 +368,12 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
                 image_ref(&format!("{repo}:{}", o.reference))?
             };
             let layout = Layout::open(&o.layout)?;
-            let report = registry::push_layout(
+            let report = registry::push_layout_reporting(
                 &layout,
                 Some(&o.reference),
                 &target,
                 &registry_options(&a.registry),
+                &progress,
             )
             .with_context(|| format!("pushing {} to {target}", o.layout.display()))?;
             tracing::info!("pushed {}", report.reference);

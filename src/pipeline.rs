@@ -31,6 +31,11 @@ pub trait Reporter: Sync {
     fn layer_written(&self, image: &str, tier: Tier, done: usize, total: usize, blob: &LayerBlob);
     /// The image is done: `Ok` with its manifest digest, or `Err` with why.
     fn finished(&self, _image: &str, _tier: Tier, _outcome: Result<&str, &str>) {}
+    /// A step within a stage (say, a blob pushed): a bar shows it; a log
+    /// keeps it at debug level, so plain output stays one line per stage.
+    fn detail(&self, image: &str, tier: Tier, message: &str) {
+        tracing::debug!("{image} ({tier}): {message}");
+    }
 }
 
 /// Reports through `tracing` only.

@@ -101,6 +101,10 @@ impl Reporter for BarReporter {
         self.with_line(image, tier, |l| l.bar.set_message(message.to_string()));
     }
 
+    fn detail(&self, image: &str, tier: Tier, message: &str) {
+        self.stage(image, tier, message);
+    }
+
     fn nix_log(&self, image: &str, tier: Tier, line: &str) {
         tracing::debug!(target: "armorred::nix", "{image} ({tier}): {line}");
         self.with_line(image, tier, |l| {

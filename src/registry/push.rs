@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::client::{BlobSource, Client};
 use super::reference::check_tag;
 use super::signatures;
-use super::{ImageRef, PushReport, RegistryError};
+use super::{ImageRef, PushProgress, PushReport, RegistryError};
 use crate::oci::layout::{Descriptor, Layout, LayoutError, LoadedImage, Manifest, MAX_JSON_BLOB};
 use crate::oci::{Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 use crate::sign::{parse_signature_manifest, signature_tag, SignError, SignatureLayer};
@@ -171,15 +171,17 @@ fn local_signatures(
 }
 
 /// Blob counters, and the blobs this push has already handled.
-#[derive(Debug, Default)]
-pub(crate) struct Counts {
+#[derive(Default)]
+pub(crate) struct Counts<'p> {
     pub uploaded: usize,
     pub skipped: usize,
     pub bytes: u64,
     seen: BTreeSet<Digest>,
+    /// Told about each blob handled.
+    progress: Option<&'p dyn PushProgress>,
 }
 
-impl Counts {
+impl Counts<'_> {
     /// Sends an in-memory blob unless the registry has it.
     pub fn push_bytes(&mut self, client: &Client, bytes: &[u8]) -> Result<(), RegistryError> {
         let digest = Digest::of(bytes);
@@ -205,11 +207,17 @@ impl Counts {
         if client.blob_exists(digest)? {
             self.skipped += 1;
             tracing::debug!("{digest}: already in the registry");
+            if let Some(p) = self.progress {
+                p.blob(size, false);
+            }
             return Ok(());
         }
         self.bytes += client.upload_blob(source, digest, size)?;
         self.uploaded += 1;
         tracing::info!("{digest}: uploaded ({size} bytes)");
+        if let Some(p) = self.progress {
+            p.blob(size, true);
+        }
         Ok(())
     }
 
@@ -246,10 +254,14 @@ pub(crate) fn execute(
     layout: &Layout,
     plan: &PushPlan,
     target: &ImageRef,
+    progress: &dyn PushProgress,
 ) -> Result<PushReport, RegistryError> {
     let image = &plan.image;
     let digest = image.descriptor.digest.clone();
-    let mut counts = Counts::default();
+    let mut counts = Counts {
+        progress: Some(progress),
+        ..Counts::default()
+    };
     counts.push_manifest_blobs(client, layout, &image.manifest)?;
     let media_type = &image.descriptor.media_type;
     if let Some(tag) = &plan.tag {
