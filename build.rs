@@ -14,5 +14,32 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=ARMORRED_GIT_REVISION={rev}");
     println!("cargo:rerun-if-changed=.git/HEAD");
+    facts_version();
     println!("cargo:rerun-if-changed=.git/refs");
+}
+
+/// The layer cache keeps per-layer facts derived by this code (see
+/// `src/oci/rootfs_view.rs`); a hash of its sources names their format, so
+/// an armorred whose analysis changed never reuses facts an older one made.
+fn facts_version() {
+    const SOURCES: &[&str] = &[
+        "src/analyze/elf.rs",
+        "src/analyze/fortify.rs",
+        "src/analyze/mod.rs",
+        "src/oci/rootfs_view.rs",
+        "src/lint.rs",
+        // goblin and regex versions shape the facts too.
+        "Cargo.lock",
+    ];
+    // FNV-1a: no dependency, and collisions need not be resisted here.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for path in SOURCES {
+        println!("cargo:rerun-if-changed={path}");
+        let bytes = std::fs::read(path).unwrap_or_default();
+        for b in path.bytes().chain(bytes) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    println!("cargo:rustc-env=ARMORRED_FACTS_VERSION={h:016x}");
 }

@@ -9,10 +9,17 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::analyze::{analyze_image, ImageAnalysis, ImageInput, Relro};
+use crate::lint::SecretHit;
 use crate::oci::layout::Layout;
 use crate::oci::rootfs_view::read_rootfs;
 
 pub fn analyze_layout(dir: &Path, reference: Option<&str>) -> Result<ImageAnalysis> {
+    read_layout(dir, reference).map(|(analysis, _)| analysis)
+}
+
+/// The analysis and the secret-pattern hits of a layout's image, from one
+/// read of its layers.
+pub fn read_layout(dir: &Path, reference: Option<&str>) -> Result<(ImageAnalysis, Vec<SecretHit>)> {
     let layout = Layout::open(dir)?;
     let img = layout.load_image(reference)?;
     let diff_ids: Vec<String> = img
@@ -41,9 +48,9 @@ pub fn analyze_layout(dir: &Path, reference: Option<&str>) -> Result<ImageAnalys
         .and_then(|u| u.as_str())
         .filter(|u| !u.is_empty())
         .map(str::to_string);
-    Ok(analyze_image(&ImageInput {
+    let analysis = analyze_image(&ImageInput {
         files: &view.files,
-        elf_contents: &view.elf_contents,
+        elfs: &view.elfs,
         user,
         labels,
         compressed_size: img.manifest.layers.iter().map(|l| l.size).sum::<u64>()
@@ -51,7 +58,8 @@ pub fn analyze_layout(dir: &Path, reference: Option<&str>) -> Result<ImageAnalys
         uncompressed_size: view.uncompressed_size,
         layer_count: img.manifest.layers.len(),
         writable,
-    }))
+    });
+    Ok((analysis, view.secrets))
 }
 
 fn yn(b: bool) -> &'static str {

@@ -13,8 +13,15 @@
 //! ```text
 //! layers/<key>.json      entry: media type, digest, diff_id, size (and what was keyed)
 //! blobs/sha256/<hex>     the blob
+//! facts/<hex>.json       what the gate and lint need from blob <hex> (LayerFacts)
 //! tmp/                   layers being written
 //! ```
+//!
+//! A facts file is keyed by its layer's digest, so it holds whatever layer
+//! made that digest. Its first line records the format (a hash of the code
+//! that derives facts, so a changed analyzer misses) and the sha256 of the
+//! rest; a facts file that fails either check, does not parse or names
+//! another layer is removed and derived again from the blob, never used.
 //!
 //! An entry is written atomically and only after its blob is complete (hashed
 //! while written, fsynced, renamed into place), so a crash never leaves an
@@ -34,10 +41,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::oci::blob::{hash_file, write_atomic, BlobStore};
-use crate::oci::image::LayerSource;
-use crate::oci::tarball::{
-    write_layer, Compression, LayerBlob, LayerContent, LayerError, RootfsEntry,
+use crate::oci::image::{LayerSource, ProducedLayer, Provenance};
+use crate::oci::rootfs_view::{
+    scan_blob, write_layer_with_facts, FactsSource, LayerFacts, ViewError,
 };
+use crate::oci::tarball::{Compression, LayerBlob, LayerContent, LayerError, RootfsEntry};
 use crate::oci::Digest;
 
 /// Bump whenever `oci::tarball` writes different bytes for the same input
@@ -146,6 +154,9 @@ pub struct CacheStats {
     corrupt: AtomicU64,
     bytes_written: AtomicU64,
     bytes_reused: AtomicU64,
+    facts_hits: AtomicU64,
+    facts_misses: AtomicU64,
+    facts_corrupt: AtomicU64,
 }
 
 /// A snapshot of [`CacheStats`], as `build --json` reports it.
@@ -161,6 +172,13 @@ pub struct CacheReport {
     pub bytes_written: u64,
     /// Compressed bytes of the layers reused.
     pub bytes_reused: u64,
+    /// Layers whose facts (what the gate and lint check) came from the
+    /// cache; their blobs were not read.
+    pub facts_hits: u64,
+    /// Layers read to derive their facts.
+    pub facts_misses: u64,
+    /// Facts files found corrupt, discarded and derived again.
+    pub facts_corrupt: u64,
 }
 
 impl CacheStats {
@@ -172,6 +190,9 @@ impl CacheStats {
             corrupt: get(&self.corrupt),
             bytes_written: get(&self.bytes_written),
             bytes_reused: get(&self.bytes_reused),
+            facts_hits: get(&self.facts_hits),
+            facts_misses: get(&self.facts_misses),
+            facts_corrupt: get(&self.facts_corrupt),
         }
     }
 }
@@ -190,6 +211,7 @@ enum Lookup {
 pub struct LayerCache {
     dir: PathBuf,
     layers: PathBuf,
+    facts: PathBuf,
     tmp: PathBuf,
     blobs: BlobStore,
     stats: CacheStats,
@@ -243,17 +265,19 @@ impl LayerCache {
     pub fn open(dir: &Path) -> io::Result<LayerCache> {
         let dir = std::path::absolute(dir)?;
         let layers = dir.join("layers");
+        let facts = dir.join("facts");
         let tmp = dir.join("tmp");
-        for d in [&layers, &tmp] {
+        for d in [&layers, &facts, &tmp] {
             fs::create_dir_all(d)?;
         }
         let blobs = BlobStore::open(&dir)?;
-        for d in [&layers, &tmp] {
+        for d in [&layers, &facts, &tmp] {
             sweep_leftovers(d);
         }
         Ok(LayerCache {
             dir,
             layers,
+            facts,
             tmp,
             blobs,
             stats: CacheStats::default(),
@@ -345,7 +369,7 @@ impl LayerCache {
         content: &LayerContent<'_>,
         compression: Compression,
         mtime: u64,
-    ) -> Result<LayerBlob, LayerError> {
+    ) -> Result<(LayerBlob, Option<LayerFacts>), LayerError> {
         // Written into a fresh directory of its own, not into `store`: a blob
         // writer keeps any file already under the digest name, and that file
         // could be a hard link to a cache blob found corrupt. A fresh blob
@@ -360,11 +384,11 @@ impl LayerCache {
                     "layer cache {}: {e}; writing the layer without caching it",
                     self.tmp.display()
                 );
-                return write_layer(store, content, compression, mtime);
+                return write_layer_with_facts(store, content, compression, mtime);
             }
         };
         let staged = BlobStore::at(staging.path().to_path_buf());
-        let blob = write_layer(&staged, content, compression, mtime)?;
+        let (blob, facts) = write_layer_with_facts(&staged, content, compression, mtime)?;
         let src = staged.path(&blob.digest);
         let cached = self.blobs.path(&blob.digest);
         let in_cache = fs::rename(&src, &cached).and_then(|()| self.blobs.sync_dir());
@@ -402,7 +426,10 @@ impl LayerCache {
         self.stats
             .bytes_written
             .fetch_add(blob.size, Ordering::Relaxed);
-        Ok(blob)
+        if let (Ok(()), Some(f)) = (&in_cache, &facts) {
+            self.store_facts(f);
+        }
+        Ok((blob, facts))
     }
 }
 
@@ -413,7 +440,7 @@ impl LayerSource for LayerCache {
         content: &LayerContent<'_>,
         compression: Compression,
         mtime: u64,
-    ) -> Result<LayerBlob, LayerError> {
+    ) -> Result<ProducedLayer, LayerError> {
         let key = LayerKey::new(content, compression, mtime);
         match self.lookup(&key, compression) {
             Lookup::Hit(blob) => {
@@ -428,7 +455,11 @@ impl LayerSource for LayerCache {
                     .bytes_reused
                     .fetch_add(blob.size, Ordering::Relaxed);
                 tracing::debug!("layer cache hit {} ({})", key.as_str(), blob.digest);
-                return Ok(blob);
+                return Ok(ProducedLayer {
+                    blob,
+                    provenance: Provenance::Cached,
+                    facts: None,
+                });
             }
             Lookup::Miss => {}
             Lookup::Corrupt { reason, blob } => {
@@ -438,7 +469,115 @@ impl LayerSource for LayerCache {
             }
         }
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
-        self.build(store, &key, content, compression, mtime)
+        let (blob, facts) = self.build(store, &key, content, compression, mtime)?;
+        Ok(ProducedLayer {
+            blob,
+            provenance: Provenance::Built,
+            facts,
+        })
+    }
+}
+
+/// The first line of a facts file: `<FACTS_MAGIC> <format> sha256:<hex of the rest>`.
+const FACTS_MAGIC: &str = "armorred-layer-facts";
+/// Names the code that derives facts (see build.rs).
+const FACTS_VERSION: &str = env!("ARMORRED_FACTS_VERSION");
+
+enum FactsLookup {
+    Hit(LayerFacts),
+    Miss,
+    Corrupt(String),
+}
+
+impl LayerCache {
+    fn facts_path(&self, digest: &Digest) -> PathBuf {
+        self.facts.join(format!("{}.json", digest.hex()))
+    }
+
+    fn lookup_facts(&self, layer: &LayerBlob) -> FactsLookup {
+        let path = self.facts_path(&layer.digest);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return FactsLookup::Miss,
+            Err(e) => return FactsLookup::Corrupt(format!("cannot read {}: {e}", path.display())),
+        };
+        let bad = |what: &str| FactsLookup::Corrupt(format!("{}: {what}", path.display()));
+        let Some(nl) = bytes.iter().position(|b| *b == b'\n') else {
+            return bad("no header line");
+        };
+        let (header, body) = (&bytes[..nl], &bytes[nl + 1..]);
+        let header = String::from_utf8_lossy(header);
+        let mut fields = header.split(' ');
+        let (Some(FACTS_MAGIC), Some(version), Some(sum), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return bad("not a facts file");
+        };
+        if version != FACTS_VERSION {
+            // Made by another armorred: not damaged, only out of date.
+            return FactsLookup::Miss;
+        }
+        if sum != Digest::of(body).as_str() {
+            return bad("its content does not match the sha256 its header records");
+        }
+        let facts: LayerFacts = match serde_json::from_slice(body) {
+            Ok(f) => f,
+            Err(e) => return bad(&format!("not layer facts: {e}")),
+        };
+        if facts.digest != layer.digest || facts.diff_id != layer.diff_id {
+            return bad(&format!(
+                "describes layer {}, not {}",
+                facts.digest, layer.digest
+            ));
+        }
+        FactsLookup::Hit(facts)
+    }
+
+    fn store_facts(&self, facts: &LayerFacts) {
+        let body = match serde_json::to_vec(facts) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(
+                    "layer cache: cannot encode the facts of {}: {e}",
+                    facts.digest
+                );
+                return;
+            }
+        };
+        let mut bytes =
+            format!("{FACTS_MAGIC} {FACTS_VERSION} {}\n", Digest::of(&body)).into_bytes();
+        bytes.extend_from_slice(&body);
+        let path = self.facts_path(&facts.digest);
+        if let Err(e) = write_atomic(&path, &bytes) {
+            tracing::warn!("layer cache: cannot write {}: {e}", path.display());
+        }
+    }
+}
+
+impl FactsSource for LayerCache {
+    fn facts(
+        &self,
+        store: &BlobStore,
+        layer: &LayerBlob,
+    ) -> Result<(LayerFacts, Provenance), ViewError> {
+        match self.lookup_facts(layer) {
+            FactsLookup::Hit(f) => {
+                self.stats.facts_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok((f, Provenance::Cached));
+            }
+            FactsLookup::Miss => {}
+            FactsLookup::Corrupt(reason) => {
+                tracing::warn!(
+                    "layer cache: discarding corrupt facts and reading the layer again: {reason}"
+                );
+                self.stats.facts_corrupt.fetch_add(1, Ordering::Relaxed);
+                let _ = fs::remove_file(self.facts_path(&layer.digest));
+            }
+        }
+        self.stats.facts_misses.fetch_add(1, Ordering::Relaxed);
+        let facts = scan_blob(store, layer)?;
+        self.store_facts(&facts);
+        Ok((facts, Provenance::Built))
     }
 }
 
@@ -530,6 +669,7 @@ fn sweep_leftovers(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::tarball::write_layer;
     use crate::store_path::StorePath;
 
     fn rootfs(n: u8) -> Vec<RootfsEntry> {
@@ -650,7 +790,12 @@ mod tests {
         )
         .unwrap();
 
-        let cold = f.cache.layer(&f.layout, &content, GZ, 1).unwrap();
+        let produced = f.cache.layer(&f.layout, &content, GZ, 1).unwrap();
+        assert_eq!(produced.provenance, Provenance::Built);
+        let cold = produced.blob;
+        // Facts come with a written layer, derived from its stream: the same
+        // as reading the blob back.
+        assert_eq!(produced.facts, Some(scan_blob(&f.layout, &cold).unwrap()));
         assert_eq!(cold, direct, "a cached layer is the layer");
         let r = f.cache.stats();
         assert_eq!((r.hits, r.misses, r.corrupt), (0, 1, 0));
@@ -661,7 +806,10 @@ mod tests {
 
         // Into another layout: a hit, linked, no new data.
         let other = BlobStore::open(&f.root.join("other")).unwrap();
-        let warm = f.cache.layer(&other, &content, GZ, 1).unwrap();
+        let produced = f.cache.layer(&other, &content, GZ, 1).unwrap();
+        assert_eq!(produced.provenance, Provenance::Cached);
+        assert_eq!(produced.facts, None);
+        let warm = produced.blob;
         assert_eq!(warm, cold);
         let r = f.cache.stats();
         assert_eq!((r.hits, r.misses, r.corrupt), (1, 1, 0));
@@ -694,7 +842,8 @@ mod tests {
         let seeded = f
             .cache
             .layer(&f.layout, &LayerContent::Rootfs(&entries), GZ, 1)
-            .unwrap();
+            .unwrap()
+            .blob;
         let key = LayerKey::new(&content, GZ, 1);
         let entry = Entry {
             format: FORMAT_VERSION,
@@ -710,7 +859,7 @@ mod tests {
         )
         .unwrap();
         let other = BlobStore::open(&f.root.join("other")).unwrap();
-        assert_eq!(f.cache.layer(&other, &content, GZ, 1).unwrap(), seeded);
+        assert_eq!(f.cache.layer(&other, &content, GZ, 1).unwrap().blob, seeded);
         assert_eq!(f.cache.stats().hits, 1);
     }
 
@@ -718,10 +867,10 @@ mod tests {
         let f = fixture();
         let entries = rootfs(4);
         let content = LayerContent::Rootfs(&entries);
-        let good = f.cache.layer(&f.layout, &content, GZ, 1).unwrap();
+        let good = f.cache.layer(&f.layout, &content, GZ, 1).unwrap().blob;
         let entry = only_file(&f.cache.layers);
         damage(&f, &good, &entry);
-        let again = f.cache.layer(&f.layout, &content, GZ, 1).unwrap();
+        let again = f.cache.layer(&f.layout, &content, GZ, 1).unwrap().blob;
         assert_eq!(again, good, "rebuilt, same bytes");
         let r = f.cache.stats();
         assert_eq!((r.hits, r.misses, r.corrupt), (0, 2, 1));
@@ -784,6 +933,75 @@ mod tests {
     }
 
     #[test]
+    fn layer_facts_are_kept_verified_and_derived_again_when_corrupt() {
+        let f = fixture();
+        let layer = |n| {
+            let entries = rootfs(n);
+            let content = LayerContent::Rootfs(&entries);
+            f.cache.layer(&f.layout, &content, GZ, 1).unwrap().blob
+        };
+        let (blob, other) = (layer(1), layer(2));
+        // Writing the layer stored its facts; without them, they are read.
+        let file = f.cache.facts_path(&blob.digest);
+        let good = fs::read(&file).unwrap();
+        fs::remove_file(&file).unwrap();
+        let (cold, made) = f.cache.facts(&f.layout, &blob).unwrap();
+        assert_eq!(made, Provenance::Built);
+        assert_eq!(cold, scan_blob(&f.layout, &blob).unwrap());
+        assert_eq!(cold.entry_count(), 2);
+        assert_eq!(fs::read(&file).unwrap(), good, "read or streamed: the same");
+        assert!(good.starts_with(format!("{FACTS_MAGIC} {FACTS_VERSION} sha256:").as_bytes()));
+
+        // A hit reads no layer: it works with the blob gone from both stores.
+        fs::rename(f.layout.path(&blob.digest), f.root.join("aside")).unwrap();
+        fs::remove_file(f.cache.blobs.path(&blob.digest)).unwrap();
+        assert_eq!(
+            f.cache.facts(&f.layout, &blob).unwrap(),
+            (cold.clone(), Provenance::Cached)
+        );
+        fs::rename(f.root.join("aside"), f.layout.path(&blob.digest)).unwrap();
+        let r = f.cache.stats();
+        assert_eq!((r.facts_hits, r.facts_misses, r.facts_corrupt), (1, 1, 0));
+
+        // Damaged in every way a file can be: each is detected, discarded and
+        // derived again from the blob, never used.
+        let others = fs::read(f.cache.facts_path(&other.digest)).unwrap();
+        let mut flipped = good.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        let body = &good[good.iter().position(|b| *b == b'\n').unwrap() + 1..];
+        let mut lying =
+            format!("{FACTS_MAGIC} {FACTS_VERSION} {}\n", Digest::of(b"{}")).into_bytes();
+        lying.extend_from_slice(b"{}");
+        let damaged: Vec<(&str, Vec<u8>)> = vec![
+            ("a flipped byte", flipped),
+            ("truncated", good[..good.len() / 2].to_vec()),
+            ("no header", body.to_vec()),
+            ("valid, but another layer's", others),
+            ("hash matches, body is no facts", lying),
+        ];
+        for (i, (what, bytes)) in damaged.into_iter().enumerate() {
+            fs::write(&file, bytes).unwrap();
+            let (again, made) = f.cache.facts(&f.layout, &blob).unwrap();
+            assert_eq!((again, made), (cold.clone(), Provenance::Built), "{what}");
+            assert_eq!(f.cache.stats().facts_corrupt, i as u64 + 1, "{what}");
+            assert_eq!(fs::read(&file).unwrap(), good, "{what}: rewritten");
+        }
+        // Facts from another armorred are out of date, not corrupt.
+        let stale =
+            String::from_utf8(good.clone())
+                .unwrap()
+                .replacen(FACTS_VERSION, "0000000000000000", 1);
+        fs::write(&file, stale).unwrap();
+        let before = f.cache.stats().facts_corrupt;
+        assert_eq!(
+            f.cache.facts(&f.layout, &blob).unwrap().1,
+            Provenance::Built
+        );
+        assert_eq!(f.cache.stats().facts_corrupt, before);
+        assert_eq!(fs::read(&file).unwrap(), good);
+    }
+
+    #[test]
     fn entries_are_written_after_their_blobs_and_leftovers_swept() {
         let f = fixture();
         let entries = rootfs(5);
@@ -795,7 +1013,8 @@ mod tests {
                 Compression::None,
                 7,
             )
-            .unwrap();
+            .unwrap()
+            .blob;
         let v: serde_json::Value =
             serde_json::from_slice(&fs::read(only_file(&f.cache.layers)).unwrap()).unwrap();
         assert_eq!(v["digest"], b.digest.as_str());

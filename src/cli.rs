@@ -201,6 +201,9 @@ pub struct BuildArgs {
     /// Every recipe, every tier.
     #[arg(long)]
     pub all: bool,
+    /// Images (recipe × tier) built at once, each its own Nix build.
+    #[arg(long, short = 'j', default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
     /// hardened, locked or all.
     #[arg(long, value_parser = parse_tier_selection, default_value = "all")]
     pub tier: TierSelection,
@@ -265,6 +268,11 @@ pub struct PlanArgs {
     /// Also evaluate the package with Nix (no build) to show the exact compiler flags.
     #[arg(long)]
     pub eval: bool,
+    /// Also show the layer plan (store path → layer, merged layers marked).
+    /// It needs the runtime closure, so Nix builds the package first when
+    /// it is not in the store yet.
+    #[arg(long)]
+    pub layers: bool,
     #[arg(long)]
     pub json: bool,
 }

@@ -16,6 +16,7 @@ use crate::config::ProjectConfig;
 use crate::nix::{self, NixEnv, NixInvocation, NixOptions};
 use crate::oci::image::DirectLayers;
 use crate::oci::layout::Layout;
+use crate::oci::rootfs_view::ScanLayers;
 use crate::oci::tarball::Compression;
 use crate::pipeline::{self, BuildContext, BuildOutcome, Reporter};
 use crate::plan::{BuildPlan, PlanOptions};
@@ -248,6 +249,50 @@ fn compression(a: &BuildArgs) -> Result<Compression> {
     })
 }
 
+/// A push's progress as the image's stage line: blobs handled, bytes sent.
+struct PushLine<'a> {
+    reporter: &'a dyn Reporter,
+    image: &'a str,
+    tier: Tier,
+    repo: &'a str,
+    blobs: std::sync::atomic::AtomicUsize,
+    sent: std::sync::atomic::AtomicU64,
+}
+
+impl<'a> PushLine<'a> {
+    fn new(reporter: &'a dyn Reporter, image: &'a str, tier: Tier, repo: &'a str) -> Self {
+        reporter.stage(image, tier, &format!("pushing to {repo}"));
+        PushLine {
+            reporter,
+            image,
+            tier,
+            repo,
+            blobs: Default::default(),
+            sent: Default::default(),
+        }
+    }
+}
+
+impl registry::PushProgress for PushLine<'_> {
+    fn blob(&self, size: u64, uploaded: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let blobs = self.blobs.fetch_add(1, Relaxed) + 1;
+        let sent = self
+            .sent
+            .fetch_add(if uploaded { size } else { 0 }, Relaxed)
+            + if uploaded { size } else { 0 };
+        self.reporter.stage(
+            self.image,
+            self.tier,
+            &format!(
+                "pushing to {}: {blobs} blob(s), {:.1} MiB sent",
+                self.repo,
+                sent as f64 / f64::from(1 << 20)
+            ),
+        );
+    }
+}
+
 #[derive(Serialize)]
 struct BuildSummary<'a> {
     images: &'a [BuildOutcome],
@@ -310,6 +355,10 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
             Some(c) => c,
             None => &DirectLayers,
         },
+        facts: match &cache {
+            Some(c) => c,
+            None => &ScanLayers,
+        },
         reporter,
     };
     // Decrypt once, before hours of building, so a wrong passphrase fails fast.
@@ -318,20 +367,24 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
     if let (Some(None), Some(r)) = (&a.push, recipes.first()) {
         default_repository(project, &r.image.name, "--push REPOSITORY")?;
     }
-    let mut outcomes = Vec::new();
     let mut failures = Vec::new();
-    let mut archives = Vec::new();
     let mut skipped_platforms = Vec::new();
+    // The images to build: recipe × tier, each for the platforms this machine
+    // can build.
+    let mut images = Vec::new();
     for r in &recipes {
-        let targets = match platform_selection(r, &a.platforms, &ctx) {
+        match platform_selection(r, &a.platforms, &ctx) {
             Ok(s) => {
                 for p in &s.skipped {
                     tracing::warn!("{p}");
                 }
                 skipped_platforms.extend(s.skipped);
-                pipeline::Targets {
+                let targets = pipeline::Targets {
                     systems: s.build,
                     index: s.index,
+                };
+                for tier in a.tier.tiers() {
+                    images.push((r, tier, targets.clone()));
                 }
             }
             Err(e) if !a.all => return Err(e),
@@ -344,72 +397,90 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
                         error: format!("{e:#}"),
                     });
                 }
-                continue;
             }
-        };
-        for tier in a.tier.tiers() {
-            let built = pipeline::build_one(&ctx, r, tier, &targets).and_then(|o| {
-                if let Some(key) = &sign_key {
-                    sign::layout::sign_layout(
-                        &o.layout,
-                        Some(&o.reference),
-                        key,
-                        None,
-                        Default::default(),
-                    )
-                    .with_context(|| format!("signing {}", o.layout.display()))?;
-                }
-                if let Some(repo) = &a.push {
-                    // With --all, --push names the namespace; each image is a repository in it.
-                    // A bare --push uses armorred.toml's `registry` as that namespace.
-                    let target = match repo {
-                        Some(repo) if !a.all => image_ref(&format!("{repo}:{}", o.reference))?,
-                        Some(repo) => image_ref(&format!("{repo}/{}:{}", o.image, o.reference))?,
-                        None => image_ref(&format!(
-                            "{}:{}",
-                            default_repository(project, &o.image, "--push REPOSITORY")?,
-                            o.reference
-                        ))?,
-                    };
-                    let layout = Layout::open(&o.layout)?;
-                    let report = registry::push_layout(
-                        &layout,
-                        Some(&o.reference),
-                        &target,
-                        &registry_options(&a.registry),
-                    )
-                    .with_context(|| format!("pushing {} to {target}", o.layout.display()))?;
-                    tracing::info!("pushed {}", report.reference);
-                }
-                if let Some(dest) = a.format.archive_path(&o.layout) {
-                    let tag = format!("{}:{}", project.repository(&o.image), o.reference);
-                    let mtime = ctx.plan_options.source_date_epoch.max(0) as u64;
-                    let w = crate::archive::write_archive(
-                        &o.layout,
-                        Some(&o.reference),
-                        a.format,
-                        &dest,
-                        &tag,
-                        mtime,
-                    )
-                    .with_context(|| format!("writing {}", dest.display()))?;
-                    archives.extend(w);
-                }
-                Ok(o)
-            });
-            match built {
-                Ok(o) => outcomes.push(o),
-                // A single image's failure is the command's failure.
-                Err(e) if !a.all => return Err(e),
-                Err(e) => {
-                    tracing::error!("{} ({tier}) failed: {e:#}", r.image.name);
-                    failures.push(Failure {
-                        image: r.image.name.clone(),
-                        tier,
-                        error: format!("{e:#}"),
-                    });
-                }
+        }
+    }
+    // One image: build, then sign, push and archive it as asked.
+    let build_and_ship = |r: &Recipe, tier: Tier, targets: &pipeline::Targets| {
+        let o = pipeline::build_one(&ctx, r, tier, targets)?;
+        let mut archives = Vec::new();
+        if let Some(key) = &sign_key {
+            sign::layout::sign_layout(&o.layout, Some(&o.reference), key, None, Default::default())
+                .with_context(|| format!("signing {}", o.layout.display()))?;
+        }
+        if let Some(repo) = &a.push {
+            // With --all, --push names the namespace; each image is a repository in it.
+            // A bare --push uses armorred.toml's `registry` as that namespace.
+            let repository = match repo {
+                Some(repo) if !a.all => repo.clone(),
+                Some(repo) => format!("{repo}/{}", o.image),
+                None => default_repository(project, &o.image, "--push REPOSITORY")?,
+            };
+            let target = image_ref(&format!("{repository}:{}", o.reference))?;
+            let progress = PushLine::new(reporter, &o.image, tier, &repository);
+            let layout = Layout::open(&o.layout)?;
+            let report = registry::push_layout_reporting(
+                &layout,
+                Some(&o.reference),
+                &target,
+                &registry_options(&a.registry),
+                &progress,
+            )
+            .with_context(|| format!("pushing {} to {target}", o.layout.display()))?;
+            tracing::info!("pushed {}", report.reference);
+        }
+        if let Some(dest) = a.format.archive_path(&o.layout) {
+            let tag = format!("{}:{}", project.repository(&o.image), o.reference);
+            let mtime = ctx.plan_options.source_date_epoch.max(0) as u64;
+            let w = crate::archive::write_archive(
+                &o.layout,
+                Some(&o.reference),
+                a.format,
+                &dest,
+                &tag,
+                mtime,
+            )
+            .with_context(|| format!("writing {}", dest.display()))?;
+            archives.extend(w);
+        }
+        Ok::<_, anyhow::Error>((o, archives))
+    };
+    // `--jobs` images at once (each a Nix build, then its layers); with
+    // --all a failure stops nothing, otherwise it stops what has not started.
+    let results = crate::parallel::map_until(
+        &images,
+        usize::from(a.jobs),
+        |(r, tier, targets)| {
+            let shipped = build_and_ship(r, *tier, targets);
+            let name = &r.image.name;
+            match &shipped {
+                Ok((o, _)) => reporter.finished(name, *tier, Ok(&o.manifest_digest)),
+                Err(e) => reporter.finished(name, *tier, Err(&e.to_string())),
             }
+            shipped
+        },
+        |res| !a.all && res.is_err(),
+    );
+    let mut outcomes = Vec::new();
+    let mut archives = Vec::new();
+    for ((r, tier, _), res) in images.iter().zip(results) {
+        match res {
+            Some(Ok((o, w))) => {
+                outcomes.push(o);
+                archives.extend(w);
+            }
+            // A single image's failure is the command's failure.
+            Some(Err(e)) if !a.all => return Err(e),
+            Some(Err(e)) => {
+                tracing::error!("{} ({tier}) failed: {e:#}", r.image.name);
+                failures.push(Failure {
+                    image: r.image.name.clone(),
+                    tier: *tier,
+                    error: format!("{e:#}"),
+                });
+            }
+            // Not started: an earlier image failed, and its error returned.
+            None => {}
         }
     }
     if let Some(c) = &cache {
@@ -433,7 +504,7 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
         }
         s
     };
-    if !failures.is_empty() {
+    if !failures.is_empty() || a.all {
         let mut table = String::from("build summary:\n");
         for o in &outcomes {
             table.push_str(&format!(
@@ -449,7 +520,16 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
                 f.error.lines().next().unwrap_or("")
             ));
         }
-        tracing::error!("{table}");
+        table.push_str(&format!(
+            "  {} built, {} failed\n",
+            outcomes.len(),
+            failures.len()
+        ));
+        if failures.is_empty() {
+            tracing::info!("{table}");
+        } else {
+            tracing::error!("{table}");
+        }
     }
     Ok(CommandOutput {
         stdout,
@@ -534,9 +614,61 @@ fn list(a: &ListArgs, project: &ProjectConfig) -> Result<CommandOutput> {
 #[derive(Serialize)]
 struct PlanReport {
     plan: BuildPlan,
+    /// Nix systems the recipe lists (see `build --platform`).
+    platforms: Vec<String>,
     nix_command: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     package_meta: Option<nix::PackageMeta>,
+    /// With `--layers`: the built package and its layers, in image order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    package: Option<crate::store_path::StorePath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layers: Option<Vec<crate::layers::PlannedLayer>>,
+}
+
+/// `plan --layers` as text: one line a layer, a line a path under merged ones.
+fn render_layers(s: &mut String, layers: &[crate::layers::PlannedLayer]) {
+    use crate::layers::PlannedKind;
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    s.push_str(&format!(
+        "  layers:    {} (lowest first; popularity = closure paths depending on it)\n",
+        layers.len()
+    ));
+    for l in layers {
+        match l.kind {
+            PlannedKind::StorePath => {
+                let p = &l.paths[0];
+                s.push_str(&format!(
+                    "    {:>3}  {}  ({:.1} MiB, popularity {})\n",
+                    l.index,
+                    p.path,
+                    mib(p.nar_size),
+                    p.popularity
+                ));
+            }
+            PlannedKind::Merged => {
+                let total: u64 = l.paths.iter().map(|p| p.nar_size).sum();
+                s.push_str(&format!(
+                    "    {:>3}  merged: {} paths past the layer cap ({:.1} MiB)\n",
+                    l.index,
+                    l.paths.len(),
+                    mib(total)
+                ));
+                for p in &l.paths {
+                    s.push_str(&format!(
+                        "           {}  ({:.1} MiB, popularity {})\n",
+                        p.path,
+                        mib(p.nar_size),
+                        p.popularity
+                    ));
+                }
+            }
+            PlannedKind::Rootfs => s.push_str(&format!(
+                "    {:>3}  rootfs extras (passwd, group, writable dirs, links)\n",
+                l.index
+            )),
+        }
+    }
 }
 
 fn plan(a: &PlanArgs, project: &ProjectConfig) -> Result<CommandOutput> {
@@ -559,8 +691,26 @@ fn plan(a: &PlanArgs, project: &ProjectConfig) -> Result<CommandOutput> {
         } else {
             None
         };
+        let resolved = if a.layers {
+            Some(
+                // The layer plan of this machine's platform; another
+                // platform's closure needs a build for it.
+                pipeline::resolve(
+                    &plan,
+                    &env,
+                    &pipeline::Targets::host().systems[0],
+                    |l| tracing::debug!(target: "armorred::nix", "{l}"),
+                )
+                .with_context(|| format!("planning the layers of `{}` tier `{tier}`", a.image))?,
+            )
+        } else {
+            None
+        };
         reports.push(PlanReport {
+            platforms: recipe.platforms(),
             nix_command: inv.build_command().display(),
+            package: resolved.as_ref().map(|r| r.built.package.clone()),
+            layers: resolved.as_ref().map(|r| r.layer_plan.describe(&r.closure)),
             plan,
             package_meta,
         });
@@ -589,6 +739,7 @@ fn plan(a: &PlanArgs, project: &ProjectConfig) -> Result<CommandOutput> {
             p.shell, p.coreutils
         ));
         s.push_str(&format!("  user:      {}\n", p.runtime.user));
+        s.push_str(&format!("  platforms: {}\n", r.platforms.join(", ")));
         s.push_str(&format!("  max layers: {}\n", p.max_layers));
         if let Some(m) = &r.package_meta {
             s.push_str(&format!(
@@ -597,6 +748,13 @@ fn plan(a: &PlanArgs, project: &ProjectConfig) -> Result<CommandOutput> {
             ));
         }
         s.push_str(&format!("  nix:       {}\n", r.nix_command));
+        match &r.layers {
+            Some(layers) => render_layers(&mut s, layers),
+            None => s.push_str(&format!(
+                "  layers:    `armorred plan {} --tier {} --layers` (builds with Nix first if needed)\n",
+                p.image, p.tier
+            )),
+        }
     }
     Ok(CommandOutput::ok(s))
 }

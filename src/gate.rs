@@ -11,9 +11,8 @@ use crate::analyze::{
     self, check_promise, is_excused, ElfReport, ImageAnalysis, ImageInput, Promise, Property,
     PropertyStatus, Violation,
 };
-use crate::oci::blob::BlobStore;
-use crate::oci::image::layer_descriptors;
-use crate::oci::rootfs_view::{read_rootfs, ViewError};
+use crate::lint::SecretHit;
+use crate::oci::rootfs_view::{merge_facts, LayerFacts, ViewError};
 use crate::oci::tarball::LayerBlob;
 use crate::plan::BuildPlan;
 use crate::recipe::HardeningException;
@@ -47,24 +46,27 @@ pub fn promise_for(plan: &BuildPlan) -> Promise {
     }
 }
 
-/// Analyzes layer blobs as the image will have them.
+/// Analyzes the image the layers will make, from their facts (in layer
+/// order, see [`crate::oci::rootfs_view::LayerFacts`]); also returns the
+/// layers' secret-pattern hits for lint.
 pub fn analyze_layers(
-    store: &BlobStore,
+    facts: &[LayerFacts],
     layers: &[LayerBlob],
     plan: &BuildPlan,
-) -> Result<ImageAnalysis, ViewError> {
+) -> Result<(ImageAnalysis, Vec<SecretHit>), ViewError> {
     let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
-    let view = read_rootfs(store, &layer_descriptors(layers), Some(&diff_ids))?;
-    Ok(analyze::analyze_image(&ImageInput {
+    let view = merge_facts(facts, Some(&diff_ids))?;
+    let analysis = analyze::analyze_image(&ImageInput {
         files: &view.files,
-        elf_contents: &view.elf_contents,
+        elfs: &view.elfs,
         user: Some(plan.runtime.user.clone()),
         labels: plan.labels.clone(),
         compressed_size: layers.iter().map(|l| l.size).sum(),
         uncompressed_size: view.uncompressed_size,
         layer_count: layers.len(),
         writable: plan.runtime.writable.clone(),
-    }))
+    });
+    Ok((analysis, view.secrets))
 }
 
 fn exception_tuples(exceptions: &[HardeningException]) -> Vec<(String, String, String)> {

@@ -83,6 +83,67 @@ impl LayerPlan {
     }
 }
 
+/// One layer of a plan as `armorred plan --layers` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedLayer {
+    /// 1-based, in image order (lowest layer first).
+    pub index: usize,
+    pub kind: PlannedKind,
+    /// Empty for the rootfs layer.
+    pub paths: Vec<PlannedPath>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlannedKind {
+    /// One store path, a layer of its own (shared across images and tiers).
+    StorePath,
+    /// The least popular paths, merged past the layer cap.
+    Merged,
+    /// passwd, group, writable directories and links made by armorred.
+    Rootfs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedPath {
+    pub path: StorePath,
+    /// Closure members that depend on it.
+    pub popularity: usize,
+    pub nar_size: u64,
+}
+
+impl LayerPlan {
+    /// The plan with each path's popularity and size, for display.
+    pub fn describe(&self, closure: &Closure) -> Vec<PlannedLayer> {
+        let pop = popularity(closure);
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let (kind, paths) = match l {
+                    LayerSpec::StorePaths { paths } if paths.len() == 1 => {
+                        (PlannedKind::StorePath, paths.as_slice())
+                    }
+                    LayerSpec::StorePaths { paths } => (PlannedKind::Merged, paths.as_slice()),
+                    LayerSpec::Rootfs => (PlannedKind::Rootfs, &[][..]),
+                };
+                PlannedLayer {
+                    index: i + 1,
+                    kind,
+                    paths: paths
+                        .iter()
+                        .map(|p| PlannedPath {
+                            path: p.clone(),
+                            popularity: pop.get(p).copied().unwrap_or(0),
+                            nar_size: closure.paths.get(p).map_or(0, |i| i.nar_size),
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+}
+
 /// Popularity of each path: how many closure members (itself excluded) reach
 /// it. Sorted most popular first; ties by larger NAR size, then by path, so
 /// the order is a pure function of the graph.
@@ -204,6 +265,29 @@ mod tests {
                 "{dep}"
             );
         }
+    }
+
+    #[test]
+    fn describe_marks_merged_layers() {
+        let c = nginx_like();
+        let d = LayerPlan::new(&c, 4).unwrap().describe(&c);
+        let kinds: Vec<PlannedKind> = d.iter().map(|l| l.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                PlannedKind::StorePath,
+                PlannedKind::StorePath,
+                PlannedKind::Merged,
+                PlannedKind::Rootfs
+            ]
+        );
+        assert_eq!(d[0].index, 1);
+        assert_eq!(
+            (d[0].paths[0].popularity, d[0].paths[0].nar_size),
+            (4, 9_000)
+        );
+        assert_eq!(d[2].paths.len(), 3);
+        assert!(d[3].paths.is_empty());
     }
 
     #[test]

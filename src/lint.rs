@@ -12,21 +12,20 @@
 //!   carries its NAR hash, and the SBOM covers every store path in the image.
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::Path;
+use std::sync::OnceLock;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use regex::bytes::Regex;
 use serde::Serialize;
 
 use crate::analyze::ImageAnalysis;
 use crate::attach::{read_sbom, SbomFormat};
-use crate::oci::layout::{Descriptor, Layout, LoadedImage};
-use crate::oci::rootfs_view::normalize_entry;
+use crate::oci::layout::{Layout, LoadedImage};
 use crate::recipe::SecretAllowance;
 
 /// Files larger than this are not scanned for secrets (binaries and data).
-const MAX_SCAN_BYTES: u64 = 16 << 20;
+pub const MAX_SCAN_BYTES: u64 = 16 << 20;
 pub const HEALTHCHECK_ANNOTATION: &str = "org.armorred.healthcheck";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -66,7 +65,7 @@ pub struct LintPolicy {
 pub struct SecretHit {
     pub layer: String,
     pub path: String,
-    pub kind: &'static str,
+    pub kind: String,
 }
 
 struct Patterns(Vec<(&'static str, Regex)>);
@@ -106,59 +105,31 @@ fn is_key_file(path: &str) -> bool {
     )
 }
 
-/// Scans every regular file of every layer (whiteouts do not hide a secret:
-/// the lower layer still ships it).
-pub fn scan_secrets(layout: &Layout, layers: &[Descriptor]) -> Result<Vec<SecretHit>> {
-    let patterns = Patterns::new();
-    let mut hits = BTreeSet::new();
-    for layer in layers {
-        let f = std::fs::File::open(layout.blobs().path(&layer.digest))
-            .with_context(|| format!("opening layer {}", layer.digest))?;
-        let reader: Box<dyn Read> = match layer.media_type.as_str() {
-            m if m.ends_with("+gzip") || m.ends_with(".gzip") => {
-                Box::new(flate2::read::MultiGzDecoder::new(f))
-            }
-            m if m.ends_with("+zstd") => Box::new(zstd::stream::read::Decoder::new(f)?),
-            _ => Box::new(f),
-        };
-        let mut archive = tar::Archive::new(reader);
-        for entry in archive
-            .entries()
-            .with_context(|| format!("reading layer {}", layer.digest))?
-        {
-            let mut e = entry.with_context(|| format!("reading layer {}", layer.digest))?;
-            if e.header().entry_type() != tar::EntryType::Regular {
-                continue;
-            }
-            let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-            let Ok(path) = normalize_entry(&name) else {
-                continue;
-            };
-            let hit = |kind| SecretHit {
-                layer: layer.digest.to_string(),
-                path: path.clone(),
-                kind,
-            };
-            if is_env_file(&path) {
-                hits.insert(hit(".env file"));
-            }
-            if is_key_file(&path) {
-                hits.insert(hit("private key file"));
-            }
-            if e.size() > MAX_SCAN_BYTES {
-                continue;
-            }
-            let mut data = Vec::with_capacity(e.size() as usize);
-            e.read_to_end(&mut data)
-                .with_context(|| format!("reading {path} in layer {}", layer.digest))?;
-            for (kind, re) in &patterns.0 {
-                if re.is_match(&data) {
-                    hits.insert(hit(kind));
-                }
-            }
-        }
+/// What a regular file of a layer gives away: by its name, and by its
+/// content when it is small enough to scan (`content` is `None` above
+/// [`MAX_SCAN_BYTES`]). Every layer's files count, whiteouts or not: the
+/// lower layer still ships the file. [`crate::oci::rootfs_view`] calls this
+/// once per file while it reads a layer.
+pub fn secret_kinds(path: &str, content: Option<&[u8]>) -> Vec<&'static str> {
+    static PATTERNS: OnceLock<Patterns> = OnceLock::new();
+    let mut kinds = Vec::new();
+    if is_env_file(path) {
+        kinds.push(".env file");
     }
-    Ok(hits.into_iter().collect())
+    if is_key_file(path) {
+        kinds.push("private key file");
+    }
+    if let Some(data) = content {
+        let patterns = PATTERNS.get_or_init(Patterns::new);
+        kinds.extend(
+            patterns
+                .0
+                .iter()
+                .filter(|(_, re)| re.is_match(data))
+                .map(|(kind, _)| *kind),
+        );
+    }
+    kinds
 }
 
 fn allowed<'a>(hit: &SecretHit, allow: &'a [SecretAllowance]) -> Option<&'a SecretAllowance> {
@@ -179,11 +150,13 @@ fn glob_match(pat: &[u8], s: &[u8]) -> bool {
     }
 }
 
-/// Runs the checks on an image already loaded and analyzed.
+/// Runs the checks on an image already loaded and analyzed; `secrets` are
+/// the secret-pattern hits of its layers ([`crate::oci::rootfs_view::RootfsView`]).
 pub fn lint_image(
     layout: &Layout,
     img: &LoadedImage,
     analysis: &ImageAnalysis,
+    secrets: &[SecretHit],
     policy: &LintPolicy,
 ) -> Result<LintReport> {
     let mut checks = Vec::new();
@@ -239,10 +212,9 @@ pub fn lint_image(
             .collect(),
     });
 
-    let hits = scan_secrets(layout, &img.manifest.layers)?;
     let mut details = Vec::new();
     let mut failed = false;
-    for h in &hits {
+    for h in secrets {
         match allowed(h, &policy.allowed_secrets) {
             Some(a) => details.push(format!("{} ({}) allowed: {}", h.path, h.kind, a.reason)),
             None => {
@@ -324,9 +296,8 @@ fn inputs_verified(layout: &Layout, img: &LoadedImage, analysis: &ImageAnalysis)
 /// SUID/SGID files (4.8) or an unallowed secret (4.10) stop the build while
 /// the previous image is still in place.
 pub fn pre_commit(
-    layout: &Layout,
-    layers: &[Descriptor],
     analysis: &ImageAnalysis,
+    secrets: &[SecretHit],
     policy: &LintPolicy,
 ) -> Result<()> {
     let mut problems = Vec::new();
@@ -339,8 +310,8 @@ pub fn pre_commit(
     for f in &analysis.suid_sgid {
         problems.push(format!("CIS 4.8: {} has mode {}", f.path, f.mode));
     }
-    for h in scan_secrets(layout, layers)? {
-        if allowed(&h, &policy.allowed_secrets).is_none() {
+    for h in secrets {
+        if allowed(h, &policy.allowed_secrets).is_none() {
             problems.push(format!(
                 "CIS 4.10: {}: {} (allow it in the recipe's [[lint.allow_secrets]] with a reason if it is meant to ship)",
                 h.path, h.kind
@@ -356,10 +327,10 @@ pub fn pre_commit(
 
 /// Loads, analyzes and lints the image of a layout.
 pub fn lint_layout(dir: &Path, reference: Option<&str>, policy: &LintPolicy) -> Result<LintReport> {
-    let analysis = crate::analysis::analyze_layout(dir, reference)?;
+    let (analysis, secrets) = crate::analysis::read_layout(dir, reference)?;
     let layout = Layout::open(dir)?;
     let img = layout.load_image(reference)?;
-    lint_image(&layout, &img, &analysis, policy)
+    lint_image(&layout, &img, &analysis, &secrets, policy)
 }
 
 pub fn render(r: &LintReport) -> String {

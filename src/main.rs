@@ -2,7 +2,7 @@
 //! print its data on stdout and map the result to an exit code. Everything
 //! else lives in the library.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -10,9 +10,13 @@ use tracing_subscriber::EnvFilter;
 
 use armorred::cli::Cli;
 use armorred::commands;
-use armorred::pipeline::LogReporter;
+use armorred::pipeline::{LogReporter, Reporter};
+use armorred::progress::{self, BarReporter};
 
-fn init_tracing(cli: &Cli) {
+fn init_tracing<W>(cli: &Cli, color: bool, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let default = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
         (false, 0) => "warn,armorred=info",
@@ -21,10 +25,9 @@ fn init_tracing(cli: &Cli) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let color = std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(color)
         .with_target(false)
         .without_time()
@@ -33,8 +36,19 @@ fn init_tracing(cli: &Cli) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli);
-    match commands::run(&cli, &LogReporter) {
+    let color = progress::color_wanted();
+    let reporter: Box<dyn Reporter> = if progress::bars_wanted(cli.no_progress, cli.quiet) {
+        let bars = BarReporter::new(color);
+        init_tracing(&cli, color, bars.log_writer());
+        Box::new(bars)
+    } else {
+        init_tracing(&cli, color, std::io::stderr);
+        Box::new(LogReporter)
+    };
+    let result = commands::run(&cli, reporter.as_ref());
+    // Bars finish drawing before the result is printed.
+    drop(reporter);
+    match result {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
             if stdout

@@ -16,8 +16,9 @@ use crate::closure::Closure;
 use crate::gate;
 use crate::layers::LayerPlan;
 use crate::nix::{self, BuiltOutputs, NixEnv, NixInvocation};
-use crate::oci::image::{self, ImageInputs, LayerProgress, LayerSource, WrittenImage};
+use crate::oci::image::{self, ImageInputs, LayerProgress, LayerSource, Provenance, WrittenImage};
 use crate::oci::layout::{Descriptor, Layout};
+use crate::oci::rootfs_view::{layer_facts, FactsSource, LayerFacts};
 use crate::oci::tarball::{Compression, LayerBlob};
 use crate::plan::{BuildPlan, PlanOptions};
 use crate::platform::System;
@@ -32,6 +33,13 @@ pub trait Reporter: Sync {
     fn stage(&self, image: &str, tier: Tier, message: &str);
     fn nix_log(&self, image: &str, tier: Tier, line: &str);
     fn layer_written(&self, image: &str, tier: Tier, done: usize, total: usize, blob: &LayerBlob);
+    /// The image is done: `Ok` with its manifest digest, or `Err` with why.
+    fn finished(&self, _image: &str, _tier: Tier, _outcome: Result<&str, &str>) {}
+    /// A step within a stage (say, a blob pushed): a bar shows it; a log
+    /// keeps it at debug level, so plain output stays one line per stage.
+    fn detail(&self, image: &str, tier: Tier, message: &str) {
+        tracing::debug!("{image} ({tier}): {message}");
+    }
 }
 
 /// Reports through `tracing` only.
@@ -61,6 +69,9 @@ pub struct BuildContext<'a> {
     pub compression: Compression,
     pub layer_jobs: usize,
     pub layers: &'a dyn LayerSource,
+    /// Where the gate and lint get the facts of layers that did not bring
+    /// their own (written layers do): the layer cache, or a read of the blob.
+    pub facts: &'a dyn FactsSource,
     pub reporter: &'a dyn Reporter,
 }
 
@@ -79,6 +90,13 @@ pub struct BuildOutcome {
     pub closure_paths: usize,
     pub layers: usize,
     pub compressed_size: u64,
+    /// Layer blobs this build wrote (not taken from the cache), over all
+    /// platforms.
+    pub layers_written: usize,
+    /// Layer blobs this build read back to derive what the gate and lint
+    /// check: written layers bring their facts and cached ones have them
+    /// in the cache, so only a missing or damaged facts file costs a read.
+    pub layers_read: usize,
     /// Hardening the package's binaries prove (also the image label).
     pub verified_hardening: Vec<&'static str>,
     /// The children of a multi-platform index, in the recipe's order; the
@@ -143,8 +161,11 @@ struct PlatformBuild {
 struct PlatformImage {
     written: WrittenImage,
     verified: Vec<&'static str>,
-    /// The gate's analysis, reused by the lint after commit.
+    /// The gate's analysis and secret hits, reused by the lint after commit.
     analysis: ImageAnalysis,
+    secrets: Vec<crate::lint::SecretHit>,
+    layers_written: usize,
+    layers_read: usize,
 }
 
 pub fn build_one(
@@ -208,6 +229,8 @@ pub fn build_one(
     } else {
         Vec::new()
     };
+    let layers_written = images.iter().map(|i| i.layers_written).sum();
+    let layers_read = images.iter().map(|i| i.layers_read).sum();
     let first = parts.into_iter().next().expect("at least one platform");
     let PlatformImage {
         written, verified, ..
@@ -223,6 +246,8 @@ pub fn build_one(
         closure_paths: first.closure.len(),
         layers: written.layers.len(),
         compressed_size: compressed(&written),
+        layers_written,
+        layers_read,
         verified_hardening: verified,
         platforms,
         closure: first.closure,
@@ -240,25 +265,20 @@ fn nix_stage(
     name_system: bool,
 ) -> Result<PlatformBuild> {
     let (img, tier, r) = (plan.image.as_str(), plan.tier, ctx.reporter);
-    let inv = NixInvocation::new(plan, &ctx.nix).for_system(system);
     let what = if name_system {
         format!(" for {system}")
     } else {
         String::new()
     };
     r.stage(img, tier, &format!("building with Nix{what}"));
-    let built = nix::build(&inv, |l| r.nix_log(img, tier, l)).with_context(|| {
-        format!(
-            "building `{img}` tier `{tier}`{what} with `{}`",
-            inv.build_command().display()
-        )
-    })?;
+    let Resolved {
+        built,
+        closure,
+        layer_plan,
+    } = resolve(plan, &ctx.nix, system, |l| r.nix_log(img, tier, l))?;
     r.stage(img, tier, &format!("built {}", built.package));
-    let closure = nix::closure(&built.roots(), &ctx.nix.options)
-        .with_context(|| format!("computing the runtime closure of {}", built.package))?;
     check_entrypoint(plan, &built, &closure)
         .with_context(|| format!("checking the entrypoint of `{img}` tier `{tier}`{what}"))?;
-    let layer_plan = LayerPlan::new(&closure, plan.max_layers)?;
     let applets = match (&built.shell, plan.coreutils) {
         (Some(shell), true) => list_dir(&shell.as_path().join("bin"))?,
         _ => Vec::new(),
@@ -270,6 +290,40 @@ fn nix_stage(
         closure,
         layer_plan,
         rootfs,
+    })
+}
+
+/// What Nix gives a plan: the built outputs, their runtime closure, and
+/// the layers that closure makes.
+pub struct Resolved {
+    pub built: BuiltOutputs,
+    pub closure: Closure,
+    pub layer_plan: LayerPlan,
+}
+
+/// Nix build for `system` (a no-op when the outputs are in the store) →
+/// closure → layer plan; shared by `build` and `plan --layers`.
+pub fn resolve(
+    plan: &BuildPlan,
+    env: &NixEnv,
+    system: &System,
+    on_log: impl FnMut(&str),
+) -> Result<Resolved> {
+    let (img, tier) = (&plan.image, plan.tier);
+    let inv = NixInvocation::new(plan, env).for_system(system);
+    let built = nix::build(&inv, on_log).with_context(|| {
+        format!(
+            "building `{img}` tier `{tier}` for {system} with `{}`",
+            inv.build_command().display()
+        )
+    })?;
+    let closure = nix::closure(&built.roots(), &env.options)
+        .with_context(|| format!("computing the runtime closure of {}", built.package))?;
+    let layer_plan = LayerPlan::new(&closure, plan.max_layers)?;
+    Ok(Resolved {
+        built,
+        closure,
+        layer_plan,
     })
 }
 
@@ -316,7 +370,7 @@ fn assemble(
     }
     for (p, i) in parts.iter().zip(&images) {
         let img_ref = layout.load_image(Some(i.written.manifest.digest.as_str()))?;
-        let report = crate::lint::lint_image(layout, &img_ref, &i.analysis, &policy)?;
+        let report = crate::lint::lint_image(layout, &img_ref, &i.analysis, &i.secrets, &policy)?;
         for c in &report.checks {
             tracing::info!(
                 "{img} ({tier}, {}): CIS {} {:?}: {}",
@@ -369,22 +423,26 @@ fn platform_image(
     };
     let layers = image::write_image_layers(layout, &inputs, ctx.layers, &progress)
         .with_context(|| format!("writing the layers to {out}"))?;
+    let layers_written = layers
+        .iter()
+        .filter(|l| l.provenance == Provenance::Built)
+        .count();
+    let (layers, known): (Vec<LayerBlob>, Vec<Option<LayerFacts>>) =
+        layers.into_iter().map(|l| (l.blob, l.facts)).unzip();
     r.stage(img, tier, "analyzing the image's binaries");
-    let analysis = gate::analyze_layers(layout.blobs(), &layers, plan)
-        .with_context(|| format!("reading back the layers of `{img}` tier `{tier}`"))?;
+    let (facts, layers_read) =
+        layer_facts(layout.blobs(), &layers, known, ctx.facts, ctx.layer_jobs)
+            .with_context(|| format!("reading back the layers of `{img}` tier `{tier}`"))?;
+    let (analysis, secrets) = gate::analyze_layers(&facts, &layers, plan)
+        .with_context(|| format!("analyzing the layers of `{img}` tier `{tier}`"))?;
     gate::check(
         &analysis,
         plan,
         built.package.as_str(),
         &recipe.tier(tier).exceptions,
     )?;
-    crate::lint::pre_commit(
-        layout,
-        &image::layer_descriptors(&layers),
-        &analysis,
-        &lint_policy(recipe),
-    )
-    .with_context(|| format!("linting `{img}` tier `{tier}`"))?;
+    crate::lint::pre_commit(&analysis, &secrets, &lint_policy(recipe))
+        .with_context(|| format!("linting `{img}` tier `{tier}`"))?;
     let exceptions = &recipe.tier(tier).exceptions;
     let verified = gate::verified_names(&analysis, built.package.as_str(), exceptions);
     inputs
@@ -401,6 +459,9 @@ fn platform_image(
         written,
         verified,
         analysis,
+        secrets,
+        layers_written,
+        layers_read,
     })
 }
 

@@ -10,8 +10,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use armorred::analyze::{
-    analyze_elf, analyze_image, check_promise, ElfReport, ElfType, FileKind, FortifyOrigin,
-    FortifyStatus, FortifyTable, ImageFile, ImageInput, Promise, Property, PropertyStatus, Relro,
+    analyze_elf, analyze_image, check_promise, ElfFacts, ElfReport, ElfType, FileKind,
+    FortifyOrigin, FortifyStatus, FortifyTable, ImageFile, ImageInput, Promise, Property,
+    PropertyStatus, Relro,
 };
 
 const HOST_LIBC: &str = "/lib/x86_64-linux-gnu/libc.so.6";
@@ -485,7 +486,7 @@ fn image_with_real_binaries() {
         .collect();
     let a = analyze_image(&ImageInput {
         files: &files,
-        elf_contents: &elfs,
+        elfs: &ElfFacts::of_all(&elfs),
         user: Some("65534".into()),
         labels: BTreeMap::new(),
         compressed_size: 1,

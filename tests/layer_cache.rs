@@ -18,6 +18,18 @@ fn cache_dir(ctx: &TestContext) -> PathBuf {
 
 /// `build nginx --json` with the test's cache; returns the summary.
 fn build(ctx: &TestContext, out: &str, extra: &[&str]) -> Value {
+    let r = run_build(ctx, out, extra);
+    assert!(
+        r.out.status.success(),
+        "{}\n--- dir ---\n{}",
+        r.describe(),
+        ctx.listing()
+    );
+    r.json()
+}
+
+/// The same, whatever its outcome.
+fn run_build(ctx: &TestContext, out: &str, extra: &[&str]) -> Run {
     let cache = cache_dir(ctx);
     let mut args = vec![
         "build",
@@ -32,7 +44,7 @@ fn build(ctx: &TestContext, out: &str, extra: &[&str]) -> Value {
         args.extend(["--tier", "hardened"]);
     }
     args.extend(extra);
-    ctx.ok(&args).json()
+    ctx.run(&args)
 }
 
 fn stats(summary: &Value) -> (u64, u64, u64) {
@@ -41,6 +53,15 @@ fn stats(summary: &Value) -> (u64, u64, u64) {
         c["hits"].as_u64().unwrap(),
         c["misses"].as_u64().unwrap(),
         c["corrupt"].as_u64().unwrap(),
+    )
+}
+
+/// (layers written, layer blobs read back) by the first image of a build.
+fn io(summary: &Value) -> (u64, u64) {
+    let img = &summary["images"][0];
+    (
+        img["layers_written"].as_u64().unwrap(),
+        img["layers_read"].as_u64().unwrap(),
     )
 }
 
@@ -87,12 +108,23 @@ fn warm_rebuild_writes_no_layer() {
     assert!(n >= 6, "{cold}");
     assert_eq!(stats(&cold), (0, n, 0), "{cold}");
     assert!(cold["layer_cache"]["bytes_written"].as_u64().unwrap() > 1 << 20);
+    // What the gate and lint need is derived from each layer's stream while
+    // it is written: no layer is read back.
+    assert_eq!(io(&cold), (n, 0), "{cold}");
 
     // A fresh output directory: every layer is a hit, and every layer blob
     // of the new layout is the cache's own file (a hard link), not new data.
     let warm = build(&ctx, "warm", &[]);
     assert_eq!(stats(&warm), (n, 0, 0), "{warm}");
     assert_eq!(warm["layer_cache"]["bytes_written"], 0);
+    // The gate and lint use the cached facts of every layer: no blob is read,
+    // and they reach the same verdicts.
+    assert_eq!(io(&warm), (0, 0), "{warm}");
+    assert_eq!(warm["layer_cache"]["facts_hits"], n, "{warm}");
+    assert_eq!(
+        warm["images"][0]["verified_hardening"],
+        cold["images"][0]["verified_hardening"]
+    );
     assert_eq!(manifest_digest(&warm, 0), manifest_digest(&cold, 0));
     let layout = ctx.path().join("warm/nginx-hardened");
     let ls = layers(&ctx, &layout);
@@ -134,18 +166,70 @@ fn warm_rebuild_writes_no_layer() {
         .json();
     assert_eq!(manifest_digest(&direct, 0), manifest_digest(&cold, 0));
     assert!(direct["layer_cache"].is_null());
+    assert_eq!(io(&direct), (n, 0));
+}
+
+/// A cold build into `out`: its summary, layer count, layout and the
+/// digest of its nginx layer.
+fn cold_nginx(ctx: &TestContext) -> (Value, u64, PathBuf, String) {
+    let cold = build(ctx, "out", &[]);
+    let n = cold["images"][0]["layers"].as_u64().unwrap();
+    let layout = ctx.path().join("out/nginx-hardened");
+    let (_, digest) = layers(ctx, &layout)
+        .into_iter()
+        .find(|(what, _)| what.starts_with("armorred: nginx-"))
+        .expect("an nginx layer");
+    (cold, n, layout, digest)
+}
+
+#[test]
+fn corrupt_layer_facts_are_detected_and_derived_again() {
+    let ctx = TestContext::new();
+    let (cold, n, _, digest) = cold_nginx(&ctx);
+    let facts = cache_dir(&ctx).join(format!("facts/{}.json", &digest[7..]));
+    let good = fs::read(&facts).unwrap();
+    // Claim nginx has no ELF files: were this used, the gate would pass on
+    // nothing and the hardening label would be empty.
+    let text = String::from_utf8(good.clone()).unwrap();
+    let damaged = text.replacen("\"inspected\"", "\"inspectid\"", 1);
+    assert_ne!(damaged, text, "the facts list nginx's ELF files");
+    fs::write(&facts, damaged).unwrap();
+
+    let r = run_build(&ctx, "out", &[]);
+    assert!(r.out.status.success(), "{}", r.describe());
+    let rebuilt = r.json();
+    assert_eq!(
+        io(&rebuilt),
+        (0, 1),
+        "only the damaged layer is read: {rebuilt}"
+    );
+    let c = &rebuilt["layer_cache"];
+    assert_eq!(
+        (c["facts_hits"].as_u64(), c["facts_corrupt"].as_u64()),
+        (Some(n - 1), Some(1))
+    );
+    assert!(
+        r.stderr().contains("corrupt facts") && r.stderr().contains(&digest[7..]),
+        "the corruption is reported at warn: {}",
+        r.stderr()
+    );
+    assert_eq!(manifest_digest(&rebuilt, 0), manifest_digest(&cold, 0));
+    assert_eq!(
+        rebuilt["images"][0]["verified_hardening"],
+        cold["images"][0]["verified_hardening"]
+    );
+    assert_eq!(
+        fs::read(&facts).unwrap(),
+        good,
+        "derived again, byte for byte"
+    );
+    assert_eq!(io(&build(&ctx, "out", &[])), (0, 0));
 }
 
 #[test]
 fn corrupt_cached_blob_is_detected_and_rebuilt() {
     let ctx = TestContext::new();
-    let cold = build(&ctx, "out", &[]);
-    let n = cold["images"][0]["layers"].as_u64().unwrap();
-    let layout = ctx.path().join("out/nginx-hardened");
-    let (_, digest) = layers(&ctx, &layout)
-        .into_iter()
-        .find(|(what, _)| what.starts_with("armorred: nginx-"))
-        .expect("an nginx layer");
+    let (cold, n, layout, digest) = cold_nginx(&ctx);
     // Flip one byte in place. The layout's blob is the same file, so the
     // image is damaged too until the rebuild replaces it.
     let cached = blob(&cache_dir(&ctx), &digest);
@@ -164,17 +248,7 @@ fn corrupt_cached_blob_is_detected_and_rebuilt() {
         fs::metadata(blob(&layout, &digest)).unwrap().len()
     });
 
-    let r = ctx.run(&[
-        "build",
-        "nginx",
-        "--tier",
-        "hardened",
-        "--out",
-        "out",
-        "--json",
-        "--cache-dir",
-        cache_dir(&ctx).to_str().unwrap(),
-    ]);
+    let r = run_build(&ctx, "out", &[]);
     assert!(r.out.status.success(), "{}", r.describe());
     let rebuilt = r.json();
     assert_eq!(stats(&rebuilt), (n - 1, 1, 1), "{rebuilt}");
@@ -222,6 +296,9 @@ fn tiers_share_dependency_layers_and_rebuild_only_what_changed() {
         (shared.len() as u64, ln - shared.len() as u64, 0),
         "{locked}"
     );
+    // Only the layers that changed are written, and none is read back.
+    let changed = ln - shared.len() as u64;
+    assert_eq!(io(&locked), (changed, 0), "{locked}");
     let nginx = |ls: &[(String, String)]| {
         ls.iter()
             .find(|(what, _)| what.starts_with("armorred: nginx-"))
@@ -336,4 +413,62 @@ fn concurrent_builds_share_one_cache_safely() {
         let name = e.unwrap().file_name().into_string().unwrap();
         assert!(name.ends_with(".json") && !name.starts_with('.'), "{name}");
     }
+}
+
+#[test]
+fn plan_layers_shows_the_layers_build_writes() {
+    let ctx = TestContext::new();
+    let mut merged_paths = 0;
+    for max in ["100", "4"] {
+        let args = ["plan", "nginx", "--tier", "hardened", "--layers"];
+        let plan = ctx
+            .ok(&[&args[..], &["--max-layers", max, "--json"]].concat())
+            .json();
+        let planned = plan[0]["layers"].as_array().unwrap().clone();
+        let out = format!("out-{max}");
+        build(&ctx, &out, &["--max-layers", max]);
+        let built = layers(&ctx, &ctx.path().join(out).join("nginx-hardened"));
+        assert_eq!(planned.len(), built.len(), "{plan}");
+        for (p, (created_by, _)) in planned.iter().zip(&built) {
+            let names: Vec<&str> = p["paths"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| &x["path"].as_str().unwrap()[44..])
+                .collect();
+            match p["kind"].as_str().unwrap() {
+                "rootfs" => assert!(created_by.contains("rootfs extras"), "{created_by}"),
+                _ => assert_eq!(*created_by, format!("armorred: {}", names.join(" "))),
+            }
+        }
+        let merged: Vec<&serde_json::Value> =
+            planned.iter().filter(|l| l["kind"] == "merged").collect();
+        assert_eq!(merged.len(), usize::from(max == "4"), "{plan}");
+        if let Some(m) = merged.first() {
+            merged_paths = m["paths"].as_array().unwrap().len();
+        }
+    }
+    let text = ctx.ok(&[
+        "plan",
+        "nginx",
+        "--tier",
+        "hardened",
+        "--layers",
+        "--max-layers",
+        "4",
+    ]);
+    assert!(
+        merged_paths > 1
+            && text
+                .stdout()
+                .contains(&format!("merged: {merged_paths} paths past the layer cap")),
+        "{}",
+        text.stdout()
+    );
+    let without = ctx.ok(&["plan", "nginx", "--tier", "hardened"]);
+    assert!(
+        without.stdout().contains("--layers"),
+        "{}",
+        without.stdout()
+    );
 }

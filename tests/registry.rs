@@ -1365,10 +1365,18 @@ fn cli_build_sign_push_verify_from_the_registry() {
             "--push",
             &repo,
             "--insecure",
+            "-vv",
         ],
         &pass,
     );
     assert!(r.out.status.success(), "{}", r.describe());
+    // Each blob pushed is a progress step (a bar's message; debug in logs).
+    let steps = r
+        .stderr()
+        .lines()
+        .filter(|l| l.contains(&format!("pushing to {repo}: ")) && l.contains(" MiB sent"))
+        .count();
+    assert!(steps >= 7, "{}", r.stderr());
     let v = ctx.run(&[
         "verify",
         &format!("{repo}:1.22.1-hardened"),

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use armorred::analyze::{
-    analyze_elf, analyze_image, FileKind, FortifyTable, ImageFile, ImageInput,
+    analyze_elf, analyze_image, ElfFacts, FileKind, FortifyTable, ImageFile, ImageInput,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
     ]);
     let a = analyze_image(&ImageInput {
         files: &files,
-        elf_contents: &elf_contents,
+        elfs: &ElfFacts::of_all(&elf_contents),
         user: Some("65534".into()),
         labels: BTreeMap::new(),
         compressed_size: size,

@@ -20,7 +20,7 @@ use goblin::elf::program_header::{
 use goblin::elf::section_header::{SHF_EXECINSTR, SHT_NOBITS, SHT_NOTE, SHT_SYMTAB};
 use goblin::elf::sym::{Sym, STB_LOCAL};
 use goblin::elf::Elf;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::fortify::{FortifyOrigin, FortifyTable};
 use crate::store_path::STORE_DIR;
@@ -42,7 +42,7 @@ pub enum ElfError {
 }
 
 /// What kind of object the file is, as far as hardening is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ElfType {
     /// `ET_EXEC`, or an `ET_DYN` built as a PIE.
@@ -54,7 +54,7 @@ pub enum ElfType {
     Other,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Relro {
     None,
@@ -62,7 +62,7 @@ pub enum Relro {
     Full,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FortifyStatus {
     /// At least one `__*_chk` function is imported.
@@ -73,7 +73,7 @@ pub enum FortifyStatus {
     NotApplicable,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fortify {
     pub status: FortifyStatus,
     /// Imported `__X_chk` functions, sorted.
@@ -87,7 +87,7 @@ pub struct Fortify {
     pub judged_against: FortifyOrigin,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cfi {
     /// Clang CFI jump-table symbols seen or the cross-DSO runtime referenced.
     pub enabled: bool,
@@ -99,13 +99,13 @@ pub struct Cfi {
 }
 
 /// x86 Control-flow Enforcement Technology markers from `.note.gnu.property`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cet {
     pub ibt: bool,
     pub shstk: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ElfReport {
     pub path: String,
     pub elf_type: ElfType,
@@ -153,6 +153,7 @@ pub fn analyze_elf(path: &str, data: &[u8], fortify: &FortifyTable) -> Result<El
 
 /// Everything about a file except its fortify verdict, which needs the
 /// right libc; the image analyzer picks that libc from the runpath.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Inspected {
     report: ElfReport,
     imports: BTreeSet<String>,

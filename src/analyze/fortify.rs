@@ -8,13 +8,13 @@
 use std::collections::BTreeSet;
 
 use goblin::elf::sym::{STB_LOCAL, STT_FUNC, STT_GNU_IFUNC};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::elf::{parse_checked, ElfError};
 
 /// Where a [`FortifyTable`] came from, recorded in each report so a reader
 /// can tell an image-libc verdict from a fallback one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum FortifyOrigin {
     /// The libc(s) at `paths` inside the image; empty when the caller did
@@ -180,6 +180,19 @@ impl FortifyTable {
                 paths: paths.into_iter().collect(),
             },
         }
+    }
+
+    /// A table of exactly `functions`, as [`FortifyTable::from_libc`] read
+    /// them from a libc earlier (see [`super::ElfFacts`]).
+    pub(crate) fn from_functions(functions: BTreeSet<String>) -> Self {
+        FortifyTable {
+            functions,
+            origin: FortifyOrigin::ImageLibc { paths: Vec::new() },
+        }
+    }
+
+    pub(crate) fn into_functions(self) -> BTreeSet<String> {
+        self.functions
     }
 
     pub(crate) fn empty() -> Self {

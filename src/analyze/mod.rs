@@ -16,7 +16,7 @@ mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use elf::{analyze_elf, Cet, Cfi, ElfError, ElfReport, ElfType, Fortify, FortifyStatus, Relro};
 pub use fortify::{FortifyOrigin, FortifyTable};
@@ -28,7 +28,7 @@ use crate::store_path::{StorePath, STORE_DIR};
 use view::RootfsView;
 
 /// One entry of the merged rootfs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageFile {
     /// Absolute and normalized, e.g. `/nix/store/…-nginx-1.22.1/bin/nginx`.
     pub path: String,
@@ -40,7 +40,8 @@ pub struct ImageFile {
     pub size: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FileKind {
     File,
     Dir,
@@ -60,8 +61,8 @@ pub enum FileKind {
 pub struct ImageInput<'a> {
     /// Merged rootfs view (whiteouts already applied).
     pub files: &'a [ImageFile],
-    /// Bytes of every regular file that starts with `\x7fELF`, by path.
-    pub elf_contents: &'a BTreeMap<String, Vec<u8>>,
+    /// What every regular file that starts with `\x7fELF` holds, by path.
+    pub elfs: &'a BTreeMap<String, ElfFacts>,
     pub user: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub compressed_size: u64,
@@ -69,6 +70,53 @@ pub struct ImageInput<'a> {
     pub layer_count: usize,
     /// Declared writable directories (from the recipe or labels).
     pub writable: Vec<String>,
+}
+
+/// All the analyzer needs from one ELF file's bytes, derived once. The
+/// layer cache stores these per layer, so a cached layer is not read again;
+/// the verdicts that need the whole image (which libc a binary loads) are
+/// made later, in [`analyze_image`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElfFacts {
+    parsed: ElfParse,
+    /// Contains BusyBox's banner: a multi-call shell and coreutils.
+    busybox: bool,
+    /// The `_chk` functions it exports, when it can serve as a libc
+    /// ([`FortifyTable::from_libc`]); `None` when it cannot.
+    libc_chk: Option<BTreeSet<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ElfParse {
+    Inspected(Box<elf::Inspected>),
+    /// The error and its causes, `: `-joined.
+    Unreadable(String),
+}
+
+impl ElfFacts {
+    /// `path` is where the file lives in the image (`$ORIGIN` resolves
+    /// against it).
+    pub fn from_bytes(path: &str, data: &[u8]) -> ElfFacts {
+        ElfFacts {
+            parsed: match elf::inspect(path, data) {
+                Ok(i) => ElfParse::Inspected(Box::new(i)),
+                Err(e) => ElfParse::Unreadable(error_chain(&e)),
+            },
+            busybox: is_busybox(data),
+            libc_chk: FortifyTable::from_libc(data)
+                .ok()
+                .map(FortifyTable::into_functions),
+        }
+    }
+
+    /// [`ElfFacts::from_bytes`] for every file of a path → bytes map.
+    pub fn of_all(contents: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, ElfFacts> {
+        contents
+            .iter()
+            .map(|(p, d)| (p.clone(), ElfFacts::from_bytes(p, d)))
+            .collect()
+    }
 }
 
 /// `armorred analyze --json`.
@@ -214,18 +262,18 @@ pub fn analyze_image(input: &ImageInput) -> ImageAnalysis {
         .filter_map(|f| store_component(&f.path))
         .collect();
 
-    let mut libcs = LibcTables::new(&view, input.elf_contents);
+    let mut libcs = LibcTables::new(&view, input.elfs);
     let mut binaries = Vec::new();
     let mut unreadable_elfs = Vec::new();
-    for (path, data) in input.elf_contents {
-        match elf::inspect(path, data) {
-            Ok(inspected) => {
+    for (path, facts) in input.elfs {
+        match &facts.parsed {
+            ElfParse::Inspected(inspected) => {
                 let table = libcs.for_binary(inspected.report());
-                binaries.push(inspected.judge(&table));
+                binaries.push((**inspected).clone().judge(&table));
             }
-            Err(e) => unreadable_elfs.push(UnreadableElf {
+            ElfParse::Unreadable(error) => unreadable_elfs.push(UnreadableElf {
                 path: path.clone(),
-                error: error_chain(&e),
+                error: error.clone(),
             }),
         }
     }
@@ -241,8 +289,8 @@ pub fn analyze_image(input: &ImageInput) -> ImageAnalysis {
         binaries,
         unreadable_elfs,
         hardening_by_component,
-        shell: find_tools(&view, input.elf_contents, SHELLS, SHELL_PROVIDERS),
-        coreutils: find_tools(&view, input.elf_contents, COREUTILS, COREUTILS_PROVIDERS),
+        shell: find_tools(&view, input.elfs, SHELLS, SHELL_PROVIDERS),
+        coreutils: find_tools(&view, input.elfs, COREUTILS, COREUTILS_PROVIDERS),
         suid_sgid: suid_sgid(input.files),
         world_writable: world_writable(input.files, &input.writable),
         writable: input.writable.iter().map(|w| view::normalize(w)).collect(),
@@ -279,13 +327,13 @@ fn store_component(path: &str) -> Option<String> {
 /// one. Failing that: every libc in the image, then the built-in list.
 struct LibcTables<'v, 'a> {
     view: &'v RootfsView<'a>,
-    elfs: &'a BTreeMap<String, Vec<u8>>,
+    elfs: &'a BTreeMap<String, ElfFacts>,
     by_path: BTreeMap<String, Option<FortifyTable>>,
     fallback: Option<FortifyTable>,
 }
 
 impl<'v, 'a> LibcTables<'v, 'a> {
-    fn new(view: &'v RootfsView<'a>, elfs: &'a BTreeMap<String, Vec<u8>>) -> Self {
+    fn new(view: &'v RootfsView<'a>, elfs: &'a BTreeMap<String, ElfFacts>) -> Self {
         LibcTables {
             view,
             elfs,
@@ -301,8 +349,8 @@ impl<'v, 'a> LibcTables<'v, 'a> {
         let table = self
             .elfs
             .get(path)
-            .and_then(|data| FortifyTable::from_libc(data).ok())
-            .map(|t| t.with_path(path));
+            .and_then(|facts| facts.libc_chk.clone())
+            .map(|chk| FortifyTable::from_functions(chk).with_path(path));
         self.by_path.insert(path.to_string(), table.clone());
         table
     }
@@ -425,7 +473,7 @@ fn summarize(binaries: &[ElfReport]) -> Vec<ComponentHardening> {
 /// `exec` away), and BusyBox by its banner whatever its name.
 fn find_tools(
     view: &RootfsView,
-    elfs: &BTreeMap<String, Vec<u8>>,
+    elfs: &BTreeMap<String, ElfFacts>,
     names: &[&str],
     providers: &[&str],
 ) -> ToolPresence {
@@ -442,7 +490,7 @@ fn find_tools(
             }
         }
     }
-    for (path, data) in elfs {
+    for (path, facts) in elfs {
         let base = path.rsplit('/').next().unwrap_or(path);
         let mut hit = |evidence| {
             found.insert(ToolHit {
@@ -454,7 +502,7 @@ fn find_tools(
         if names.contains(&base) || providers.contains(&base) {
             hit(Evidence::ElfName);
         }
-        if is_busybox(data) {
+        if facts.busybox {
             hit(Evidence::Busybox);
         }
     }
@@ -643,7 +691,7 @@ mod tests {
     fn analyze(fx: &Fixture, user: Option<&str>) -> ImageAnalysis {
         analyze_image(&ImageInput {
             files: &fx.files,
-            elf_contents: &fx.elfs,
+            elfs: &ElfFacts::of_all(&fx.elfs),
             user: user.map(str::to_string),
             labels: BTreeMap::from([("org.opencontainers.image.title".into(), "app".into())]),
             compressed_size: 10,
@@ -809,7 +857,7 @@ mod tests {
         let files = vec![file("/app", 0o755)];
         let a = analyze_image(&ImageInput {
             files: &files,
-            elf_contents: &elfs,
+            elfs: &ElfFacts::of_all(&elfs),
             user: Some("root:root".into()),
             labels: BTreeMap::new(),
             compressed_size: 0,

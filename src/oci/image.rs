@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use oci_spec::image::{
     Arch, ConfigBuilder, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder,
@@ -11,7 +10,8 @@ use oci_spec::image::{
 
 use super::blob::BlobStore;
 use super::layout::{is_attachment, Descriptor, Index, Layout, LayoutError, Manifest, Platform};
-use super::tarball::{write_layer, Compression, LayerBlob, LayerContent, LayerError, RootfsEntry};
+use super::rootfs_view::{write_layer_with_facts, LayerFacts};
+use super::tarball::{Compression, LayerBlob, LayerContent, LayerError, RootfsEntry};
 use super::{canonical_json, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST};
 use crate::layers::{LayerPlan, LayerSpec};
 use crate::plan::{rfc3339_utc, BuildPlan};
@@ -32,6 +32,25 @@ pub enum ImageError {
     Io(#[from] std::io::Error),
 }
 
+/// Whether a layer (or what was derived from it) was made by this build or
+/// taken from the cache; `build --json` counts both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    Built,
+    Cached,
+}
+
+/// A layer as a [`LayerSource`] hands it over.
+#[derive(Debug, Clone)]
+pub struct ProducedLayer {
+    pub blob: LayerBlob,
+    pub provenance: Provenance,
+    /// What the gate and lint need from the layer, when it came for free
+    /// (derived while the layer was written); else a
+    /// [`crate::oci::rootfs_view::FactsSource`] gets it.
+    pub facts: Option<LayerFacts>,
+}
+
 /// Produces layer blobs; the layer cache implements this to skip work.
 pub trait LayerSource: Sync {
     fn layer(
@@ -40,7 +59,7 @@ pub trait LayerSource: Sync {
         content: &LayerContent<'_>,
         compression: Compression,
         mtime: u64,
-    ) -> Result<LayerBlob, LayerError>;
+    ) -> Result<ProducedLayer, LayerError>;
 }
 
 /// Writes every layer from scratch.
@@ -53,8 +72,13 @@ impl LayerSource for DirectLayers {
         content: &LayerContent<'_>,
         compression: Compression,
         mtime: u64,
-    ) -> Result<LayerBlob, LayerError> {
-        write_layer(store, content, compression, mtime)
+    ) -> Result<ProducedLayer, LayerError> {
+        let (blob, facts) = write_layer_with_facts(store, content, compression, mtime)?;
+        Ok(ProducedLayer {
+            blob,
+            provenance: Provenance::Built,
+            facts,
+        })
     }
 }
 
@@ -100,7 +124,7 @@ pub fn write_image(
     progress: &dyn LayerProgress,
 ) -> Result<WrittenImage, ImageError> {
     let layers = write_image_layers(layout, inputs, source, progress)?;
-    finish_image(layout, inputs, layers)
+    finish_image(layout, inputs, layers.into_iter().map(|l| l.blob).collect())
 }
 
 /// Writes only the layer blobs, so they can be analyzed before the config
@@ -110,7 +134,7 @@ pub fn write_image_layers(
     inputs: &ImageInputs<'_>,
     source: &dyn LayerSource,
     progress: &dyn LayerProgress,
-) -> Result<Vec<LayerBlob>, ImageError> {
+) -> Result<Vec<ProducedLayer>, ImageError> {
     let mtime = inputs.plan.source_date_epoch.max(0) as u64;
     write_layers(layout.blobs(), inputs, source, progress, mtime)
 }
@@ -181,62 +205,22 @@ fn write_layers(
     source: &dyn LayerSource,
     progress: &dyn LayerProgress,
     mtime: u64,
-) -> Result<Vec<LayerBlob>, ImageError> {
+) -> Result<Vec<ProducedLayer>, ImageError> {
     let specs = &inputs.layer_plan.layers;
     let total = specs.len();
-    let jobs = if inputs.jobs == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        inputs.jobs
-    }
-    .clamp(1, total.max(1));
-    let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<LayerBlob, LayerError>>>> =
-        Mutex::new((0..total).map(|_| None).collect());
-    // Largest layers are not known up front; a shared counter keeps every
-    // core busy until the last layer is taken.
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= total {
-                    break;
-                }
-                let content = match &specs[i] {
-                    LayerSpec::StorePaths { paths } => LayerContent::StorePaths(paths),
-                    LayerSpec::Rootfs => LayerContent::Rootfs(inputs.rootfs),
-                };
-                let r = source.layer(store, &content, inputs.compression, mtime);
-                if let Ok(b) = &r {
-                    progress.layer_done(done.fetch_add(1, Ordering::SeqCst) + 1, total, b);
-                }
-                let failed = r.is_err();
-                results.lock().expect("no panics while locked")[i] = Some(r);
-                if failed {
-                    // Stop handing out work; the first error is reported.
-                    next.store(total, Ordering::SeqCst);
-                }
-            });
+    let written = crate::parallel::try_map(specs, inputs.jobs, |spec| {
+        let content = match spec {
+            LayerSpec::StorePaths { paths } => LayerContent::StorePaths(paths),
+            LayerSpec::Rootfs => LayerContent::Rootfs(inputs.rootfs),
+        };
+        let r = source.layer(store, &content, inputs.compression, mtime);
+        if let Ok(l) = &r {
+            progress.layer_done(done.fetch_add(1, Ordering::SeqCst) + 1, total, &l.blob);
         }
-    });
-    let mut out = Vec::with_capacity(total);
-    // `None`: skipped after another layer failed, whose error is returned.
-    for r in results
-        .into_inner()
-        .expect("threads joined")
-        .into_iter()
-        .flatten()
-    {
-        out.push(r?);
-    }
-    if out.len() != total {
-        // Unreachable unless a layer failed, whose error was returned above.
-        return Err(ImageError::Config("layer writing stopped early".into()));
-    }
-    Ok(out)
+        r
+    })?;
+    Ok(written)
 }
 
 fn manifest_annotations(plan: &BuildPlan) -> BTreeMap<String, String> {

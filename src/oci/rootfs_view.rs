@@ -12,15 +12,21 @@
 //! from it beyond `ELF_PREALLOC`, and an entry's pax or GNU long-name
 //! records (which the tar crate reads whole) stop at [`MAX_HEADER_BYTES`].
 
-use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
 
 use super::blob::BlobStore;
 use super::digest::{Digest, HashingReader};
+use super::image::{layer_descriptors, Provenance};
 use super::layout::Descriptor;
-use super::tarball::symlink_escapes;
+use super::tarball::{
+    symlink_escapes, write_layer_tapped, Compression, LayerBlob, LayerContent, LayerError,
+};
 use super::{MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD};
-use crate::analyze::{FileKind, ImageFile};
+use crate::analyze::{ElfFacts, FileKind, ImageFile};
+use crate::lint::{secret_kinds, SecretHit, MAX_SCAN_BYTES};
 
 /// ELF files larger than this are listed but not analyzed.
 pub const MAX_ELF_BYTES: u64 = 512 << 20;
@@ -33,9 +39,13 @@ pub const MAX_HEADER_BYTES: u64 = 1 << 20;
 #[derive(Debug, Default)]
 pub struct RootfsView {
     pub files: Vec<ImageFile>,
-    pub elf_contents: BTreeMap<String, Vec<u8>>,
+    /// Facts of every ELF file the merged rootfs holds, by path.
+    pub elfs: BTreeMap<String, ElfFacts>,
     /// Sum of the layers' uncompressed tar sizes.
     pub uncompressed_size: u64,
+    /// Secret-pattern hits in every layer, sorted; a file a later layer
+    /// deletes is still shipped, so whiteouts do not hide these.
+    pub secrets: Vec<SecretHit>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +118,66 @@ fn symlink_ancestor<'a>(files: &'a BTreeMap<String, ImageFile>, path: &str) -> O
     None
 }
 
+/// What the gate and lint need from one layer, derived in one pass over its
+/// blob: every entry in tar order, whiteouts included (so layers merge later
+/// exactly as [`read_rootfs`] merges them), facts about each ELF file
+/// instead of its bytes, and the secret-pattern hits of its regular files.
+/// A pure function of the blob, so the layer cache keeps it by digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerFacts {
+    pub digest: Digest,
+    pub diff_id: Digest,
+    /// Bytes of the uncompressed tar stream.
+    pub uncompressed_size: u64,
+    entries: Vec<EntryFact>,
+    secrets: Vec<LayerSecret>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct EntryFact {
+    /// Normalized, absolute.
+    path: String,
+    /// The name as the tar spells it, when that is not `path` without its
+    /// leading `/`; errors name the entry as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    raw: Option<String>,
+    action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Action {
+    /// `.wh..wh..opq`: hides everything under the directory so far.
+    Opaque,
+    /// `.wh.<name>`: hides `<name>` and what lies beneath it.
+    Whiteout,
+    /// The root directory itself, which the view does not list.
+    Root,
+    Add {
+        kind: FileKind,
+        mode: u32,
+        uid: u64,
+        gid: u64,
+        size: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        elf: Option<Box<ElfFacts>>,
+    },
+}
+
+/// A secret-pattern hit in one layer (see [`crate::lint`], CIS 4.10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct LayerSecret {
+    path: String,
+    kind: String,
+}
+
+impl LayerFacts {
+    /// Entries in the layer (whiteouts included).
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+}
+
 /// Reads `layers` (in order) from `store`. When `diff_ids` is given, each
 /// layer's uncompressed stream is checked against it.
 pub fn read_rootfs(
@@ -115,172 +185,484 @@ pub fn read_rootfs(
     layers: &[Descriptor],
     diff_ids: Option<&[String]>,
 ) -> Result<RootfsView, ViewError> {
-    let mut files: BTreeMap<String, ImageFile> = BTreeMap::new();
-    let mut elfs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut total = 0u64;
+    let mut merged = Merge::default();
     for (i, layer) in layers.iter().enumerate() {
-        let digest = layer.digest.clone();
-        let io_err = |source| ViewError::Io {
-            digest: digest.clone(),
-            source,
-        };
-        let blob_path = store.path(&layer.digest);
-        // Verified before parsing, so a tampered layer reads as tampered
-        // rather than as whatever the tar walker makes of it.
-        let actual_size = std::fs::metadata(&blob_path).map_err(io_err)?.len();
-        if actual_size != layer.size {
-            return Err(ViewError::SizeMismatch {
-                digest: layer.digest.clone(),
-                expected: layer.size,
-                actual: actual_size,
-            });
-        }
-        let actual = super::blob::hash_file(&blob_path).map_err(io_err)?;
-        if actual != layer.digest {
-            return Err(ViewError::DigestMismatch {
-                digest: layer.digest.clone(),
-                actual,
-            });
-        }
-        let f = std::fs::File::open(&blob_path).map_err(io_err)?;
-        let raw = io::BufReader::with_capacity(1 << 20, f);
-        let Some(dec) = decoder(&layer.media_type, raw).map_err(io_err)? else {
-            return Err(ViewError::MediaType {
-                digest,
-                media_type: layer.media_type.clone(),
-            });
-        };
-        let mut hashed = HashingReader::new(dec);
-        {
-            let header_budget = std::rc::Rc::new(std::cell::Cell::new(0));
-            let mut budgeted = HeaderBudget {
-                inner: &mut hashed,
-                left: header_budget.clone(),
+        let mut walked = Walked::default();
+        let read = walk(store, layer, &mut walked);
+        // What was read before a per-layer error merges first, so errors
+        // come in the order one walk over the whole image meets them.
+        merged.apply(&layer.digest, &walked.entries)?;
+        let (diff_id, n) = read?;
+        merged.add_secrets(&layer.digest, &walked.secrets);
+        merged.layer_done(&layer.digest, &diff_id, n, diff_ids.and_then(|d| d.get(i)))?;
+    }
+    Ok(merged.finish())
+}
+
+/// Merges facts derived before (in layer order) into the image's rootfs,
+/// exactly as [`read_rootfs`] would from the blobs.
+pub fn merge_facts(
+    layers: &[LayerFacts],
+    diff_ids: Option<&[String]>,
+) -> Result<RootfsView, ViewError> {
+    let mut merged = Merge::default();
+    for (i, f) in layers.iter().enumerate() {
+        merged.apply(&f.digest, &f.entries)?;
+        merged.add_secrets(&f.digest, &f.secrets);
+        merged.layer_done(
+            &f.digest,
+            &f.diff_id,
+            f.uncompressed_size,
+            diff_ids.and_then(|d| d.get(i)),
+        )?;
+    }
+    Ok(merged.finish())
+}
+
+/// Walks one layer blob (checked against its descriptor first) into
+/// [`LayerFacts`].
+pub fn scan_layer(store: &BlobStore, layer: &Descriptor) -> Result<LayerFacts, ViewError> {
+    let mut walked = Walked::default();
+    let (diff_id, uncompressed_size) = walk(store, layer, &mut walked)?;
+    Ok(LayerFacts {
+        digest: layer.digest.clone(),
+        diff_id,
+        uncompressed_size,
+        entries: walked.entries,
+        secrets: walked.secrets,
+    })
+}
+
+/// What [`while_writing`] derived from a layer's stream; it becomes the
+/// layer's [`LayerFacts`] once the blob is finished.
+pub struct StreamFacts {
+    walked: Walked,
+    diff_id: Digest,
+    uncompressed_size: u64,
+}
+
+impl StreamFacts {
+    /// The facts of `blob`, if the stream read was the blob's (same diff_id).
+    pub fn for_blob(self, blob: &LayerBlob) -> Option<LayerFacts> {
+        (self.diff_id == blob.diff_id).then(|| LayerFacts {
+            digest: blob.digest.clone(),
+            diff_id: self.diff_id,
+            uncompressed_size: self.uncompressed_size,
+            entries: self.walked.entries,
+            secrets: self.walked.secrets,
+        })
+    }
+}
+
+/// Runs `write` with a tap for the uncompressed tar stream it makes, and
+/// walks that stream on another thread as it comes: the layer's facts cost
+/// no second read and no decompression. The facts are `None` when the
+/// stream could not be walked (they are then derived from the blob).
+pub fn while_writing<T>(
+    write: impl FnOnce(Option<&mut dyn Write>) -> T,
+) -> (T, Option<StreamFacts>) {
+    let Ok((mut reader, mut writer)) = io::pipe() else {
+        return (write(None), None);
+    };
+    std::thread::scope(|s| {
+        let walker = s.spawn(move || {
+            let mut walked = Walked::default();
+            // Errors name the layer by digest, unknown until the blob is done;
+            // any error drops these facts, and the blob read names it.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                walk_tar(&mut reader, &Digest::of(b""), &mut walked)
+            }));
+            // Drained whatever happens, so the writer never blocks on a full pipe.
+            let _ = io::copy(&mut reader, &mut io::sink());
+            let Ok(Ok((diff_id, uncompressed_size))) = r else {
+                return None;
             };
-            let mut archive = tar::Archive::new(&mut budgeted);
-            let mut entries = archive.entries().map_err(io_err)?;
-            loop {
-                // The tar crate buffers pax and GNU long-name records whole;
-                // only what it reads inside `next()` counts against the
-                // budget, since each entry's data is read to its end below.
-                header_budget.set(MAX_HEADER_BYTES);
-                let Some(entry) = entries.next() else { break };
-                header_budget.set(u64::MAX);
-                let mut e = entry.map_err(io_err)?;
-                let raw_name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-                let hostile = |reason: String| ViewError::Hostile {
-                    digest: layer.digest.clone(),
-                    entry: raw_name.clone(),
-                    reason,
-                };
-                let path = normalize_entry(&raw_name).map_err(hostile)?;
-                if let Some(link) = symlink_ancestor(&files, &path) {
-                    return Err(hostile(format!("lies beneath the symlink `{link}`")));
-                }
-                let (dir, base) = path.rsplit_once('/').unwrap_or(("", &path));
-                // Whiteouts hide lower layers' content (OCI image spec).
-                if base == ".wh..wh..opq" {
+            Some(StreamFacts {
+                walked,
+                diff_id,
+                uncompressed_size,
+            })
+        });
+        let out = write(Some(&mut writer));
+        drop(writer);
+        (out, walker.join().ok().flatten())
+    })
+}
+
+/// [`write_layer_tapped`] with the layer's facts derived on the way.
+pub fn write_layer_with_facts(
+    store: &BlobStore,
+    content: &LayerContent<'_>,
+    compression: Compression,
+    mtime: u64,
+) -> Result<(LayerBlob, Option<LayerFacts>), LayerError> {
+    let (blob, facts) =
+        while_writing(|tap| write_layer_tapped(store, content, compression, mtime, tap));
+    let blob = blob?;
+    let facts = facts.and_then(|f| f.for_blob(&blob));
+    Ok((blob, facts))
+}
+
+/// Produces the facts of a layer this build holds; the layer cache
+/// implements it to keep them, so a cached layer is never read again.
+pub trait FactsSource: Sync {
+    fn facts(
+        &self,
+        store: &BlobStore,
+        layer: &LayerBlob,
+    ) -> Result<(LayerFacts, Provenance), ViewError>;
+}
+
+/// Reads every layer.
+pub struct ScanLayers;
+
+impl FactsSource for ScanLayers {
+    fn facts(
+        &self,
+        store: &BlobStore,
+        layer: &LayerBlob,
+    ) -> Result<(LayerFacts, Provenance), ViewError> {
+        Ok((scan_blob(store, layer)?, Provenance::Built))
+    }
+}
+
+/// [`scan_layer`] for a layer blob, checked against its diff_id.
+pub fn scan_blob(store: &BlobStore, layer: &LayerBlob) -> Result<LayerFacts, ViewError> {
+    let facts = scan_layer(store, &layer_descriptors(std::slice::from_ref(layer))[0])?;
+    if facts.diff_id != layer.diff_id {
+        return Err(ViewError::DiffIdMismatch {
+            digest: layer.digest.clone(),
+            expected: layer.diff_id.clone(),
+            actual: facts.diff_id,
+        });
+    }
+    Ok(facts)
+}
+
+/// The facts of every layer, in order: `known[i]` where given (derived
+/// while layer `i` was written), else from `source`, `jobs` layers at a
+/// time. Also returns how many layer blobs `source` had to read.
+pub fn layer_facts(
+    store: &BlobStore,
+    layers: &[LayerBlob],
+    known: Vec<Option<LayerFacts>>,
+    source: &dyn FactsSource,
+    jobs: usize,
+) -> Result<(Vec<LayerFacts>, usize), ViewError> {
+    let mut known = known;
+    let missing: Vec<usize> = (0..layers.len())
+        .filter(|&i| known.get(i).is_none_or(Option::is_none))
+        .collect();
+    let found = crate::parallel::try_map(&missing, jobs, |&i| source.facts(store, &layers[i]))?;
+    known.resize_with(layers.len(), || None);
+    let mut read = 0;
+    for (i, (f, p)) in missing.into_iter().zip(found) {
+        read += usize::from(p == Provenance::Built);
+        known[i] = Some(f);
+    }
+    // Every slot is filled: try_map returned a result for each missing one.
+    Ok((known.into_iter().flatten().collect(), read))
+}
+
+#[derive(Default)]
+struct Merge {
+    files: BTreeMap<String, ImageFile>,
+    elfs: BTreeMap<String, ElfFacts>,
+    secrets: BTreeSet<SecretHit>,
+    total: u64,
+}
+
+impl Merge {
+    fn apply(&mut self, digest: &Digest, entries: &[EntryFact]) -> Result<(), ViewError> {
+        let (files, elfs) = (&mut self.files, &mut self.elfs);
+        for e in entries {
+            let path = &e.path;
+            if let Some(link) = symlink_ancestor(files, path) {
+                return Err(ViewError::Hostile {
+                    digest: digest.clone(),
+                    entry: e
+                        .raw
+                        .clone()
+                        .unwrap_or_else(|| path.strip_prefix('/').unwrap_or(path).to_string()),
+                    reason: format!("lies beneath the symlink `{link}`"),
+                });
+            }
+            let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
+            // Whiteouts hide lower layers' content (OCI image spec).
+            match &e.action {
+                Action::Opaque => {
                     let prefix = format!("{dir}/");
                     files.retain(|p, _| !p.starts_with(&prefix));
                     elfs.retain(|p, _| !p.starts_with(&prefix));
-                    io::copy(&mut e, &mut io::sink()).map_err(io_err)?;
-                    continue;
                 }
-                if let Some(hidden) = base.strip_prefix(".wh.") {
+                Action::Whiteout => {
+                    let hidden = base.strip_prefix(".wh.").unwrap_or(base);
                     let victim = format!("{dir}/{hidden}");
                     let prefix = format!("{victim}/");
                     files.retain(|p, _| p != &victim && !p.starts_with(&prefix));
                     elfs.retain(|p, _| p != &victim && !p.starts_with(&prefix));
-                    io::copy(&mut e, &mut io::sink()).map_err(io_err)?;
-                    continue;
                 }
-                if path == "/" {
-                    io::copy(&mut e, &mut io::sink()).map_err(io_err)?;
-                    continue;
+                Action::Root => {}
+                Action::Add {
+                    kind,
+                    mode,
+                    uid,
+                    gid,
+                    size,
+                    elf,
+                } => {
+                    match elf {
+                        Some(f) => elfs.insert(path.clone(), (**f).clone()),
+                        None => elfs.remove(path),
+                    };
+                    files.insert(
+                        path.clone(),
+                        ImageFile {
+                            path: path.clone(),
+                            kind: kind.clone(),
+                            mode: *mode,
+                            uid: *uid,
+                            gid: *gid,
+                            size: *size,
+                        },
+                    );
                 }
-                let h = e.header();
-                let mode = h.mode().map_err(|err| hostile(err.to_string()))?;
-                let uid = h.uid().unwrap_or(0);
-                let gid = h.gid().unwrap_or(0);
-                let size = e.size();
-                let link = || {
-                    e.link_name_bytes()
-                        .map(|l| String::from_utf8_lossy(&l).into_owned())
-                        .unwrap_or_default()
-                };
-                let kind = match h.entry_type() {
-                    tar::EntryType::Regular | tar::EntryType::Continuous => FileKind::File,
-                    tar::EntryType::Directory => FileKind::Dir,
-                    tar::EntryType::Symlink => FileKind::Symlink { target: link() },
-                    tar::EntryType::Link => {
-                        let t = normalize_entry(&link()).map_err(hostile)?;
-                        FileKind::Hardlink { target: t }
-                    }
-                    _ => FileKind::Other,
-                };
-                if let FileKind::Symlink { target } = &kind {
-                    if symlink_escapes(path.trim_start_matches('/'), target) {
-                        return Err(hostile(format!(
-                            "symlink target `{target}` climbs above the image root"
-                        )));
-                    }
+            }
+        }
+        Ok(())
+    }
+
+    fn add_secrets(&mut self, digest: &Digest, secrets: &[LayerSecret]) {
+        self.secrets.extend(secrets.iter().map(|s| SecretHit {
+            layer: digest.to_string(),
+            path: s.path.clone(),
+            kind: s.kind.clone(),
+        }));
+    }
+
+    fn layer_done(
+        &mut self,
+        digest: &Digest,
+        diff_id: &Digest,
+        size: u64,
+        expected: Option<&String>,
+    ) -> Result<(), ViewError> {
+        self.total += size;
+        match expected {
+            Some(expected) if expected != diff_id.as_str() => Err(ViewError::DiffIdMismatch {
+                digest: digest.clone(),
+                expected: Digest::parse(expected)
+                    .unwrap_or_else(|_| Digest::of(expected.as_bytes())),
+                actual: diff_id.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn finish(self) -> RootfsView {
+        RootfsView {
+            files: self.files.into_values().collect(),
+            elfs: self.elfs,
+            uncompressed_size: self.total,
+            secrets: self.secrets.into_iter().collect(),
+        }
+    }
+}
+
+/// What [`walk`] has read of a layer so far.
+#[derive(Default)]
+struct Walked {
+    entries: Vec<EntryFact>,
+    secrets: Vec<LayerSecret>,
+}
+
+/// Reads one layer once: verifies the blob, then records every entry (and
+/// what its bytes say) into `out`. Returns the diff_id and the length of the
+/// uncompressed stream.
+fn walk(
+    store: &BlobStore,
+    layer: &Descriptor,
+    out: &mut Walked,
+) -> Result<(Digest, u64), ViewError> {
+    let digest = layer.digest.clone();
+    let io_err = |source| ViewError::Io {
+        digest: digest.clone(),
+        source,
+    };
+    let blob_path = store.path(&layer.digest);
+    // Verified before parsing, so a tampered layer reads as tampered
+    // rather than as whatever the tar walker makes of it.
+    let actual_size = std::fs::metadata(&blob_path).map_err(io_err)?.len();
+    if actual_size != layer.size {
+        return Err(ViewError::SizeMismatch {
+            digest: layer.digest.clone(),
+            expected: layer.size,
+            actual: actual_size,
+        });
+    }
+    let actual = super::blob::hash_file(&blob_path).map_err(io_err)?;
+    if actual != layer.digest {
+        return Err(ViewError::DigestMismatch {
+            digest: layer.digest.clone(),
+            actual,
+        });
+    }
+    let f = std::fs::File::open(&blob_path).map_err(io_err)?;
+    let raw = io::BufReader::with_capacity(1 << 20, f);
+    let Some(dec) = decoder(&layer.media_type, raw).map_err(io_err)? else {
+        return Err(ViewError::MediaType {
+            digest,
+            media_type: layer.media_type.clone(),
+        });
+    };
+    walk_tar(dec, &layer.digest, out)
+}
+
+/// Records every entry of an uncompressed layer stream into `out`; `digest`
+/// names the layer in errors. Returns the diff_id and the stream's length.
+fn walk_tar(
+    stream: impl Read,
+    digest: &Digest,
+    out: &mut Walked,
+) -> Result<(Digest, u64), ViewError> {
+    let io_err = |source| ViewError::Io {
+        digest: digest.clone(),
+        source,
+    };
+    let mut hashed = HashingReader::new(stream);
+    {
+        let header_budget = std::rc::Rc::new(std::cell::Cell::new(0));
+        let mut budgeted = HeaderBudget {
+            inner: &mut hashed,
+            left: header_budget.clone(),
+        };
+        let mut archive = tar::Archive::new(&mut budgeted);
+        let mut entries = archive.entries().map_err(io_err)?;
+        loop {
+            // The tar crate buffers pax and GNU long-name records whole;
+            // only what it reads inside `next()` counts against the
+            // budget, since each entry's data is read to its end below.
+            header_budget.set(MAX_HEADER_BYTES);
+            let Some(entry) = entries.next() else { break };
+            header_budget.set(u64::MAX);
+            let mut e = entry.map_err(io_err)?;
+            let raw_name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            let hostile = |reason: String| ViewError::Hostile {
+                digest: digest.clone(),
+                entry: raw_name.clone(),
+                reason,
+            };
+            let path = normalize_entry(&raw_name).map_err(hostile)?;
+            let raw = (path.strip_prefix('/') != Some(raw_name.as_str())).then(|| raw_name.clone());
+            let (_, base) = path.rsplit_once('/').unwrap_or(("", &path));
+            let marker = if base == ".wh..wh..opq" {
+                Some(Action::Opaque)
+            } else if base.starts_with(".wh.") {
+                Some(Action::Whiteout)
+            } else if path == "/" {
+                Some(Action::Root)
+            } else {
+                None
+            };
+            if let Some(action) = marker {
+                io::copy(&mut e, &mut io::sink()).map_err(io_err)?;
+                out.entries.push(EntryFact { path, raw, action });
+                continue;
+            }
+            let h = e.header();
+            let regular = h.entry_type() == tar::EntryType::Regular;
+            let mode = h.mode().map_err(|err| hostile(err.to_string()))?;
+            let uid = h.uid().unwrap_or(0);
+            let gid = h.gid().unwrap_or(0);
+            let size = e.size();
+            let link = || {
+                e.link_name_bytes()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned())
+                    .unwrap_or_default()
+            };
+            let kind = match h.entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => FileKind::File,
+                tar::EntryType::Directory => FileKind::Dir,
+                tar::EntryType::Symlink => FileKind::Symlink { target: link() },
+                tar::EntryType::Link => {
+                    let t = normalize_entry(&link()).map_err(hostile)?;
+                    FileKind::Hardlink { target: t }
                 }
-                let mut head = Vec::with_capacity(4);
-                if kind == FileKind::File {
-                    (&mut e).take(4).read_to_end(&mut head).map_err(io_err)?;
+                _ => FileKind::Other,
+            };
+            if let FileKind::Symlink { target } = &kind {
+                if symlink_escapes(path.trim_start_matches('/'), target) {
+                    return Err(hostile(format!(
+                        "symlink target `{target}` climbs above the image root"
+                    )));
                 }
-                // Every entry is read to its end, so a size the layer does
-                // not hold is caught here, naming the entry.
-                let held = if head == b"\x7fELF" && size <= MAX_ELF_BYTES {
+            }
+            let mut head = Vec::with_capacity(4);
+            if kind == FileKind::File {
+                (&mut e).take(4).read_to_end(&mut head).map_err(io_err)?;
+            }
+            let is_elf = head == b"\x7fELF" && size <= MAX_ELF_BYTES;
+            // Small regular files are scanned for secrets, so they are held
+            // like ELF files; the rest streams through.
+            let scan = regular && size <= MAX_SCAN_BYTES;
+            // Every entry is read to its end, so a size the layer does
+            // not hold is caught here, naming the entry.
+            let (held, elf) =
+                if is_elf || scan {
                     let mut data = Vec::with_capacity(size.min(ELF_PREALLOC) as usize);
                     data.extend_from_slice(&head);
                     e.read_to_end(&mut data).map_err(io_err)?;
                     let held = data.len() as u64;
-                    elfs.insert(path.clone(), data);
-                    held
+                    if held == size && regular {
+                        let content = scan.then_some(data.as_slice());
+                        out.secrets
+                            .extend(secret_kinds(&path, content).into_iter().map(|kind| {
+                                LayerSecret {
+                                    path: path.clone(),
+                                    kind: kind.to_string(),
+                                }
+                            }));
+                    }
+                    (
+                        held,
+                        is_elf.then(|| Box::new(ElfFacts::from_bytes(&path, &data))),
+                    )
                 } else {
-                    elfs.remove(&path);
-                    head.len() as u64 + io::copy(&mut e, &mut io::sink()).map_err(io_err)?
+                    if regular {
+                        out.secrets
+                            .extend(secret_kinds(&path, None).into_iter().map(|kind| {
+                                LayerSecret {
+                                    path: path.clone(),
+                                    kind: kind.to_string(),
+                                }
+                            }));
+                    }
+                    let n = io::copy(&mut e, &mut io::sink()).map_err(io_err)?;
+                    (head.len() as u64 + n, None)
                 };
-                if held != size {
-                    return Err(hostile(format!(
-                        "declares {size} bytes but the layer holds {held}"
-                    )));
-                }
-                files.insert(
-                    path.clone(),
-                    ImageFile {
-                        path,
-                        kind,
-                        mode,
-                        uid,
-                        gid,
-                        size,
-                    },
-                );
+            if held != size {
+                return Err(hostile(format!(
+                    "declares {size} bytes but the layer holds {held}"
+                )));
             }
-        }
-        // Drain any padding after the end-of-archive marker so the hash covers
-        // the whole stream.
-        io::copy(&mut hashed, &mut io::sink()).map_err(io_err)?;
-        let (diff_id, n) = hashed.finish();
-        total += n;
-        if let Some(expected) = diff_ids.and_then(|d| d.get(i)) {
-            if expected != diff_id.as_str() {
-                return Err(ViewError::DiffIdMismatch {
-                    digest: layer.digest.clone(),
-                    expected: Digest::parse(expected)
-                        .unwrap_or_else(|_| Digest::of(expected.as_bytes())),
-                    actual: diff_id,
-                });
-            }
+            out.entries.push(EntryFact {
+                path,
+                raw,
+                action: Action::Add {
+                    kind,
+                    mode,
+                    uid,
+                    gid,
+                    size,
+                    elf,
+                },
+            });
         }
     }
-    Ok(RootfsView {
-        files: files.into_values().collect(),
-        elf_contents: elfs,
-        uncompressed_size: total,
-    })
+    // Drain any padding after the end-of-archive marker so the hash covers
+    // the whole stream.
+    io::copy(&mut hashed, &mut io::sink()).map_err(io_err)?;
+    Ok(hashed.finish())
 }
 
 /// Fails a read once `left` bytes are used up: bounds what the tar crate
@@ -371,12 +753,118 @@ mod tests {
         let v = read_rootfs(&store, &[desc(&l1), desc(&l2)], Some(&ids)).unwrap();
         let paths: Vec<&str> = v.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["/a", "/a/elf", "/keep"]);
-        assert_eq!(v.elf_contents["/a/elf"], b"\x7fELFjunk");
+        assert!(v.elfs.contains_key("/a/elf"));
+        // Facts derived layer by layer merge into the same view.
+        let facts = [
+            scan_layer(&store, &desc(&l1)).unwrap(),
+            scan_layer(&store, &desc(&l2)).unwrap(),
+        ];
+        // Derived from the stream while writing: the same facts.
+        let other = BlobStore::open(&dir.path().join("streamed")).unwrap();
+        for (entries, f, comp) in [
+            (&lower, &facts[0], Compression::default()),
+            (&upper, &facts[1], Compression::Zstd { level: 3 }),
+        ] {
+            let (b, streamed) =
+                write_layer_with_facts(&other, &LayerContent::Rootfs(entries), comp, 1).unwrap();
+            assert_eq!(b.digest, f.digest);
+            assert_eq!(streamed.as_ref(), Some(f));
+        }
+        let m = merge_facts(&facts, Some(&ids)).unwrap();
+        assert_eq!(m.files, v.files);
+        assert_eq!(m.elfs, v.elfs);
+        assert_eq!(m.uncompressed_size, v.uncompressed_size);
         let wrong = vec![l2.diff_id.to_string(), l1.diff_id.to_string()];
         assert!(matches!(
             read_rootfs(&store, &[desc(&l1), desc(&l2)], Some(&wrong)),
             Err(ViewError::DiffIdMismatch { .. })
         ));
+    }
+
+    /// The gate and lint see the same image whether its layers are read from
+    /// the blobs, derived while writing, or loaded back from a cache file.
+    #[test]
+    fn analysis_from_facts_equals_analysis_from_blobs() {
+        use crate::analyze::{analyze_image, ImageAnalysis, ImageInput};
+        let (Ok(ls), Ok(libc)) = (
+            std::fs::read("/bin/ls"),
+            std::fs::read("/lib/x86_64-linux-gnu/libc.so.6"),
+        ) else {
+            panic!("this test reads the host's /bin/ls and libc.so.6");
+        };
+        let app = "/nix/store/2c0k2r4vvhz1yk9p3dn6s2d7jfq2b9g0-app-1.0";
+        let file = |path: &str, mode, data: &[u8]| RootfsEntry::File {
+            path: path.into(),
+            mode,
+            data: data.to_vec(),
+        };
+        let link = |path: &str, target: &str| RootfsEntry::Symlink {
+            path: path.into(),
+            target: target.into(),
+        };
+        let lower = vec![
+            file(&format!("{app}/bin/ls"), 0o555, &ls),
+            file(&format!("{app}/bin/gone"), 0o555, &ls),
+            file("/lib/x86_64-linux-gnu/libc.so.6", 0o444, &libc),
+            file("/etc/app/.env", 0o444, b"TOKEN=1"),
+            file("/etc/app/id_rsa", 0o400, b"-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7\n"),
+            file("/tmp/scratch", 0o666, b"x"),
+        ];
+        let upper = vec![
+            link("/bin/sh", &format!("{app}/bin/ls")),
+            file(&format!("{app}/bin/.wh.gone"), 0o444, b""),
+            RootfsEntry::Dir {
+                path: "/var/cache".into(),
+                mode: 0o777,
+                uid: 65534,
+                gid: 65534,
+            },
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let (mut blobs, mut streamed) = (Vec::new(), Vec::new());
+        for entries in [&lower, &upper] {
+            let (b, f) = write_layer_with_facts(
+                &store,
+                &LayerContent::Rootfs(entries),
+                Compression::default(),
+                1,
+            )
+            .unwrap();
+            blobs.push(b);
+            // Through the cache's encoding and back.
+            let json = serde_json::to_vec(&f.unwrap()).unwrap();
+            streamed.push(serde_json::from_slice::<LayerFacts>(&json).unwrap());
+        }
+        let ids: Vec<String> = blobs.iter().map(|b| b.diff_id.to_string()).collect();
+        let analyze = |v: &RootfsView| -> ImageAnalysis {
+            analyze_image(&ImageInput {
+                files: &v.files,
+                elfs: &v.elfs,
+                user: Some("65534".into()),
+                labels: Default::default(),
+                compressed_size: 1,
+                uncompressed_size: v.uncompressed_size,
+                layer_count: 2,
+                writable: vec!["/tmp".into()],
+            })
+        };
+        let read = read_rootfs(&store, &layer_descriptors(&blobs), Some(&ids)).unwrap();
+        let merged = merge_facts(&streamed, Some(&ids)).unwrap();
+        let (a, b) = (analyze(&read), analyze(&merged));
+        assert_eq!(a, b);
+        assert_eq!(read.secrets, merged.secrets);
+        // The image is not trivial: each kind of finding is there.
+        let paths: Vec<&str> = a.binaries.iter().map(|r| r.path.as_str()).collect();
+        assert!(
+            paths.contains(&format!("{app}/bin/ls").as_str()),
+            "{paths:?}"
+        );
+        assert!(!paths.iter().any(|p| p.ends_with("/gone")), "{paths:?}");
+        assert!(a.shell.present);
+        assert_eq!(a.world_writable.len(), 1, "{:?}", a.world_writable);
+        let kinds: Vec<&str> = read.secrets.iter().map(|h| h.kind.as_str()).collect();
+        assert_eq!(kinds, [".env file", "private key", "private key file"]);
     }
 
     #[test]

@@ -410,6 +410,19 @@ pub fn write_layer(
     compression: Compression,
     mtime: u64,
 ) -> Result<LayerBlob, LayerError> {
+    write_layer_tapped(store, content, compression, mtime, None)
+}
+
+/// [`write_layer`], also copying the uncompressed tar stream to `tap` as it
+/// is made, so it can be read without decompressing the blob again. A tap
+/// that fails is dropped; the layer is written regardless.
+pub fn write_layer_tapped(
+    store: &BlobStore,
+    content: &LayerContent<'_>,
+    compression: Compression,
+    mtime: u64,
+    tap: Option<&mut dyn Write>,
+) -> Result<LayerBlob, LayerError> {
     let blob = store.writer().map_err(LayerError::Write)?;
     let (blob, diff_id) = match compression {
         Compression::Gzip { level } => {
@@ -417,15 +430,15 @@ pub fn write_layer(
                 .mtime(0)
                 .operating_system(255)
                 .write(blob, flate2::Compression::new(level));
-            let (gz, diff_id) = write_tar(gz, content, mtime)?;
+            let (gz, diff_id) = write_tar(gz, content, mtime, tap)?;
             (gz.finish().map_err(LayerError::Write)?, diff_id)
         }
         Compression::Zstd { level } => {
             let z = zstd::Encoder::new(blob, level).map_err(LayerError::Write)?;
-            let (z, diff_id) = write_tar(z, content, mtime)?;
+            let (z, diff_id) = write_tar(z, content, mtime, tap)?;
             (z.finish().map_err(LayerError::Write)?, diff_id)
         }
-        Compression::None => write_tar(blob, content, mtime)?,
+        Compression::None => write_tar(blob, content, mtime, tap)?,
     };
     let WrittenBlob { digest, size } = blob.finish().map_err(LayerError::Write)?;
     Ok(LayerBlob {
@@ -436,12 +449,34 @@ pub fn write_layer(
     })
 }
 
+/// Writes to `inner`, and what `inner` took to `tap` as long as `tap` works.
+struct Tee<'t, W> {
+    inner: W,
+    tap: Option<&'t mut dyn Write>,
+}
+
+impl<W: Write> Write for Tee<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(tap) = &mut self.tap {
+            if tap.write_all(&buf[..n]).is_err() {
+                self.tap = None;
+            }
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 fn write_tar<W: Write>(
     w: W,
     content: &LayerContent<'_>,
     mtime: u64,
+    tap: Option<&mut dyn Write>,
 ) -> Result<(W, Digest), LayerError> {
-    let mut tar = LayerTar::new(HashingWriter::new(w), mtime);
+    let mut tar = LayerTar::new(HashingWriter::new(Tee { inner: w, tap }), mtime);
     match content {
         LayerContent::StorePaths(paths) => {
             for p in paths.iter() {
@@ -455,7 +490,7 @@ fn write_tar<W: Write>(
         }
     }
     let (w, diff_id, _) = tar.finish()?.finish();
-    Ok((w, diff_id))
+    Ok((w.inner, diff_id))
 }
 
 #[cfg(test)]

@@ -112,9 +112,30 @@ pub fn push_layout(
     target: &ImageRef,
     opts: &RegistryOptions,
 ) -> Result<PushReport, RegistryError> {
+    push_layout_reporting(layout, image_ref_name, target, opts, &())
+}
+
+/// Told about each blob a push handles, for a progress display.
+pub trait PushProgress: Sync {
+    /// `uploaded` is false when the registry already had the blob.
+    fn blob(&self, size: u64, uploaded: bool);
+}
+
+impl PushProgress for () {
+    fn blob(&self, _size: u64, _uploaded: bool) {}
+}
+
+/// [`push_layout`], telling `progress` about each blob.
+pub fn push_layout_reporting(
+    layout: &Layout,
+    image_ref_name: Option<&str>,
+    target: &ImageRef,
+    opts: &RegistryOptions,
+    progress: &dyn PushProgress,
+) -> Result<PushReport, RegistryError> {
     let plan = push::plan(layout, image_ref_name, target)?;
     let client = Client::new(target, opts)?;
-    push::execute(&client, layout, &plan, target)
+    push::execute(&client, layout, &plan, target, progress)
 }
 
 /// The manifest `target` names: its exact bytes, media type and digest.

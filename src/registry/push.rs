@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::client::{BlobSource, Client};
 use super::reference::check_tag;
 use super::signatures;
-use super::{ImageRef, PushReport, RegistryError};
+use super::{ImageRef, PushProgress, PushReport, RegistryError};
 use crate::oci::layout::{Descriptor, Layout, LayoutError, Manifest, MAX_JSON_BLOB};
 use crate::oci::{Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 use crate::sign::{parse_signature_manifest, signature_tag, SignError, SignatureLayer};
@@ -224,15 +224,17 @@ fn local_signatures(
 }
 
 /// Blob counters, and the blobs this push has already handled.
-#[derive(Debug, Default)]
-pub(crate) struct Counts {
+#[derive(Default)]
+pub(crate) struct Counts<'p> {
     pub uploaded: usize,
     pub skipped: usize,
     pub bytes: u64,
     seen: BTreeSet<Digest>,
+    /// Told about each blob handled.
+    progress: Option<&'p dyn PushProgress>,
 }
 
-impl Counts {
+impl Counts<'_> {
     /// Sends an in-memory blob unless the registry has it.
     pub fn push_bytes(&mut self, client: &Client, bytes: &[u8]) -> Result<(), RegistryError> {
         let digest = Digest::of(bytes);
@@ -258,11 +260,17 @@ impl Counts {
         if client.blob_exists(digest)? {
             self.skipped += 1;
             tracing::debug!("{digest}: already in the registry");
+            if let Some(p) = self.progress {
+                p.blob(size, false);
+            }
             return Ok(());
         }
         self.bytes += client.upload_blob(source, digest, size)?;
         self.uploaded += 1;
         tracing::info!("{digest}: uploaded ({size} bytes)");
+        if let Some(p) = self.progress {
+            p.blob(size, true);
+        }
         Ok(())
     }
 
@@ -299,9 +307,13 @@ pub(crate) fn execute(
     layout: &Layout,
     plan: &PushPlan,
     target: &ImageRef,
+    progress: &dyn PushProgress,
 ) -> Result<PushReport, RegistryError> {
     let repo = format!("{}/{}", target.registry, target.repository);
-    let mut counts = Counts::default();
+    let mut counts = Counts {
+        progress: Some(progress),
+        ..Counts::default()
+    };
     let mut notes = Vec::new();
     // Children first: a registry accepts an index only once it has them.
     for child in &plan.children {
