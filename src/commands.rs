@@ -106,7 +106,7 @@ pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
         Command::Compat(a) => compat_cmd(a, &project),
         Command::Completions(a) => Ok(CommandOutput::ok(crate::cli::completion_script(a.shell))),
         Command::Man(a) => man_cmd(a),
-        Command::Push(a) => push(a, &project),
+        Command::Push(a) => push(a, &project, reporter),
     }
 }
 
@@ -1013,33 +1013,51 @@ fn verify_remote(
     })
 }
 
-fn push(a: &PushArgs, project: &ProjectConfig) -> Result<CommandOutput> {
+fn push(a: &PushArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Result<CommandOutput> {
     let layout = Layout::open(&a.layout)?;
+    let labels = layout.load_image(a.reference.as_deref())?.labels().clone();
+    let title = labels.get("org.opencontainers.image.title");
     let target = match &a.target {
         Some(t) => t.clone(),
         None => {
-            let title = layout
-                .load_image(a.reference.as_deref())?
-                .labels()
-                .get("org.opencontainers.image.title")
-                .cloned()
-                .ok_or_else(|| {
-                    InputError::Invalid(format!(
-                        "{}: the image has no `org.opencontainers.image.title` label to name \
+            let title = title.cloned().ok_or_else(|| {
+                InputError::Invalid(format!(
+                    "{}: the image has no `org.opencontainers.image.title` label to name \
                          its repository; give the target: armorred push {} <registry>/<repo>:<tag>",
-                        a.layout.display(),
-                        a.layout.display()
-                    ))
-                })?;
+                    a.layout.display(),
+                    a.layout.display()
+                ))
+            })?;
             default_repository(project, &title, "a target")?
         }
     };
-    let r = registry::push_layout(
-        &layout,
-        a.reference.as_deref(),
-        &image_ref(&target)?,
-        &registry_options(&a.registry),
-    )
+    let dest = image_ref(&target)?;
+    let options = registry_options(&a.registry);
+    // An armorred image gets a progress line like `build --push`; the
+    // line is keyed by image and tier, so another image pushes quietly.
+    let line = title.zip(
+        labels
+            .get("org.armorred.tier")
+            .and_then(|t| t.parse::<Tier>().ok()),
+    );
+    let r = match line {
+        Some((image, tier)) => {
+            let progress = PushLine::new(reporter, image, tier, &target);
+            let pushed = registry::push_layout_reporting(
+                &layout,
+                a.reference.as_deref(),
+                &dest,
+                &options,
+                &progress,
+            );
+            match &pushed {
+                Ok(r) => reporter.finished(image, tier, Ok(r.manifest_digest.as_str())),
+                Err(e) => reporter.finished(image, tier, Err(&e.to_string())),
+            }
+            pushed
+        }
+        None => registry::push_layout(&layout, a.reference.as_deref(), &dest, &options),
+    }
     .with_context(|| format!("pushing {} to {target}", a.layout.display()))?;
     Ok(CommandOutput::ok(if a.json {
         json(&r)

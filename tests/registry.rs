@@ -1585,9 +1585,23 @@ fn multiarch_index_pushes_to_the_registry_from_armorred_toml() {
 
     // A flag wins over the file.
     let elsewhere = format!("{}/other/multiarch:x", reg.host());
-    let r = ctx.run(&["push", "out/multiarch-hardened", &elsewhere, "--insecure"]);
+    let r = ctx.run(&[
+        "push",
+        "out/multiarch-hardened",
+        &elsewhere,
+        "--insecure",
+        "-v",
+    ]);
     assert!(r.out.status.success(), "{}", r.describe());
     assert!(r.stdout().starts_with(&elsewhere), "{}", r.stdout());
+    // The standalone push reports its progress like `build --push` (a bar
+    // on a terminal, a line per blob in logs).
+    let steps = r
+        .stderr()
+        .lines()
+        .filter(|l| l.contains(&format!("pushing to {elsewhere}: ")) && l.contains(" MiB sent"))
+        .count();
+    assert!(steps >= 3, "{}", r.stderr());
 
     // A bare `build --push` goes to the file's registry too.
     let r = ctx.run(&[
