@@ -806,7 +806,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             use crate::oci::rootfs_view::ViewError as V;
             if matches!(
                 v,
-                V::Hostile { .. } | V::SizeMismatch { .. } | V::DigestMismatch { .. }
+                V::Hostile { .. }
+                    | V::TooLarge { .. }
+                    | V::SizeMismatch { .. }
+                    | V::DigestMismatch { .. }
             ) {
                 return 2;
             }

@@ -35,6 +35,10 @@ const ELF_PREALLOC: u64 = 1 << 20;
 /// The most one entry's headers may take, pax and GNU long-name records
 /// included (real ones hold a path or a few xattrs).
 pub const MAX_HEADER_BYTES: u64 = 1 << 20;
+/// The most one layer may decompress to. Memory stays bounded whatever the
+/// size, but a decompression bomb (zstd reaches ratios far beyond gzip's
+/// ~1000:1) would otherwise keep a reader hashing for hours.
+pub const MAX_LAYER_BYTES: u64 = 64 << 30;
 
 #[derive(Debug, Default)]
 pub struct RootfsView {
@@ -62,6 +66,8 @@ pub enum ViewError {
         entry: String,
         reason: String,
     },
+    #[error("layer {digest}: decompresses to more than {limit} bytes; refusing it as a decompression bomb")]
+    TooLarge { digest: Digest, limit: u64 },
     #[error("layer {digest}: size {actual} does not match the descriptor's {expected}")]
     SizeMismatch {
         digest: Digest,
@@ -515,7 +521,52 @@ fn walk(
             media_type: layer.media_type.clone(),
         });
     };
-    walk_tar(dec, &layer.digest, out)
+    walk_capped(dec, &layer.digest, out, MAX_LAYER_BYTES)
+}
+
+/// [`walk_tar`] over at most `limit` uncompressed bytes.
+fn walk_capped(
+    stream: impl Read,
+    digest: &Digest,
+    out: &mut Walked,
+    limit: u64,
+) -> Result<(Digest, u64), ViewError> {
+    let over = std::rc::Rc::new(std::cell::Cell::new(false));
+    let capped = Capped {
+        inner: stream,
+        left: limit,
+        over: over.clone(),
+    };
+    walk_tar(capped, digest, out).map_err(|e| {
+        if over.get() {
+            ViewError::TooLarge {
+                digest: digest.clone(),
+                limit,
+            }
+        } else {
+            e
+        }
+    })
+}
+
+/// Fails a read once more than the limit has been read; `over` tells the
+/// caller that this, not the stream, ended the walk.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    over: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            self.over.set(true);
+            return Err(io::Error::other("layer size limit exceeded"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// Records every entry of an uncompressed layer stream into `out`; `digest`
@@ -982,6 +1033,28 @@ mod tests {
         let (entry, reason) = hostile_reason(&[big_elf], &store);
         assert_eq!(entry, "bin/elf");
         assert!(reason.starts_with("declares 419430400 bytes"), "{reason}");
+    }
+
+    #[test]
+    fn a_layer_past_the_size_limit_is_refused() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(64 << 10);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, "big", io::repeat(0).take(64 << 10))
+            .unwrap();
+        let bytes = tar.into_inner().unwrap();
+        let d = Digest::of(&bytes);
+        let err = walk_capped(&bytes[..], &d, &mut Walked::default(), 16 << 10).unwrap_err();
+        assert!(
+            matches!(err, ViewError::TooLarge { limit, .. } if limit == 16 << 10),
+            "{err}"
+        );
+        assert!(err.to_string().contains("decompression bomb"), "{err}");
+        // Under the limit the same stream reads whole.
+        let (diff_id, len) =
+            walk_capped(&bytes[..], &d, &mut Walked::default(), bytes.len() as u64).unwrap();
+        assert_eq!((diff_id, len), (d, bytes.len() as u64));
     }
 
     #[test]
