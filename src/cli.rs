@@ -96,6 +96,7 @@ pub struct PushArgs {
     /// Default: `<registry>/<image>` from armorred.toml, tagged with the image's
     /// reference (`<version>-<tier>`).
     pub target: Option<String>,
+    /// The image's ref name when the layout holds several, or a child's manifest digest in a multi-platform index.
     #[arg(long = "ref")]
     pub reference: Option<String>,
     #[command(flatten)]
@@ -118,7 +119,7 @@ pub struct SignArgs {
     /// The encrypted private key (cosign.key; default: `key` in armorred.toml).
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// The image's ref name when the layout holds several.
+    /// The image's ref name when the layout holds several, or a child's manifest digest in a multi-platform index.
     #[arg(long = "ref")]
     pub reference: Option<String>,
     /// The repository named in the signature (`critical.identity.docker-reference`); default `armorred/<title>` for layouts.
@@ -140,6 +141,7 @@ pub struct VerifyArgs {
     /// The public key (cosign.pub; default: armorred.toml's `key` with `.pub`).
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// The image's ref name when the layout holds several, or a child's manifest digest in a multi-platform index.
     #[arg(long = "ref")]
     pub reference: Option<String>,
     #[command(flatten)]
@@ -281,7 +283,7 @@ pub struct PlanArgs {
 pub struct InspectArgs {
     /// An OCI image layout directory.
     pub layout: PathBuf,
-    /// The image's ref name when the layout holds several.
+    /// The image's ref name when the layout holds several, or a child's manifest digest in a multi-platform index.
     #[arg(long = "ref")]
     pub reference: Option<String>,
     #[arg(long)]
@@ -291,6 +293,7 @@ pub struct InspectArgs {
 #[derive(Debug, Args)]
 pub struct LintArgs {
     pub layout: PathBuf,
+    /// The image's ref name when the layout holds several, or a child's manifest digest in a multi-platform index.
     #[arg(long = "ref")]
     pub reference: Option<String>,
     /// The image's recipe, for its healthcheck and allowed secrets.
@@ -305,6 +308,7 @@ pub struct SbomArgs {
     pub layout: PathBuf,
     #[arg(long, value_enum, default_value = "spdx")]
     pub format: crate::attach::SbomFormat,
+    /// The image's ref name when the layout holds several, or a child's manifest digest in a multi-platform index.
     #[arg(long = "ref")]
     pub reference: Option<String>,
 }

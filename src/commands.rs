@@ -1191,3 +1191,26 @@ fn man_cmd(a: &ManArgs) -> Result<CommandOutput> {
     }
     Ok(CommandOutput::ok(s))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::rootfs_view::ViewError;
+    use crate::oci::Digest;
+
+    #[test]
+    fn hostile_layer_content_is_an_input_error() {
+        let digest = Digest::of(b"layer");
+        let bomb = anyhow::Error::new(ViewError::TooLarge {
+            digest: digest.clone(),
+            limit: 1,
+        })
+        .context("analyzing out/x");
+        assert_eq!(exit_code(&bomb), 2);
+        let io = anyhow::Error::new(ViewError::Io {
+            digest,
+            source: std::io::Error::other("disk"),
+        });
+        assert_eq!(exit_code(&io), 1);
+    }
+}

@@ -75,6 +75,22 @@ fn eval_json(args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("not JSON: {e}\n{}", describe(&all, &out)))
 }
 
+/// `nix/build.nix`'s attribute `attr` for the spec JSON `spec`, evaluated
+/// against the stand-in nixpkgs `fake`.
+fn build_nix_attr(spec: &str, fake: &str, attr: &str) -> Value {
+    eval_json(&[
+        "nix/build.nix",
+        "--argstr",
+        "specJson",
+        spec,
+        "--arg",
+        "nixpkgs",
+        fake,
+        "-A",
+        attr,
+    ])
+}
+
 /// Evaluation that must fail; returns stderr.
 fn eval_err(args: &[&str]) -> String {
     let mut all = vec!["--eval", "--strict", "--json"];
@@ -817,17 +833,7 @@ fn spec_system_selects_the_nixpkgs_platform_and_offline_refuses_it() {
     };
     let sp = spec("nginx", "locked", false, false);
     for system in ["aarch64-linux", "x86_64-linux"] {
-        let m = eval_json(&[
-            "nix/build.nix",
-            "--argstr",
-            "specJson",
-            &with_system(&sp, system),
-            "--arg",
-            "nixpkgs",
-            fake,
-            "-A",
-            "meta",
-        ]);
+        let m = build_nix_attr(&with_system(&sp, system), fake, "meta");
         assert_eq!(m["system"], system);
     }
     let offline = with_system(&sp.replace("\"nixpkgs\"", "\"offline\""), "aarch64-linux");
@@ -852,17 +858,7 @@ fn build_nix_nixpkgs_branch_on_the_stand_in() {
     for (image, tier) in TIERS {
         let (cfi, _, _) = tier_hardening(image, tier);
         let sp = spec(image, tier, false, false);
-        let m = eval_json(&[
-            "nix/build.nix",
-            "--argstr",
-            "specJson",
-            &sp,
-            "--arg",
-            "nixpkgs",
-            fake,
-            "-A",
-            "meta",
-        ]);
+        let m = build_nix_attr(&sp, fake, "meta");
         assert_eq!(s(&m, "name"), image);
         assert_eq!(m["packageSet"], "nixpkgs");
         assert_eq!(m["shell"], Value::Null);
@@ -900,42 +896,16 @@ fn build_nix_nixpkgs_branch_on_the_stand_in() {
         (false, true, "busybox-coreutils"),
     ] {
         let sp = spec("nginx", "locked", shell, coreutils);
-        let m = eval_json(&[
-            "nix/build.nix",
-            "--argstr",
-            "specJson",
-            &sp,
-            "--arg",
-            "nixpkgs",
-            fake,
-            "-A",
-            "meta.shell",
-        ]);
+        let m = build_nix_attr(&sp, fake, "meta.shell");
         assert_eq!(m, json!(name));
-        let p = eval_json(&[
-            "nix/build.nix",
-            "--argstr",
-            "specJson",
-            &sp,
-            "--arg",
-            "nixpkgs",
-            fake,
-            "-A",
-            "shell.pname",
-        ]);
+        let p = build_nix_attr(&sp, fake, "shell.pname");
         assert_eq!(p, json!(name));
     }
-    let p = eval_json(&[
-        "nix/build.nix",
-        "--argstr",
-        "specJson",
+    let p = build_nix_attr(
         &spec("redis", "locked", false, false),
-        "--arg",
-        "nixpkgs",
         fake,
-        "-A",
         "package.pname",
-    ]);
+    );
     assert_eq!(p, json!("redis"));
 }
 
@@ -959,4 +929,28 @@ fn build_nix_nixpkgs_needs_nix_2_18() {
     ]);
     assert!(e.contains("package set nixpkgs needs Nix >= 2.18"), "{e}");
     assert!(e.contains(&format!("this is Nix {version}")), "{e}");
+}
+
+/// The offline nginx's dynamic modules: a CFI tier that keeps one is refused
+/// at evaluation (non-cross-DSO CFI cannot cover a separately linked .so);
+/// dropping them, or turning CFI off, evaluates.
+#[test]
+fn offline_nginx_refuses_cfi_with_dynamic_modules() {
+    let nginx = |hardening: &str, drop: &str| {
+        format!(
+            "(import ./nix/offline {{ sourceDir = \"/nonexistent\"; hardening = {hardening}; drop = {drop}; }}).nginx.enabledFeatures"
+        )
+    };
+    let modules = r#"[ "http_perl" "http_xslt" "http_image_filter" "http_geoip" ]"#;
+    let e = eval_err(&["-E", &nginx("{ cfi = true; }", "[ ]")]);
+    assert!(
+        e.contains("Clang CFI cannot cover dynamic modules") && e.contains("http_perl"),
+        "{e}"
+    );
+    let locked = eval_json(&["-E", &nginx("{ cfi = true; }", modules)]);
+    let hardened = eval_json(&["-E", &nginx("{ }", "[ ]")]);
+    let has = |v: &Value, f: &str| v.as_array().unwrap().iter().any(|x| x == f);
+    for f in ["http_perl", "http_xslt", "http_image_filter", "http_geoip"] {
+        assert!(has(&hardened, f) && !has(&locked, f), "{f}");
+    }
 }

@@ -300,6 +300,13 @@ fn upstream_column(report: &Value) -> &Value {
     c
 }
 
+/// `report nginx --upstream UPSTREAM --format json` on the shared nginx build.
+fn report_json(upstream: &str, extra: &[&str]) -> Value {
+    let args = ["report", "nginx", "--out", "out", "--upstream", upstream];
+    let format = ["--format", "json"];
+    nginx().ctx.ok(&[&args[..], extra, &format].concat()).json()
+}
+
 #[test]
 fn upstream_components_come_from_dpkg_in_every_input_form() {
     let b = nginx();
@@ -335,19 +342,7 @@ fn upstream_components_come_from_dpkg_in_every_input_form() {
         // Bare paths are sniffed.
         docker.display().to_string(),
     ] {
-        let r = b
-            .ctx
-            .ok(&[
-                "report",
-                "nginx",
-                "--out",
-                "out",
-                "--upstream",
-                &source,
-                "--format",
-                "json",
-            ])
-            .json();
+        let r = report_json(&source, &[]);
         let u = upstream_column(&r);
         assert_eq!(
             u["components"].as_array().unwrap().len(),
@@ -417,19 +412,7 @@ fn upstream_components_come_from_dpkg_in_every_input_form() {
     );
     // Upstream → hardened: every Debian package but nginx is gone, and
     // nginx changes version (1.22.1-1~bullseye → 1.22.1).
-    let r = b
-        .ctx
-        .ok(&[
-            "report",
-            "nginx",
-            "--out",
-            "out",
-            "--upstream",
-            &oci,
-            "--format",
-            "json",
-        ])
-        .json();
+    let r = report_json(&oci, &[]);
     let d = &r["component_diffs"][1];
     assert_eq!(
         (d["from"].as_str(), d["to"].as_str()),
@@ -460,20 +443,7 @@ fn upstream_from_a_registry_is_copied_with_skopeo() {
             &format!("docker://{reference}"),
         ],
     );
-    let r = b
-        .ctx
-        .ok(&[
-            "report",
-            "nginx",
-            "--out",
-            "out",
-            "--upstream",
-            &reference,
-            "--insecure",
-            "--format",
-            "json",
-        ])
-        .json();
+    let r = report_json(&reference, &["--insecure"]);
     let u = upstream_column(&r);
     assert_eq!(u["source"], format!("docker://{reference}"));
     assert_eq!(u["components"].as_array().unwrap().len(), up.installed);

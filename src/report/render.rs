@@ -54,6 +54,47 @@ fn header(r: &Report, first: &str) -> Vec<String> {
         .collect()
 }
 
+/// The comparison table's rows: the label, then one value per column.
+fn comparison_rows(r: &Report) -> Vec<Vec<String>> {
+    r.rows
+        .iter()
+        .map(|row| {
+            std::iter::once(row.label.clone())
+                .chain(row.values.iter().cloned())
+                .collect()
+        })
+        .collect()
+}
+
+/// A component difference as the three lists both renderers print.
+fn diff_lists(d: &ComponentDiff) -> [(&'static str, Vec<String>); 3] {
+    let changed = d
+        .changed
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} → {}",
+                c.name,
+                c.from.as_deref().unwrap_or("?"),
+                c.to.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    [
+        ("added", d.added.clone()),
+        ("removed", d.removed.clone()),
+        ("changed", changed),
+    ]
+}
+
+fn joined_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
 fn diff_title(d: &ComponentDiff) -> String {
     format!("{} → {}", d.from.title(), d.to.title())
 }
@@ -138,15 +179,7 @@ pub fn markdown(r: &Report) -> String {
         "Measured from the images themselves by `armorred report` {}.\n",
         env!("CARGO_PKG_VERSION")
     );
-    let rows: Vec<Vec<String>> = r
-        .rows
-        .iter()
-        .map(|row| {
-            std::iter::once(row.label.clone())
-                .chain(row.values.iter().cloned())
-                .collect()
-        })
-        .collect();
+    let rows = comparison_rows(r);
     md_table(&mut s, &header(r, "Property"), &rows);
 
     let _ = writeln!(s, "## Sizes\n");
@@ -155,28 +188,10 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(s, "## Components\n");
     for d in &r.component_diffs {
         let _ = writeln!(s, "### {}\n", diff_title(d));
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                "none".to_string()
-            } else {
-                v.join(", ")
-            }
-        };
-        let _ = writeln!(s, "- added ({}): {}", d.added.len(), list(&d.added));
-        let _ = writeln!(s, "- removed ({}): {}", d.removed.len(), list(&d.removed));
-        let changed: Vec<String> = d
-            .changed
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} {} → {}",
-                    c.name,
-                    c.from.as_deref().unwrap_or("?"),
-                    c.to.as_deref().unwrap_or("?")
-                )
-            })
-            .collect();
-        let _ = writeln!(s, "- changed ({}): {}\n", changed.len(), list(&changed));
+        for (what, v) in diff_lists(d) {
+            let _ = writeln!(s, "- {what} ({}): {}", v.len(), joined_or_none(&v));
+        }
+        s.push('\n');
     }
     for c in &r.columns {
         let _ = writeln!(
@@ -387,15 +402,7 @@ pub fn html(r: &Report) -> String {
         .collect();
     s.push_str(&bar_chart("Components", &comp_bars));
     s.push_str("\n</div>\n<h2>Comparison</h2>\n");
-    let rows: Vec<Vec<String>> = r
-        .rows
-        .iter()
-        .map(|row| {
-            std::iter::once(row.label.clone())
-                .chain(row.values.iter().cloned())
-                .collect()
-        })
-        .collect();
+    let rows = comparison_rows(r);
     html_table(&mut s, "compare", &header(r, "Property"), &rows);
     s.push_str("<h2>Sizes</h2>\n");
     html_table(&mut s, "sizes", &header(r, "Measure"), &size_rows(r));
@@ -403,34 +410,15 @@ pub fn html(r: &Report) -> String {
     s.push_str("<h2>Components</h2>\n");
     for d in &r.component_diffs {
         let _ = writeln!(s, "<h3>{}</h3><ul>", esc(&diff_title(d)));
-        for (what, v) in [("added", &d.added), ("removed", &d.removed)] {
-            let _ = write!(s, "<li>{what} ({}): ", v.len());
-            if v.is_empty() {
-                s.push_str("none");
-            } else {
-                s.push_str(&esc(&v.join(", ")));
-            }
-            s.push_str("</li>");
+        for (what, v) in diff_lists(d) {
+            let _ = write!(
+                s,
+                "<li>{what} ({}): {}</li>",
+                v.len(),
+                esc(&joined_or_none(&v))
+            );
         }
-        let _ = write!(s, "<li>changed ({}): ", d.changed.len());
-        let changed: Vec<String> = d
-            .changed
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} {} → {}",
-                    c.name,
-                    c.from.as_deref().unwrap_or("?"),
-                    c.to.as_deref().unwrap_or("?")
-                )
-            })
-            .collect();
-        s.push_str(&if changed.is_empty() {
-            "none".into()
-        } else {
-            esc(&changed.join(", "))
-        });
-        s.push_str("</li></ul>\n");
+        s.push_str("</ul>\n");
     }
     for c in &r.columns {
         let _ = write!(
