@@ -462,7 +462,7 @@ impl Layout {
     /// Every digest reachable from index.json, with the size the first
     /// descriptor naming it declares.
     fn referenced_sizes(&self) -> Result<BTreeMap<Digest, u64>, LayoutError> {
-        self.walk_references(Err)
+        self.walk_references(|_, e| Err(e))
     }
 
     /// Every descriptor index.json reaches, with its declared size.
@@ -471,7 +471,7 @@ impl Layout {
     /// it and keeps walking so the rest of the layout is still checked.
     fn walk_references(
         &self,
-        mut on_unreadable: impl FnMut(LayoutError) -> Result<(), LayoutError>,
+        mut on_unreadable: impl FnMut(&Descriptor, LayoutError) -> Result<(), LayoutError>,
     ) -> Result<BTreeMap<Digest, u64>, LayoutError> {
         let mut seen = BTreeMap::new();
         let mut stack: Vec<Descriptor> = self.read_index()?.manifests;
@@ -488,12 +488,12 @@ impl Layout {
                         stack.push(m.config);
                         stack.extend(m.layers);
                     }
-                    Err(e) => on_unreadable(e)?,
+                    Err(e) => on_unreadable(&d, e)?,
                 }
             } else if d.media_type == MEDIA_TYPE_INDEX {
                 match self.read_json::<Index>(&d) {
                     Ok((_, i)) => stack.extend(i.manifests),
-                    Err(e) => on_unreadable(e)?,
+                    Err(e) => on_unreadable(&d, e)?,
                 }
             }
         }
@@ -504,8 +504,11 @@ impl Layout {
     pub fn fsck(&self) -> Result<FsckReport, LayoutError> {
         let mut report = FsckReport::default();
         let mut unreadable = Vec::new();
-        let referenced = match self.walk_references(|e| {
-            unreadable.push(e.to_string());
+        let referenced = match self.walk_references(|d, e| {
+            // A missing blob is reported once below, as referenced but missing.
+            if self.blobs.path(&d.digest).exists() {
+                unreadable.push(e.to_string());
+            }
             Ok(())
         }) {
             Ok(r) => r,
@@ -766,7 +769,9 @@ mod tests {
         fs::write(layout.blobs().path(&config.digest), b"{ }").unwrap();
         let report = layout.fsck().unwrap();
         let all = report.problems.join("\n");
-        assert!(all.contains(lost_manifest.digest.hex()), "{all}");
+        // Named once, as referenced but missing.
+        assert_eq!(all.matches(lost_manifest.digest.hex()).count(), 1, "{all}");
+        assert!(all.contains("referenced but missing"), "{all}");
         assert!(all.contains("does not match its digest"), "{all}");
         // The walk went on: only the lost manifest's config is unreferenced,
         // not every blob of the layout.
