@@ -31,10 +31,13 @@ done
 
 src_list=/etc/apt/sources.list.d/armorred-debsrc.sources
 need_update=0
-if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ /etc/apt/sources.list 2>/dev/null; then
-  cat >"$src_list" <<'SRC'
+# The deb-src entry names this machine's own mirror, read from its apt
+# configuration, so a user's mirror is respected and no host is hard-coded.
+mirror=$(bash scripts/debian-mirror.sh main)
+if ! grep -qs "^URIs: $mirror\$" "$src_list"; then
+  cat >"$src_list" <<SRC
 Types: deb-src
-URIs: http://deb.debian.org/debian
+URIs: $mirror
 Suites: bookworm
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg

@@ -8,6 +8,8 @@
 //! `ARMORRED_PYTHON` names it (default `python3`). Without them the tests
 //! fail rather than skip: a validator that did not run proves nothing.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -161,18 +163,18 @@ fn validate(dir: &Path, spdx: &Value, cyclonedx: &Value) -> Output {
     let (s, c) = (dir.join("sbom.spdx.json"), dir.join("sbom.cdx.json"));
     std::fs::write(&s, sbom::to_canonical_bytes(spdx)).unwrap();
     std::fs::write(&c, sbom::to_canonical_bytes(cyclonedx)).unwrap();
-    let python = std::env::var("ARMORRED_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = common::python();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate_sbom.py");
     let mut cmd = Command::new(&python);
     cmd.arg(&script).arg(&s).arg(&c);
     let out = cmd
         .output()
-        .unwrap_or_else(|e| panic!("could not start `{python}` (set ARMORRED_PYTHON): {e}"));
+        .unwrap_or_else(|e| panic!("could not start `{}` (set ARMORRED_PYTHON): {e}", python.display()));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("ModuleNotFoundError"),
-        "`{python}` lacks the validators; hint: export ARMORRED_PYTHON=$(bash scripts/setup-python.sh), \
-         or pip install spdx-tools 'cyclonedx-python-lib[json-validation]'\n{stderr}"
+        "`{}` lacks the validators; hint: export ARMORRED_PYTHON=$(bash scripts/setup-python.sh)\n{stderr}",
+        python.display()
     );
     out
 }

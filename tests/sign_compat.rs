@@ -8,6 +8,8 @@
 //!   `ARMORRED_REQUIRE_COSIGN_CHECK=1`, which turns the skip into a failure);
 //! - fixtures made by cosign itself (`tests/fixtures/sign/README.md`).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -189,14 +191,14 @@ fn key_pair_files_have_the_right_modes_and_are_never_replaced() {
 /// The checker script, or None (with a loud message) if its modules are missing.
 fn python_checker() -> Option<PathBuf> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cosign_check.py");
-    let why = match Command::new("python3")
+    let why = match Command::new(common::python())
         .arg(&script)
         .arg("check-modules")
         .output()
     {
         Ok(out) if out.status.success() => return Some(script),
         Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        Err(e) => format!("python3 could not be run: {e}"),
+        Err(e) => format!("{} could not be run: {e}", common::python().display()),
     };
     let required = std::env::var_os("ARMORRED_REQUIRE_COSIGN_CHECK").is_some_and(|v| !v.is_empty());
     assert!(
@@ -207,19 +209,19 @@ fn python_checker() -> Option<PathBuf> {
     let banner = format!(
         "\n!!!!!!!! SKIPPED: independent cosign check (tests/cosign_check.py) !!!!!!!!\n\
          !!!!!!!! {why}\n\
-         !!!!!!!! install with: pip install cryptography PyNaCl\n\n"
+         !!!!!!!! hint: export ARMORRED_PYTHON=$(bash scripts/setup-python.sh)\n\n"
     );
     let _ = std::io::Write::write_all(&mut std::io::stderr(), banner.as_bytes());
     None
 }
 
 fn run_py(script: &Path, args: &[&str], password: Option<&str>) -> Output {
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(common::python());
     cmd.arg(script).args(args).env_remove("COSIGN_PASSWORD");
     if let Some(pw) = password {
         cmd.env("COSIGN_PASSWORD", pw);
     }
-    cmd.output().expect("running python3")
+    cmd.output().expect("running the venv Python")
 }
 
 #[track_caller]

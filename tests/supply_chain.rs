@@ -15,9 +15,6 @@ use sha2::{Digest as _, Sha256};
 
 const PASS: &str = "correct horse";
 
-fn python() -> String {
-    std::env::var("ARMORRED_PYTHON").unwrap_or_else(|_| "python3".into())
-}
 
 /// A private copy of a built layout, so tests can sign and tamper freely.
 fn copy_layout(ctx: &TestContext, src: &Path, name: &str) -> PathBuf {

@@ -350,3 +350,19 @@ pub fn nginx() -> &'static NginxBuild {
         }
     })
 }
+
+/// The Python the tests run: the venv `scripts/setup-python.sh` makes, named
+/// by `ARMORRED_PYTHON`, or the repo's `.venv` when that exists. Never a bare
+/// `python3` from PATH: a system Python with hand-installed modules once let a
+/// check pass that fails on a fresh machine.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("ARMORRED_PYTHON").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let venv = repo().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python venv for the tests; hint: export ARMORRED_PYTHON=$(bash scripts/setup-python.sh)"
+    );
+    venv
+}
