@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-system.sh
+bash scripts/setup-tools.sh
 bash scripts/fetch-sources.sh
 ARMORRED_PYTHON=$(bash scripts/setup-python.sh)
 export ARMORRED_PYTHON

@@ -366,3 +366,16 @@ pub fn python() -> PathBuf {
     );
     venv
 }
+
+/// A scanner installed into the test venv by `scripts/setup-python.sh`
+/// (`syft`, `trivy`), beside the venv's Python.
+pub fn venv_tool(name: &str) -> PathBuf {
+    let py = python();
+    let tool = py.parent().expect("venv bin dir").join(name);
+    assert!(
+        tool.exists(),
+        "{} is missing; hint: bash scripts/setup-python.sh",
+        tool.display()
+    );
+    tool
+}
