@@ -201,7 +201,7 @@ fn sign_then_verify_a_layout_and_check_independently() {
         "skopeo",
         &[
             "inspect",
-            &format!("oci:{}:1.22.1-locked", layout.display()),
+            &format!("oci:{}:1.26.3-locked", layout.display()),
         ],
     );
 }
@@ -280,7 +280,7 @@ fn verification_failures_are_clear() {
         .as_array()
         .unwrap()
         .iter()
-        .position(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "1.22.1-hardened")
+        .position(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "1.26.3-hardened")
         .unwrap();
     let mut im: Value = serde_json::from_slice(&blob(
         &changed,

@@ -1,4 +1,5 @@
-# nginx 1.22.1 built from the upstream tarball with the tier's hardening.
+# nginx 1.26 built from the upstream tarball (plus Debian's security patches)
+# with the tier's hardening.
 # `features` are the optional modules of the official nginx docker image that
 # build here (plus a few default-on modules that can be compiled out with
 # --without-*); everything in `features` is built unless named in `drop`.
