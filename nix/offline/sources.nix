@@ -14,7 +14,10 @@
 # (schema armorred.debian-patches/v1) is left at the tree's root as
 # `.armorred-patches.json`; the builder installs it as
 # `$out/nix-support/armorred-patches.json`, where the SBOM and VEX read it.
-{ sourceDir }:
+#
+# `debianPatches = false` gives the bare upstream tarballs: only for tests
+# that show a patch's effect by building the same package without it.
+{ sourceDir, debianPatches ? true }:
 let
   pins = builtins.fromJSON (builtins.readFile ./sources.json);
   dir =
@@ -77,4 +80,6 @@ let
       '' ];
     };
 in
-builtins.mapAttrs (name: pin: pin // { src = patched name pin; }) pins
+builtins.mapAttrs (name: pin: pin // {
+  src = if debianPatches then patched name pin else fetch pin.file pin.sha256;
+}) pins
