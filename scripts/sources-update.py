@@ -57,6 +57,16 @@ class UpdateError(Exception):
     pass
 
 
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_bytes(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 # ---------------------------------------------------------------- versions
 
 def _order(c):
@@ -193,7 +203,7 @@ def verified_sources(mirror, suite):
     inrelease = fetch(f"{mirror}/dists/{suite}/InRelease")
     with tempfile.TemporaryDirectory() as tmp:
         signed = os.path.join(tmp, "InRelease")
-        open(signed, "wb").write(inrelease)
+        write_bytes(signed, inrelease)
         out = os.path.join(tmp, "Release")
         r = subprocess.run(
             ["gpgv", "--keyring", KEYRING, "--output", out, signed],
@@ -202,7 +212,7 @@ def verified_sources(mirror, suite):
         )
         if r.returncode != 0:
             raise UpdateError(f"{mirror}/dists/{suite}/InRelease: signature check failed: {r.stderr.strip()}")
-        release = open(out, encoding="utf-8").read()
+        release = read_bytes(out).decode("utf-8")
     want = None
     in_sha = False
     for line in release.splitlines():
@@ -225,7 +235,7 @@ def verified_sources(mirror, suite):
 
 
 def read_index_file(path):
-    data = open(path, "rb").read()
+    data = read_bytes(path)
     if path.endswith(".xz"):
         data = lzma.decompress(data)
     return data.decode("utf-8", errors="replace")
@@ -324,7 +334,7 @@ def patch_set(deb_file_name, deb_bytes, prerequisites):
     """The selected patches of a Debian tarball or diff (only debian/patches/ is read)."""
     with tempfile.TemporaryDirectory() as tmp:
         artifact = os.path.join(tmp, os.path.basename(deb_file_name))
-        open(artifact, "wb").write(deb_bytes)
+        write_bytes(artifact, deb_bytes)
         return debian_patches.select(debian_patches.extract(artifact, os.path.join(tmp, "x")), prerequisites)
 
 
@@ -335,7 +345,7 @@ def local_or_fetch(sources_dir, mirrors, pin):
         return None
     p = os.path.join(sources_dir, deb["file"]) if sources_dir else None
     if p and os.path.isfile(p):
-        data = open(p, "rb").read()
+        data = read_bytes(p)
     else:
         mirror = mirrors.get(pin.get("archive", "main"))
         data = fetch(f"{mirror}/{pin['pool']}/{deb['file']}")
@@ -377,7 +387,7 @@ def update_one(name, pin, indexes, mirrors, sources_dir, log):
             os.makedirs(sources_dir, exist_ok=True)
             for fname, data in ((orig, orig_data), (deb, deb_data)):
                 tmp = os.path.join(sources_dir, f".{fname}.tmp")
-                open(tmp, "wb").write(data)
+                write_bytes(tmp, data)
                 os.replace(tmp, os.path.join(sources_dir, fname))
         new_patches = patch_set(deb, deb_data, prereqs)
         new = {k: v for k, v in pin.items()}
@@ -437,7 +447,7 @@ def main(argv):
                 text = verified_sources(mirrors[kind], suites[kind])
             indexes.append((kind, suites[kind], parse_deb822(text)))
 
-        pins = json.load(open(args.pins))
+        pins = json.loads(read_bytes(args.pins))
         moved = 0
         out = {}
         for name in sorted(pins):

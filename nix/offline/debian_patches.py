@@ -63,6 +63,11 @@ def dep3_header(text):
     return "\n".join(out)
 
 
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def read_series(patches_dir):
     """(name, patch options) for each series line, in order."""
     series = os.path.join(patches_dir, "series")
@@ -102,7 +107,7 @@ def select(debian_dir, prerequisites=None):
         path = os.path.join(patches_dir, name)
         if not os.path.isfile(path):
             raise SystemExit(f"debian_patches: series names {name}, which is not in {patches_dir}")
-        data = open(path, "rb").read()
+        data = _read(path)
         text = data.decode("utf-8", errors="replace")
         security, selected_by, cves = classify(name, text)
         if not security and name in prerequisites:
@@ -191,7 +196,7 @@ def prepare(artifact, outdir, prerequisites=None, meta=None):
     debian_dir = extract(artifact, scratch)
     chosen = select(debian_dir, prerequisites)
     for p in chosen:
-        data = open(os.path.join(debian_dir, "patches", p["name"]), "rb").read()
+        data = _read(os.path.join(debian_dir, "patches", p["name"]))
         _write(outdir, os.path.join("patches", p["name"]), data)
     with open(os.path.join(outdir, "series"), "w", encoding="utf-8") as f:
         for p in chosen:
