@@ -379,3 +379,79 @@ pub fn venv_tool(name: &str) -> PathBuf {
     );
     tool
 }
+
+/// A layout's `index.json`.
+pub fn index_json(layout: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index.json"))
+        .expect("index.json is JSON")
+}
+
+/// The attachments index `index.json`'s one image entry names (its
+/// `org.armorred.attachments` annotation), read as plain JSON.
+pub fn attachments_index(layout: &Path) -> serde_json::Value {
+    let index = index_json(layout);
+    let digest = index["manifests"][0]["annotations"]["org.armorred.attachments"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no attachments named in {index}"))
+        .to_string();
+    let path = layout.join("blobs/sha256").join(&digest[7..]);
+    serde_json::from_slice(&std::fs::read(path).expect("the attachments index blob"))
+        .expect("the attachments index is JSON")
+}
+
+/// The entries of the image's attachments index (signatures, SBOMs).
+pub fn attachments(layout: &Path) -> Vec<serde_json::Value> {
+    attachments_index(layout)["manifests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Rewrites the image's attachments index through `edit` and points
+/// `index.json` at the new one, as a hand edit of the layout would.
+pub fn edit_attachments(layout: &Path, edit: impl FnOnce(&mut Vec<serde_json::Value>)) {
+    use sha2::Digest as _;
+    let mut list = attachments_index(layout);
+    let mut entries = list["manifests"].as_array().cloned().unwrap_or_default();
+    edit(&mut entries);
+    list["manifests"] = entries.into();
+    let bytes = serde_json::to_vec(&list).unwrap();
+    let hex = hex::encode(sha2::Sha256::digest(&bytes));
+    std::fs::write(layout.join("blobs/sha256").join(&hex), &bytes).unwrap();
+    let mut index = index_json(layout);
+    index["manifests"][0]["annotations"]["org.armorred.attachments"] =
+        format!("sha256:{hex}").into();
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+}
+
+/// The real syft's catalog of `source` (`oci-dir:DIR`, or a layout path as
+/// users type it), as syft JSON. Panics with syft's stderr when it fails.
+pub fn syft_json(source: &str) -> serde_json::Value {
+    let out = Command::new(venv_tool("syft"))
+        .args([source, "-o", "syft-json", "-q"])
+        .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+        .output()
+        .expect("run syft");
+    assert!(
+        out.status.success(),
+        "syft {source} failed ({:?})\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("syft -o syft-json prints JSON")
+}
+
+/// The `/nix/store/<hash>-<name>` directories syft found as packages.
+pub fn syft_store_paths(catalog: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    catalog["artifacts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["type"] == "nix")
+        .filter_map(|a| a["metadata"]["path"].as_str().map(str::to_string))
+        .collect()
+}
