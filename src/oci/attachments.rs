@@ -350,6 +350,8 @@ mod tests {
         layout.replace_image(&other).unwrap();
         assert!(layout.attachments().unwrap().is_empty());
         assert!(!layout.blobs().path(&vex.digest).exists());
+        // The image's manifest went with it; put it back.
+        assert_eq!(manifest(&layout, None, "image").digest, image.digest);
         layout.replace_image(&image).unwrap();
         let stray = sbom_entry(manifest(&layout, None, "x"), &other.digest, "a/spdx");
         let e = layout.put_attachments(&[stray]).unwrap_err();

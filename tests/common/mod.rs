@@ -445,13 +445,39 @@ pub fn syft_json(source: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("syft -o syft-json prints JSON")
 }
 
-/// The `/nix/store/<hash>-<name>` directories syft found as packages.
-pub fn syft_store_paths(catalog: &serde_json::Value) -> std::collections::BTreeSet<String> {
-    catalog["artifacts"]
+/// Checks that syft's catalog lists as a Nix package every store path of
+/// `store_paths` (`/nix/store/<hash>-<name>`) whose name has a version, and
+/// nothing else: syft splits name and version as Nix does (the version starts
+/// at the first `-` followed by a digit) and skips a path without one, such as
+/// the offline set's `glibc-host`.
+pub fn assert_syft_lists_store_paths(
+    catalog: &serde_json::Value,
+    store_paths: &std::collections::BTreeSet<String>,
+) {
+    use std::collections::BTreeSet;
+    let listed: BTreeSet<String> = catalog["artifacts"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|a| a["type"] == "nix")
-        .filter_map(|a| a["metadata"]["path"].as_str().map(str::to_string))
-        .collect()
+        .filter_map(|a| a["metadata"]["outputHash"].as_str().map(str::to_string))
+        .collect();
+    let versioned: BTreeSet<String> = store_paths
+        .iter()
+        .filter_map(|p| {
+            let (hash, name) = p.strip_prefix("/nix/store/")?.split_once('-')?;
+            let has_version = name
+                .match_indices('-')
+                .any(|(i, _)| name[i + 1..].starts_with(|c: char| c.is_ascii_digit()));
+            has_version.then(|| hash.to_string())
+        })
+        .collect();
+    assert!(
+        !versioned.is_empty(),
+        "no versioned store path in {store_paths:?}"
+    );
+    assert_eq!(
+        listed, versioned,
+        "syft's Nix packages vs the image's store paths {store_paths:?}"
+    );
 }
