@@ -1474,24 +1474,14 @@ fn cli_push_failures_exit_1_and_name_the_registry() {
 fn cli_push_carries_the_attachments_of_a_signed_build() {
     let reg = Registry::start();
     let ctx = TestContext::new();
-    let recipes = common::repo().join("tests/fixtures/recipes");
     ctx.generate_key_pair();
-    ctx.ok_env(
-        &[
-            "build",
-            "hello",
-            "--tier",
-            "hardened",
-            "--recipes",
-            recipes.to_str().unwrap(),
-            "--out",
-            "out",
-            "--sign-key",
-            "cosign.key",
-        ],
+    let layout_dir = common::build_fixture(
+        &ctx,
+        "hello",
+        "hardened",
+        &["--sign-key", "cosign.key"],
         &[common::COSIGN_TEST_PASSWORD],
     );
-    let layout_dir = ctx.path().join("out/hello-hardened");
     assert_eq!(
         common::index_json(&layout_dir)["manifests"]
             .as_array()

@@ -492,6 +492,19 @@ fn signing_an_index_signs_every_child() {
     assert!(v.stderr().contains(&child_digest), "{}", v.stderr());
 }
 
+/// `build hello --tier hardened --sign-key k.key`: the layout, the key pair.
+fn signed_hello(ctx: &TestContext) -> (PathBuf, PathBuf, PathBuf) {
+    let (key, public) = keypair(ctx, "k");
+    let layout = build_fixture(
+        ctx,
+        "hello",
+        "hardened",
+        &["--sign-key", key.to_str().unwrap()],
+        &[("COSIGN_PASSWORD", PASS)],
+    );
+    (layout, key, public)
+}
+
 /// `build hello --sign-key` leaves a layout whose index.json lists the image
 /// only, so the real syft reads it in place (as a path and as `oci-dir:`)
 /// while the signature and both SBOMs stay attached. skopeo, umoci, podman
@@ -500,25 +513,7 @@ fn signing_an_index_signs_every_child() {
 #[test]
 fn syft_and_the_other_tools_read_a_signed_layout_in_place() {
     let ctx = TestContext::new();
-    let (key, public) = keypair(&ctx, "k");
-    let recipes = repo().join("tests/fixtures/recipes");
-    let r = ctx.run_env(
-        &[
-            "build",
-            "hello",
-            "--tier",
-            "hardened",
-            "--recipes",
-            recipes.to_str().unwrap(),
-            "--out",
-            "out",
-            "--sign-key",
-            key.to_str().unwrap(),
-        ],
-        &[("COSIGN_PASSWORD", PASS)],
-    );
-    assert!(r.out.status.success(), "{}", r.describe());
-    let layout = ctx.path().join("out/hello-hardened");
+    let (layout, key, public) = signed_hello(&ctx);
     let l = layout.to_str().unwrap();
     let idx = index(&layout);
     let entries = idx["manifests"].as_array().unwrap();
@@ -673,25 +668,7 @@ fn syft_and_the_other_tools_read_a_signed_layout_in_place() {
 #[test]
 fn a_layout_with_attachments_in_index_json_is_read_then_moved() {
     let ctx = TestContext::new();
-    let (key, public) = keypair(&ctx, "k");
-    let recipes = repo().join("tests/fixtures/recipes");
-    let r = ctx.run_env(
-        &[
-            "build",
-            "hello",
-            "--tier",
-            "hardened",
-            "--recipes",
-            recipes.to_str().unwrap(),
-            "--out",
-            "out",
-            "--sign-key",
-            key.to_str().unwrap(),
-        ],
-        &[("COSIGN_PASSWORD", PASS)],
-    );
-    assert!(r.out.status.success(), "{}", r.describe());
-    let layout = ctx.path().join("out/hello-hardened");
+    let (layout, key, public) = signed_hello(&ctx);
     let l = layout.to_str().unwrap();
     // Rewrite it as an earlier armorred wrote it.
     let mut idx = index(&layout);

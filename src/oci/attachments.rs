@@ -257,35 +257,16 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::layout::tests::{descriptor, layerless};
     use crate::oci::layout::Manifest;
     use crate::oci::MEDIA_TYPE_MANIFEST;
 
-    fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
-        Descriptor {
-            media_type: media_type.into(),
-            digest,
-            size,
-            artifact_type: None,
-            annotations: BTreeMap::new(),
-            platform: None,
-        }
-    }
-
-    /// A layerless manifest with `annotations`, stored; its descriptor.
-    fn manifest(layout: &Layout, subject: Option<&Descriptor>, seed: &str) -> Descriptor {
+    /// A layerless manifest told apart by `seed`, stored; its descriptor.
+    fn manifest(layout: &Layout, seed: &str) -> Descriptor {
         let config = layout.blobs().put(b"{}").unwrap();
         let m = Manifest {
-            schema_version: 2,
-            media_type: Some(MEDIA_TYPE_MANIFEST.into()),
-            artifact_type: None,
-            config: descriptor(
-                "application/vnd.oci.image.config.v1+json",
-                config.digest,
-                config.size,
-            ),
-            layers: Vec::new(),
-            subject: subject.cloned(),
             annotations: BTreeMap::from([("seed".to_string(), seed.to_string())]),
+            ..layerless(&config.digest, config.size)
         };
         let b = layout.blobs().put(&canonical_json(&m)).unwrap();
         descriptor(MEDIA_TYPE_MANIFEST, b.digest, b.size)
@@ -315,15 +296,15 @@ mod tests {
         let layout = Layout::create(dir.path()).unwrap();
         let image = Descriptor {
             annotations: BTreeMap::from([(ANNOTATION_REF_NAME.into(), "1-x".into())]),
-            ..manifest(&layout, None, "image")
+            ..manifest(&layout, "image")
         };
         layout.replace_image(&image).unwrap();
-        let sbom1 = sbom_entry(manifest(&layout, None, "s1"), &image.digest, "a/spdx");
-        let sig1 = sig_entry(manifest(&layout, None, "sig1"), &image.digest);
+        let sbom1 = sbom_entry(manifest(&layout, "s1"), &image.digest, "a/spdx");
+        let sig1 = sig_entry(manifest(&layout, "sig1"), &image.digest);
         layout.put_attachments(&[sbom1.clone(), sig1]).unwrap();
-        let sbom2 = sbom_entry(manifest(&layout, None, "s2"), &image.digest, "a/spdx");
-        let sig2 = sig_entry(manifest(&layout, None, "sig2"), &image.digest);
-        let vex = sbom_entry(manifest(&layout, None, "vex"), &image.digest, "a/vex");
+        let sbom2 = sbom_entry(manifest(&layout, "s2"), &image.digest, "a/spdx");
+        let sig2 = sig_entry(manifest(&layout, "sig2"), &image.digest);
+        let vex = sbom_entry(manifest(&layout, "vex"), &image.digest, "a/vex");
         layout
             .put_attachments(&[sbom2.clone(), sig2.clone(), vex.clone()])
             .unwrap();
@@ -346,14 +327,14 @@ mod tests {
         assert_eq!(report.unreferenced, 0, "{report:?}");
 
         // A rebuilt image keeps its own attachments only.
-        let other = manifest(&layout, None, "other");
+        let other = manifest(&layout, "other");
         layout.replace_image(&other).unwrap();
         assert!(layout.attachments().unwrap().is_empty());
         assert!(!layout.blobs().path(&vex.digest).exists());
         // The image's manifest went with it; put it back.
-        assert_eq!(manifest(&layout, None, "image").digest, image.digest);
+        assert_eq!(manifest(&layout, "image").digest, image.digest);
         layout.replace_image(&image).unwrap();
-        let stray = sbom_entry(manifest(&layout, None, "x"), &other.digest, "a/spdx");
+        let stray = sbom_entry(manifest(&layout, "x"), &other.digest, "a/spdx");
         let e = layout.put_attachments(&[stray]).unwrap_err();
         assert!(matches!(e, LayoutError::NoSubject { .. }), "{e}");
     }
@@ -362,9 +343,9 @@ mod tests {
     fn attachments_listed_beside_the_image_are_read_and_moved_on_write() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::create(dir.path()).unwrap();
-        let image = manifest(&layout, None, "image");
-        let sbom = sbom_entry(manifest(&layout, None, "s"), &image.digest, "a/spdx");
-        let sig = sig_entry(manifest(&layout, None, "sig"), &image.digest);
+        let image = manifest(&layout, "image");
+        let sbom = sbom_entry(manifest(&layout, "s"), &image.digest, "a/spdx");
+        let sig = sig_entry(manifest(&layout, "sig"), &image.digest);
         layout
             .write_index(&Index {
                 manifests: vec![image.clone(), sbom.clone(), sig.clone()],
@@ -376,7 +357,7 @@ mod tests {
             layout.attachments_of(&image.digest).unwrap(),
             vec![sbom.clone(), sig.clone()]
         );
-        let sig2 = sig_entry(manifest(&layout, None, "sig2"), &image.digest);
+        let sig2 = sig_entry(manifest(&layout, "sig2"), &image.digest);
         layout.put_attachments(std::slice::from_ref(&sig2)).unwrap();
         let index = layout.read_index().unwrap();
         assert_eq!(index.manifests.len(), 1, "{index:?}");
@@ -391,9 +372,9 @@ mod tests {
     fn a_missing_attachments_index_is_reported_and_gc_keeps_everything() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::create(dir.path()).unwrap();
-        let image = manifest(&layout, None, "image");
+        let image = manifest(&layout, "image");
         layout.replace_image(&image).unwrap();
-        let sbom = sbom_entry(manifest(&layout, None, "s"), &image.digest, "a/spdx");
+        let sbom = sbom_entry(manifest(&layout, "s"), &image.digest, "a/spdx");
         layout.put_attachments(std::slice::from_ref(&sbom)).unwrap();
         let entry = layout.read_index().unwrap().manifests.remove(0);
         let list = layout.attachments_descriptor(&entry).unwrap().unwrap();

@@ -662,10 +662,10 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, LayoutError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
+    pub(crate) fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
         Descriptor {
             media_type: media_type.into(),
             digest,
@@ -677,7 +677,7 @@ mod tests {
     }
 
     /// An image manifest with no layers and the config `digest`, `size`.
-    fn layerless(digest: &Digest, size: u64) -> Manifest {
+    pub(crate) fn layerless(digest: &Digest, size: u64) -> Manifest {
         Manifest {
             schema_version: 2,
             media_type: Some(MEDIA_TYPE_MANIFEST.into()),

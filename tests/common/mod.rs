@@ -380,6 +380,32 @@ pub fn venv_tool(name: &str) -> PathBuf {
     tool
 }
 
+/// `armorred build <image> --tier <tier>` of a recipe in `tests/fixtures/recipes`
+/// into `out/`, plus `extra` flags and `env`; asserts success and returns the
+/// layout `out/<image>-<tier>`.
+pub fn build_fixture(
+    ctx: &TestContext,
+    image: &str,
+    tier: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> PathBuf {
+    let recipes = repo().join("tests/fixtures/recipes");
+    let mut args = vec![
+        "build",
+        image,
+        "--tier",
+        tier,
+        "--recipes",
+        recipes.to_str().unwrap(),
+        "--out",
+        "out",
+    ];
+    args.extend(extra);
+    ctx.ok_env(&args, env);
+    ctx.path().join("out").join(format!("{image}-{tier}"))
+}
+
 /// A layout's `index.json`.
 pub fn index_json(layout: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index.json"))
