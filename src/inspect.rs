@@ -30,7 +30,7 @@ pub struct InspectReport {
     pub labels: BTreeMap<String, String>,
     pub layers: Vec<LayerInfo>,
     pub compressed_size: u64,
-    /// Signatures and other attachments listed in index.json.
+    /// Signatures, SBOMs and other attachments of the layout's image.
     pub attachments: Vec<Attachment>,
     /// A multi-platform image: the index index.json names. The fields above
     /// describe one child (this machine's platform, or the one `--ref` names).
