@@ -15,9 +15,11 @@
 //! - skopeo, umoci, podman and oras (`--oci-layout`, `--from-oci-layout`) pick
 //!   the image by `org.opencontainers.image.ref.name` and ignore annotations
 //!   they do not know, so they see exactly the image;
-//! - cosign's own layout (`cosign save`) lists `.sig` entries in `index.json`,
-//!   which breaks syft; no tool reads a layout's signatures in place, and
-//!   `push` sends them to a registry under cosign's tag, where cosign looks;
+//! - cosign reads signatures in a layout only in its own `cosign save` shape
+//!   (`index.json` entries marked `kind: dev.cosignproject.cosign/sigs`),
+//!   which syft refuses and which armorred never wrote (`cosign verify
+//!   --local-image` fails on either shape); `push` sends signatures under
+//!   cosign's tag, where `cosign verify` finds them;
 //! - fsck and gc walk from `index.json` and follow the annotation, so the
 //!   layout stays one content-addressed tree: fsck checks every attachment
 //!   and gc keeps them.
