@@ -390,4 +390,50 @@ mod tests {
         assert!(layout.gc().is_err());
         assert!(layout.blobs().path(&sbom.digest).exists());
     }
+
+    #[test]
+    fn the_subject_comes_from_the_annotation_or_cosigns_tag() {
+        let image = Digest::of(b"image");
+        let entry = |k: &str, v: String| Descriptor {
+            annotations: BTreeMap::from([(k.to_string(), v)]),
+            ..descriptor(MEDIA_TYPE_MANIFEST, Digest::of(b"x"), 1)
+        };
+        for tag in ["sig", "att", "sbom"] {
+            let d = entry(ANNOTATION_REF_NAME, format!("sha256-{}.{tag}", image.hex()));
+            assert_eq!(subject_of(&d), Some(image.clone()));
+        }
+        let d = entry(ANNOTATION_SUBJECT, image.to_string());
+        assert_eq!(subject_of(&d), Some(image));
+        assert_eq!(subject_of(&entry(ANNOTATION_REF_NAME, "1.0".into())), None);
+        assert_eq!(
+            subject_of(&entry(ANNOTATION_SUBJECT, "nonsense".into())),
+            None
+        );
+    }
+
+    #[test]
+    fn a_malformed_annotation_is_an_error_fsck_reports_and_gc_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path()).unwrap();
+        let image = Descriptor {
+            annotations: BTreeMap::from([(ANNOTATION_ATTACHMENTS.into(), "sha256:nope".into())]),
+            ..manifest(&layout, "image")
+        };
+        layout
+            .write_index(&Index {
+                manifests: vec![image],
+                ..Index::default()
+            })
+            .unwrap();
+        assert!(layout.attachments().is_err());
+        let report = layout.fsck().unwrap();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains(ANNOTATION_ATTACHMENTS)),
+            "{report:?}"
+        );
+        assert!(layout.gc().is_err());
+    }
 }
