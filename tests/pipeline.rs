@@ -86,13 +86,22 @@ fn layouts_pass_fsck_and_skopeo_and_umoci() {
         assert_eq!(cfg["process"]["user"]["uid"], 65534);
 
         // syft (and so grype) reads the layout as build left it, SBOMs
-        // attached, and finds the image's store paths, nginx's among them.
+        // attached, and finds every store path of the image (glibc and
+        // nginx among them) with a version and a CPE, each one a component
+        // of armorred's own SBOM with the same name and version.
         let store: std::collections::BTreeSet<String> = std::fs::read_dir(rootfs.join("nix/store"))
             .unwrap()
             .map(|e| format!("/nix/store/{}", e.unwrap().file_name().to_string_lossy()))
             .collect();
         assert!(store.contains(nginx.parent().unwrap().parent().unwrap().to_str().unwrap()));
-        assert_syft_lists_store_paths(&syft_json(layout.to_str().unwrap()), &store);
+        assert!(store.iter().any(|p| p.contains("-glibc-2.")), "{store:?}");
+        let catalog = syft_json(layout.to_str().unwrap());
+        assert_syft_lists_store_paths(&catalog, &store);
+        let cdx = b
+            .ctx
+            .ok(&["sbom", layout.to_str().unwrap(), "--format", "cyclonedx"])
+            .json();
+        assert_syft_matches_sbom(&catalog, &cdx);
     }
 }
 

@@ -472,38 +472,75 @@ pub fn syft_json(source: &str) -> serde_json::Value {
 }
 
 /// Checks that syft's catalog lists as a Nix package every store path of
-/// `store_paths` (`/nix/store/<hash>-<name>`) whose name has a version, and
-/// nothing else: syft splits name and version as Nix does (the version starts
-/// at the first `-` followed by a digit) and skips a path without one, such as
-/// the offline set's `glibc-host`.
+/// `store_paths` (`/nix/store/<hash>-<name>`), each with a version and a CPE,
+/// and nothing else. syft splits name and version as Nix does (the version
+/// starts at the first `-` followed by a digit) and skips a path without one,
+/// which is why the imported glibc is named `glibc-<version>`.
 pub fn assert_syft_lists_store_paths(
     catalog: &serde_json::Value,
     store_paths: &std::collections::BTreeSet<String>,
 ) {
-    use std::collections::BTreeSet;
-    let listed: BTreeSet<String> = catalog["artifacts"]
+    use std::collections::BTreeMap;
+    let listed: BTreeMap<String, &serde_json::Value> = catalog["artifacts"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|a| a["type"] == "nix")
-        .filter_map(|a| a["metadata"]["outputHash"].as_str().map(str::to_string))
+        .filter_map(|a| Some((a["metadata"]["outputHash"].as_str()?.to_string(), a)))
         .collect();
-    let versioned: BTreeSet<String> = store_paths
-        .iter()
-        .filter_map(|p| {
-            let (hash, name) = p.strip_prefix("/nix/store/")?.split_once('-')?;
-            let has_version = name
-                .match_indices('-')
-                .any(|(i, _)| name[i + 1..].starts_with(|c: char| c.is_ascii_digit()));
-            has_version.then(|| hash.to_string())
-        })
-        .collect();
-    assert!(
-        !versioned.is_empty(),
-        "no versioned store path in {store_paths:?}"
-    );
+    assert!(!store_paths.is_empty(), "no store path in the image");
+    let mut hashes = std::collections::BTreeSet::new();
+    for p in store_paths {
+        let (hash, _) = p
+            .strip_prefix("/nix/store/")
+            .and_then(|n| n.split_once('-'))
+            .unwrap_or_else(|| panic!("not a store path: {p}"));
+        hashes.insert(hash.to_string());
+        // every store path, glibc included, is a package scanners can match:
+        // a version and at least one CPE
+        let a = listed
+            .get(hash)
+            .unwrap_or_else(|| panic!("syft does not list {p}; it lists {:?}", listed.keys()));
+        assert!(
+            a["version"].as_str().is_some_and(|v| !v.is_empty()),
+            "syft lists {p} without a version: {a}"
+        );
+        assert!(
+            a["cpes"].as_array().is_some_and(|c| !c.is_empty()),
+            "syft lists {p} without a CPE: {a}"
+        );
+    }
     assert_eq!(
-        listed, versioned,
+        listed.keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+        hashes,
         "syft's Nix packages vs the image's store paths {store_paths:?}"
     );
+}
+
+/// Each Nix package syft finds is a component of armorred's CycloneDX SBOM
+/// with the same name and version.
+pub fn assert_syft_matches_sbom(catalog: &serde_json::Value, cyclonedx: &serde_json::Value) {
+    let components: std::collections::BTreeSet<(String, String)> = cyclonedx["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some((c["name"].as_str()?.to_string(), c["version"].as_str()?.to_string())))
+        .collect();
+    let nix: Vec<&serde_json::Value> = catalog["artifacts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["type"] == "nix")
+        .collect();
+    assert!(!nix.is_empty(), "syft found no Nix package");
+    for a in nix {
+        let key = (
+            a["name"].as_str().unwrap_or_default().to_string(),
+            a["version"].as_str().unwrap_or_default().to_string(),
+        );
+        assert!(
+            components.contains(&key),
+            "syft's {key:?} is not an SBOM component; the SBOM has {components:?}"
+        );
+    }
 }
