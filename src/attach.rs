@@ -1,5 +1,7 @@
 //! SBOM attachments: SPDX 2.3 and CycloneDX 1.5 documents made from the
-//! image's actual closure, stored in the layout as OCI artifacts whose
+//! image's actual closure (and what its store paths record about their
+//! Debian origin and patches), plus an OpenVEX document when an applied
+//! Debian patch fixes a CVE, stored in the layout as OCI artifacts whose
 //! `subject` is the image manifest, so they travel with the image on push.
 
 use std::collections::BTreeMap;
@@ -13,7 +15,8 @@ use crate::oci::image::WrittenImage;
 use crate::oci::layout::{Descriptor, Layout, Manifest, MAX_JSON_BLOB};
 use crate::oci::{canonical_json, MEDIA_TYPE_MANIFEST};
 use crate::plan::{rfc3339_utc, BuildPlan};
-use crate::sbom::{self, SbomInput, CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE};
+use crate::provenance;
+use crate::sbom::{self, SbomInput, CYCLONEDX_MEDIA_TYPE, OPENVEX_MEDIA_TYPE, SPDX_MEDIA_TYPE};
 
 /// The OCI 1.1 empty config for artifacts.
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
@@ -49,6 +52,8 @@ impl PackageMetadata {
 pub enum SbomFormat {
     Spdx,
     Cyclonedx,
+    /// The OpenVEX document: the CVEs fixed by applied Debian patches.
+    Openvex,
 }
 
 impl SbomFormat {
@@ -56,11 +61,13 @@ impl SbomFormat {
         match self {
             SbomFormat::Spdx => SPDX_MEDIA_TYPE,
             SbomFormat::Cyclonedx => CYCLONEDX_MEDIA_TYPE,
+            SbomFormat::Openvex => OPENVEX_MEDIA_TYPE,
         }
     }
 }
 
-/// Makes both SBOMs for a built image and lists them in index.json.
+/// Makes both SBOMs (and the VEX document, when there is a fixed CVE to
+/// state) for a built image and lists them in index.json.
 pub fn attach_sboms(
     layout: &Layout,
     img: &WrittenImage,
@@ -87,6 +94,8 @@ pub fn attach_sboms(
         .collect();
     let created = rfc3339_utc(plan.source_date_epoch);
     let digest = img.manifest.digest.to_string();
+    let provenance = provenance::read_closure(closure)
+        .context("reading the Debian origin and patches the store paths record")?;
     let input = SbomInput {
         image_name: &plan.image,
         image_version: &plan.version,
@@ -96,10 +105,11 @@ pub fn attach_sboms(
         closure,
         licenses: &licenses,
         cpes: &cpes,
+        provenance: &provenance,
         created: &created,
         tool_version: env!("CARGO_PKG_VERSION"),
     };
-    let docs = [
+    let mut docs = vec![
         (
             SPDX_MEDIA_TYPE,
             sbom::to_canonical_bytes(&sbom::spdx(&input)),
@@ -109,6 +119,9 @@ pub fn attach_sboms(
             sbom::to_canonical_bytes(&sbom::cyclonedx(&input)),
         ),
     ];
+    if let Some(vex) = sbom::openvex(&input) {
+        docs.push((OPENVEX_MEDIA_TYPE, sbom::to_canonical_bytes(&vex)));
+    }
     let empty = layout.blobs().put(b"{}")?;
     let mut index = layout.read_index()?;
     let mut added = Vec::new();
@@ -177,6 +190,12 @@ pub fn read_sbom(dir: &Path, reference: Option<&str>, format: SbomFormat) -> Res
         d.artifact_type.as_deref() == Some(format.media_type())
             && d.annotations.get(SUBJECT_ANNOTATION) == Some(&digest)
     }) else {
+        if format == SbomFormat::Openvex {
+            bail!(
+                "{}: no OpenVEX document is attached to image {digest} (one is made only when an applied Debian patch fixes a CVE)",
+                dir.display()
+            );
+        }
         bail!(
             "{}: no {} SBOM is attached to image {digest}",
             dir.display(),

@@ -167,9 +167,12 @@ fn validate(dir: &Path, spdx: &Value, cyclonedx: &Value) -> Output {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate_sbom.py");
     let mut cmd = Command::new(&python);
     cmd.arg(&script).arg(&s).arg(&c);
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("could not start `{}` (set ARMORRED_PYTHON): {e}", python.display()));
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "could not start `{}` (set ARMORRED_PYTHON): {e}",
+            python.display()
+        )
+    });
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("ModuleNotFoundError"),

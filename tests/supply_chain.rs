@@ -15,7 +15,6 @@ use sha2::{Digest as _, Sha256};
 
 const PASS: &str = "correct horse";
 
-
 /// A private copy of a built layout, so tests can sign and tamper freely.
 fn copy_layout(ctx: &TestContext, src: &Path, name: &str) -> PathBuf {
     let dst = ctx.path().join(name);

@@ -46,6 +46,19 @@ pub(crate) fn nix_purl(
     purl
 }
 
+/// `pkg:deb/debian/<package>@<version>?arch=<arch>&distro=<distro>`, the
+/// purl spec's `deb` type. `+` in a Debian version is percent-encoded (the
+/// spec and packageurl-python's canonical form both do), `:` of an epoch is not.
+pub(crate) fn deb_purl(package: &str, version: &str, arch: &str, distro: &str) -> String {
+    format!(
+        "pkg:deb/debian/{}@{}?arch={}&distro={}",
+        percent_encode(package, b""),
+        percent_encode(version, b":"),
+        percent_encode(arch, b":/"),
+        percent_encode(distro, b":/")
+    )
+}
+
 /// `pkg:oci/<name>@<digest>?repository_url=<repo>&tag=<tag>` for the image,
 /// per the purl spec's `oci` type: the name is the last path segment of the
 /// repository, lowercased; the digest is the version.
@@ -175,6 +188,18 @@ mod tests {
         assert_eq!(
             nix_purl("nginx.conf", None, None, HASH),
             format!("pkg:nix/nginx.conf?store_path_hash={HASH}")
+        );
+    }
+
+    #[test]
+    fn deb_purls_encode_the_plus() {
+        assert_eq!(
+            deb_purl("libc6", "2.36-9+deb12u13", "amd64", "debian-12"),
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u13?arch=amd64&distro=debian-12"
+        );
+        assert_eq!(
+            deb_purl("libcrypt1", "1:4.4.33-2", "amd64", "debian-12"),
+            "pkg:deb/debian/libcrypt1@1:4.4.33-2?arch=amd64&distro=debian-12"
         );
     }
 
