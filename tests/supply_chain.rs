@@ -360,12 +360,20 @@ fn sboms_of_built_images_validate_and_count_the_closure() {
         );
         fs::write(&sp, serde_json::to_vec(&spdx).unwrap()).unwrap();
         fs::write(&cp, serde_json::to_vec(&cdx).unwrap()).unwrap();
-        let out = Command::new(python())
+        let mut validate = Command::new(python());
+        validate
             .arg(repo().join("tests/validate_sbom.py"))
             .arg(&sp)
-            .arg(&cp)
-            .output()
-            .unwrap();
+            .arg(&cp);
+        let vex = b
+            .ctx
+            .run(&["sbom", layout.to_str().unwrap(), "--format", "openvex"]);
+        if vex.out.status.success() {
+            let vp = dir.path().join("v.openvex.json");
+            fs::write(&vp, &vex.out.stdout).unwrap();
+            validate.arg(&vp);
+        }
+        let out = validate.output().unwrap();
         assert!(
             out.status.success(),
             "{}\n{}",
@@ -410,8 +418,22 @@ fn sboms_of_built_images_validate_and_count_the_closure() {
             .ok(&["sbom", layout.to_str().unwrap(), "--format", "cyclonedx"])
             .json();
         assert_eq!(again["serialNumber"], cdx["serialNumber"]);
-        let att = &inspect["attachments"];
-        assert_eq!(att.as_array().unwrap().len(), 2, "{att}");
+        // Both SBOMs, and the VEX document exactly when a Debian patch fixes a CVE.
+        let att = inspect["attachments"].as_array().unwrap();
+        let of_type = |t: &str| att.iter().filter(|a| a["artifact_type"] == t).count();
+        assert_eq!(of_type("application/spdx+json"), 1, "{att:?}");
+        assert_eq!(of_type("application/vnd.cyclonedx+json"), 1, "{att:?}");
+        let fixes_a_cve = cdx["components"].as_array().unwrap().iter().any(|c| {
+            c["pedigree"]["patches"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p.get("resolves").is_some()))
+        });
+        assert_eq!(
+            of_type("application/vnd.openvex+json"),
+            usize::from(fixes_a_cve),
+            "{att:?}"
+        );
+        assert_eq!(att.len(), 2 + usize::from(fixes_a_cve), "{att:?}");
         assert!(digest.starts_with("sha256:"));
         let openssl = cdx["components"]
             .as_array()
@@ -496,4 +518,270 @@ fn signing_an_index_signs_every_child() {
     let v = verify(&ctx, &layout, &public);
     assert_eq!(v.code(), 1, "{}", v.describe());
     assert!(v.stderr().contains(&child_digest), "{}", v.stderr());
+}
+
+/// The `hello` fixture (a user's package.file) built with the fixture recipes.
+fn build_hello(ctx: &TestContext) -> PathBuf {
+    let recipes = repo().join("tests/fixtures/recipes");
+    ctx.ok(&[
+        "build",
+        "hello",
+        "--tier",
+        "hardened",
+        "--recipes",
+        recipes.to_str().unwrap(),
+        "--out",
+        "out",
+    ]);
+    ctx.path().join("out/hello-hardened")
+}
+
+/// `dpkg-query -W -f=<format> libc6` on this host.
+fn libc6(format: &str) -> String {
+    String::from_utf8(sh("dpkg-query", &["-W", &format!("-f={format}"), "libc6"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn glibc_is_named_with_version_cpe_and_the_hosts_libc6() {
+    let ctx = TestContext::new();
+    let layout = build_hello(&ctx);
+    let l = layout.to_str().unwrap();
+    let cdx = ctx.ok(&["sbom", l, "--format", "cyclonedx"]).json();
+    let glibc = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "glibc")
+        .unwrap_or_else(|| panic!("no glibc component in {cdx}"));
+
+    let deb_version = libc6("${Version}");
+    // Debian's `[epoch:]upstream-revision`: the store path carries the upstream part.
+    let no_epoch = deb_version
+        .split_once(':')
+        .map_or(&*deb_version, |(_, v)| v);
+    let upstream = no_epoch.rsplit_once('-').unwrap().0;
+    let arch = libc6("${Architecture}");
+    let os_release = fs::read_to_string("/etc/os-release").unwrap();
+    let field = |k: &str| {
+        os_release
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .trim_matches('"')
+            .to_string()
+    };
+    let distro = format!("{}-{}", field("ID"), field("VERSION_ID"));
+
+    assert_eq!(glibc["version"], upstream, "{glibc}");
+    assert_eq!(
+        glibc["cpe"],
+        format!("cpe:2.3:a:gnu:glibc:{upstream}:*:*:*:*:*:*:*")
+    );
+    assert_eq!(
+        glibc["purl"],
+        format!(
+            "pkg:deb/debian/libc6@{}?arch={arch}&distro={distro}",
+            deb_version.replace('+', "%2B")
+        ),
+        "{glibc}"
+    );
+    let prop = |name: &str| {
+        glibc["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["value"].as_str().unwrap().to_string())
+    };
+    let store_path = prop("nix:store_path").unwrap();
+    assert!(
+        store_path.ends_with(&format!("-glibc-{upstream}")),
+        "{store_path}"
+    );
+    assert!(prop("nix:purl")
+        .unwrap()
+        .starts_with(&format!("pkg:nix/glibc@{upstream}?")));
+    // The store path records the same origin the SBOM names.
+    let origin: Value = serde_json::from_slice(
+        &fs::read(Path::new(&store_path).join("nix-support/armorred-origin.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(origin["package"], "libc6");
+    assert_eq!(origin["version"], deb_version);
+
+    // SPDX names the same purl.
+    let spdx = ctx.ok(&["sbom", l, "--format", "spdx"]).json();
+    let spdx_glibc = spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "glibc")
+        .unwrap();
+    assert_eq!(spdx_glibc["versionInfo"], upstream);
+    assert!(spdx_glibc["externalRefs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["referenceLocator"] == glibc["purl"]));
+
+    // inspect shows the version and the Debian package it came from.
+    let text = ctx.ok(&["inspect", l]).stdout();
+    assert!(
+        text.contains(&format!("glibc {upstream} (Debian {deb_version})")),
+        "{text}"
+    );
+    // hello fixes no CVE: no VEX document, and `sbom` says why.
+    let vex = ctx.run(&["sbom", l, "--format", "openvex"]);
+    assert_eq!(vex.code(), 1, "{}", vex.describe());
+    assert!(
+        vex.stderr().contains("no OpenVEX document"),
+        "{}",
+        vex.describe()
+    );
+}
+
+/// CVE ids (upper-cased) in `text`: `CVE-`, four digits, `-`, four or more digits.
+fn cve_ids(text: &str) -> std::collections::BTreeSet<String> {
+    let upper = text.to_ascii_uppercase();
+    let b = upper.as_bytes();
+    let mut out = std::collections::BTreeSet::new();
+    let mut i = 0;
+    while let Some(at) = upper[i..].find("CVE-") {
+        let start = i + at;
+        let mut j = start + 4;
+        let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let year = digits(j);
+        if year == 4 && b.get(j + 4) == Some(&b'-') {
+            j += 5;
+            let seq = digits(j);
+            if seq >= 4 {
+                out.insert(upper[start..j + seq].to_string());
+            }
+        }
+        i = start + 4;
+    }
+    out
+}
+
+/// The CVEs the Debian tarball's own `debian/patches` name: for each patch in
+/// `series`, those in its file name and its DEP-3 header (the lines before
+/// the first `---`, `diff` or `Index:` line). Read with `tar`, not with
+/// armorred's selection code.
+fn cves_in_debian_tarball(tarball: &Path) -> std::collections::BTreeSet<String> {
+    let t = tarball.to_str().unwrap();
+    let listing = String::from_utf8(sh("tar", &["-tf", t]).stdout).unwrap();
+    let series = listing
+        .lines()
+        .find(|l| l.trim_start_matches("./") == "debian/patches/series")
+        .unwrap_or_else(|| panic!("{t} has no debian/patches/series"));
+    let dir = &series[..series.len() - "series".len()];
+    let read = |member: &str| {
+        String::from_utf8_lossy(&sh("tar", &["-xOf", t, member]).stdout).into_owned()
+    };
+    let mut cves = std::collections::BTreeSet::new();
+    for line in read(series).lines() {
+        // `name [-pN]`; `#` starts a comment.
+        let Some(name) = line.split('#').next().unwrap().split_whitespace().next() else {
+            continue;
+        };
+        let text = read(&format!("{dir}{name}"));
+        let header: Vec<&str> = text
+            .lines()
+            .take_while(|l| {
+                !(l.starts_with("---") || l.starts_with("diff") || l.starts_with("Index:"))
+            })
+            .collect();
+        cves.extend(cve_ids(name));
+        cves.extend(cve_ids(&header.join("\n")));
+    }
+    cves
+}
+
+#[test]
+fn cve_ids_are_found_in_names_and_headers() {
+    assert_eq!(
+        cve_ids("CVE-2023-44487.patch cve-2024-7347 CVE-24-1 CVE-2025-123 (CVE-2025-23419)"),
+        ["CVE-2023-44487", "CVE-2024-7347", "CVE-2025-23419"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+}
+
+/// For every component of both nginx tiers built from a Debian source, the
+/// CVEs the SBOM says its patches resolve, and those the VEX states fixed for
+/// it, are exactly the CVEs the Debian tarball's patches name.
+#[test]
+fn sbom_and_vex_cves_are_the_debian_tarballs() {
+    let sources = std::env::var_os("ARMORRED_SOURCES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_home().join("armorred/sources"));
+    let b = nginx();
+    let mut checked = 0;
+    for layout in [&b.hardened, &b.locked] {
+        let l = layout.to_str().unwrap();
+        let cdx = b.ctx.ok(&["sbom", l, "--format", "cyclonedx"]).json();
+        let vex = b.ctx.run(&["sbom", l, "--format", "openvex"]);
+        let vex: Option<Value> = vex.out.status.success().then(|| vex.json());
+        for c in cdx["components"].as_array().unwrap() {
+            let store_path = c["properties"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "nix:store_path")
+                .and_then(|p| p["value"].as_str())
+                .unwrap();
+            let patches_file = Path::new(store_path).join("nix-support/armorred-patches.json");
+            let Ok(bytes) = fs::read(&patches_file) else {
+                continue;
+            };
+            let recorded: Value = serde_json::from_slice(&bytes).unwrap();
+            let tarball = sources.join(recorded["debianTarball"]["file"].as_str().unwrap());
+            let want = cves_in_debian_tarball(&tarball);
+
+            let in_sbom: std::collections::BTreeSet<String> = c["pedigree"]["patches"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|p| p["resolves"].as_array().into_iter().flatten())
+                .map(|r| r["id"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(
+                in_sbom,
+                want,
+                "{store_path}: CycloneDX resolves vs {}",
+                tarball.display()
+            );
+
+            let in_vex: std::collections::BTreeSet<String> = vex
+                .iter()
+                .flat_map(|v| v["statements"].as_array().unwrap())
+                .filter(|s| {
+                    s["status"] == "fixed"
+                        && s["products"].as_array().unwrap().iter().any(|p| {
+                            p["subcomponents"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .any(|sc| sc["@id"] == c["purl"])
+                        })
+                })
+                .map(|s| s["vulnerability"]["name"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(
+                in_vex,
+                want,
+                "{store_path}: OpenVEX vs {}",
+                tarball.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2,
+        "no nginx component records armorred-patches.json: are the Debian-source builds in?"
+    );
 }
