@@ -20,8 +20,9 @@ packages=(
   checksec docker-registry apache2-utils chromium curl jq python3-venv
   # bench/run.sh: the parallel limit pipeline and wall/CPU/RSS measurements
   pigz time
-  # source archive keyring for deb-src
-  debian-archive-keyring
+  # the offline set's patch selection and scripts/sources-update.py; the
+  # archive keyring and gpgv check the Sources index it reads
+  python3 debian-archive-keyring gpgv
 )
 
 missing=()
@@ -29,19 +30,11 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
-src_list=/etc/apt/sources.list.d/armorred-debsrc.sources
+# Sources are fetched from the mirror's pool by scripts/fetch-sources.sh, so no
+# deb-src entry is needed; an older checkout's entry is removed.
 need_update=0
-# The deb-src entry names this machine's own mirror, read from its apt
-# configuration, so a user's mirror is respected and no host is hard-coded.
-mirror=$(bash scripts/debian-mirror.sh main)
-if ! grep -qs "^URIs: $mirror\$" "$src_list"; then
-  cat >"$src_list" <<SRC
-Types: deb-src
-URIs: $mirror
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+if [ -f /etc/apt/sources.list.d/armorred-debsrc.sources ]; then
+  rm -f /etc/apt/sources.list.d/armorred-debsrc.sources
   need_update=1
 fi
 

@@ -19,7 +19,7 @@ use crate::store_path::StorePath;
 
 pub const ORIGIN_FILE: &str = "nix-support/armorred-origin.json";
 pub const PATCHES_FILE: &str = "nix-support/armorred-patches.json";
-pub const ORIGIN_SCHEMA: &str = "armorred.debian-origin/v1";
+pub const ORIGIN_SCHEMA: &str = "armorred.host-origin/v1";
 pub const PATCHES_SCHEMA: &str = "armorred.debian-patches/v1";
 
 #[derive(Debug, thiserror::Error)]
@@ -41,41 +41,46 @@ pub enum ProvenanceError {
     Invalid { path: PathBuf, message: String },
 }
 
-/// A Debian binary package whose files a store path holds
-/// (`nix/offline/glibc.nix` writes it). Field names as in the file.
+/// The host packages a store path's files were copied from
+/// (`nix/offline/glibc.nix` writes it for the host glibc). Field names as in
+/// the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct DebianOrigin {
     pub schema: String,
-    /// `debian-12`: os-release `ID-VERSION_ID` of the build host.
-    pub distro: String,
-    /// The binary package (`libc6`).
-    pub package: String,
-    /// Its full Debian version (`2.36-9+deb12u13`).
+    /// The component's name and upstream version (`glibc`, `2.36`).
+    pub name: String,
     pub version: String,
-    pub architecture: String,
-    /// The source package (`glibc`) and its version.
-    pub source: String,
-    pub source_version: String,
-    /// The upstream version the store path is named with (`2.36`).
-    pub upstream_version: String,
+    /// `debian-12`: the build host's distribution, when os-release says.
     #[serde(default)]
-    pub files: Vec<String>,
-    /// Other packages whose files ride along (libcrypt1, libgcc-s1).
+    pub distro: Option<String>,
+    /// The CPE 2.3 name the package set gives the component.
     #[serde(default)]
-    pub also_from: Vec<AlsoFrom>,
+    pub cpe: Option<String>,
+    /// The Debian binary packages the files come from, the component's own
+    /// (libc6) first; the others (libcrypt1, libgcc-s1) ride along.
+    pub packages: Vec<DebianBinary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AlsoFrom {
+pub struct DebianBinary {
     pub package: String,
+    /// The full Debian version (`2.36-9+deb12u13`).
     pub version: String,
     pub architecture: String,
+    /// The source package (`glibc`).
     pub source: String,
-    pub source_version: String,
-    #[serde(default)]
-    pub files: Vec<String>,
+}
+
+impl DebianOrigin {
+    /// The binary package the component itself is (libc6 for glibc).
+    pub fn main_package(&self) -> &DebianBinary {
+        &self.packages[0]
+    }
+
+    /// The packages that ride along.
+    pub fn also_from(&self) -> &[DebianBinary] {
+        &self.packages[1..]
+    }
 }
 
 /// The Debian patches applied to a package built from a Debian source
@@ -203,11 +208,18 @@ impl DebianOrigin {
                 schema: ORIGIN_SCHEMA,
                 source,
             })?;
+        let invalid = |message: String| ProvenanceError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
         if o.schema != ORIGIN_SCHEMA {
-            return Err(ProvenanceError::Invalid {
-                path: path.to_path_buf(),
-                message: format!("schema is `{}`, expected `{ORIGIN_SCHEMA}`", o.schema),
-            });
+            return Err(invalid(format!(
+                "schema is `{}`, expected `{ORIGIN_SCHEMA}`",
+                o.schema
+            )));
+        }
+        if o.packages.is_empty() {
+            return Err(invalid("names no Debian package".into()));
         }
         Ok(o)
     }
@@ -313,16 +325,14 @@ pub(crate) mod tests {
     pub(crate) fn glibc_origin() -> DebianOrigin {
         serde_json::from_value(serde_json::json!({
             "schema": ORIGIN_SCHEMA,
+            "name": "glibc",
+            "version": "2.36",
             "distro": "debian-12",
-            "package": "libc6",
-            "version": "2.36-9+deb12u13",
-            "architecture": "amd64",
-            "source": "glibc",
-            "sourceVersion": "2.36-9+deb12u13",
-            "upstreamVersion": "2.36",
-            "files": ["libc.so.6"],
-            "alsoFrom": [{ "package": "libcrypt1", "version": "1:4.4.33-2", "architecture": "amd64",
-                           "source": "libxcrypt", "sourceVersion": "1:4.4.33-2", "files": ["libcrypt.so.1"] }]
+            "cpe": "cpe:2.3:a:gnu:glibc:2.36:*:*:*:*:*:*:*",
+            "packages": [
+                { "package": "libc6", "version": "2.36-9+deb12u13", "architecture": "amd64", "source": "glibc" },
+                { "package": "libcrypt1", "version": "1:4.4.33-2", "architecture": "amd64", "source": "libxcrypt" }
+            ]
         }))
         .unwrap()
     }

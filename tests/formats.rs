@@ -42,7 +42,7 @@ fn docker_archive_loads_in_podman_and_serves() {
     assert_eq!(archive, ctx.path().join("out/nginx-hardened.docker.tar"));
     let a = &summary["archives"][0];
     assert_eq!(a["format"], "docker-archive");
-    assert_eq!(a["repo_tag"], "localhost/armorred/nginx:1.22.1-hardened");
+    assert_eq!(a["repo_tag"], "localhost/armorred/nginx:1.26.3-hardened");
     assert_eq!(a["digest"], format!("sha256:{}", sha256(&archive)));
     // No temp file is left beside it.
     for e in std::fs::read_dir(ctx.path().join("out")).unwrap() {
@@ -56,7 +56,7 @@ fn docker_archive_loads_in_podman_and_serves() {
 
     let podman = Podman::new();
     let name = podman.load_archive(&archive);
-    assert!(name.ends_with("armorred/nginx:1.22.1-hardened"), "{name}");
+    assert!(name.ends_with("armorred/nginx:1.26.3-hardened"), "{name}");
     // The loaded image is the built one: same config, hence the same ID.
     let config = summary["images"][0]["config_digest"].as_str().unwrap();
     let id = podman.run(&["image", "inspect", "--format", "{{.Id}}", &name]);
@@ -226,7 +226,7 @@ fn armorred_toml_sets_defaults_that_flags_override() {
     ]);
     assert_eq!(
         r.json()["archives"][0]["repo_tag"],
-        "registry.example:5000/team/nginx:1.22.1-hardened"
+        "registry.example:5000/team/nginx:1.26.3-hardened"
     );
     // The file's default `out` is the built-in one here: `out/`.
     assert!(ctx.path().join("out/nginx-hardened.docker.tar").is_file());

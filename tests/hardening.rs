@@ -155,7 +155,7 @@ fn checksec_agrees_on_every_shared_column() {
                 "unpack",
                 "--rootless",
                 "--image",
-                &format!("{}:1.22.1-{tier}", layout.display()),
+                &format!("{}:1.26.3-{tier}", layout.display()),
                 bundle.to_str().unwrap(),
             ],
         );
@@ -445,7 +445,7 @@ fn hardened_nginx_runs_the_official_dynamic_modules_and_locked_has_none() {
 
     // hardened: a Perl handler, an XSLT transformation and an image_filter
     // answer through the real modules.
-    let id = podman.load_layout(&b.hardened, "1.22.1-hardened");
+    let id = podman.load_layout(&b.hardened, "1.26.3-hardened");
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:8080");
     let mut args = vec![
@@ -473,7 +473,7 @@ fn hardened_nginx_runs_the_official_dynamic_modules_and_locked_has_none() {
     );
     let (code, body) = perl.unwrap_or_else(|| panic!("no answer from /perl\n{logs}"));
     assert_eq!(code, 200, "{body}\n{logs}");
-    assert_eq!(body, "handler says X-Y-Z on perl 5.36.0\n", "{logs}");
+    assert_eq!(body, "handler says X-Y-Z on perl 5.40.1\n", "{logs}");
 
     let (code, body) = http_get(port, "/xml/doc.xml", Duration::from_secs(10)).unwrap();
     assert_eq!(code, 200, "{body}");
@@ -488,7 +488,7 @@ fn hardened_nginx_runs_the_official_dynamic_modules_and_locked_has_none() {
 
     // locked: the same configuration is refused, because the modules are
     // not in the image at all.
-    let id = podman.load_layout(&b.locked, "1.22.1-locked");
+    let id = podman.load_layout(&b.locked, "1.26.3-locked");
     let mut args = vec!["run", "--name", "mods-locked", "--read-only", "-v", &mount];
     args.extend(PODMAN_LIMITS);
     args.extend([id.as_str(), "-t", "-c", "/srv/nginx.conf"]);

@@ -325,7 +325,7 @@ fn max_layers_is_respected_and_deterministic() {
         "skopeo",
         &[
             "inspect",
-            &format!("oci:{}:1.22.1-hardened", layout.display()),
+            &format!("oci:{}:1.26.3-hardened", layout.display()),
         ],
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -38,7 +38,7 @@ fn layouts_pass_fsck_and_skopeo_and_umoci() {
         assert_eq!(f["problems"].as_array().unwrap().len(), 0, "{f}");
         assert!(f["blobs_checked"].as_u64().unwrap() >= 7);
 
-        let reference = format!("1.22.1-{tier}");
+        let reference = format!("1.26.3-{tier}");
         let out = sh(
             "skopeo",
             &["inspect", &format!("oci:{}:{reference}", layout.display())],
@@ -99,10 +99,10 @@ fn labels_user_and_runtime_config() {
         assert_eq!(l["org.armorred.base"], "scratch");
         assert_eq!(l["org.armorred.tier"], tier);
         assert_eq!(l["org.opencontainers.image.title"], "nginx");
-        assert_eq!(l["org.opencontainers.image.version"], "1.22.1");
+        assert_eq!(l["org.opencontainers.image.version"], "1.26.3");
         assert_eq!(
             l["org.opencontainers.image.description"],
-            format!("Hardened nginx 1.22.1 ({tier} tier)")
+            format!("Hardened nginx 1.26.3 ({tier} tier)")
         );
         assert_eq!(
             l["org.opencontainers.image.created"],
@@ -197,7 +197,7 @@ fn second_build_gives_the_same_digest() {
 
 fn serve_and_check(tier: &str, layout: &std::path::Path) {
     let podman = Podman::new();
-    let id = podman.load_layout(layout, &format!("1.22.1-{tier}"));
+    let id = podman.load_layout(layout, &format!("1.26.3-{tier}"));
     assert!(!id.is_empty());
     let port = podman.serve("web", &id, 8080);
     let status = http_status(port, "/", Duration::from_secs(30));
@@ -327,7 +327,7 @@ fn redis_serves_in_both_tiers_and_locked_drops_tls() {
     for tier in ["hardened", "locked"] {
         let layout = ctx.path().join(format!("out/redis-{tier}"));
         let podman = Podman::new();
-        let id = podman.load_layout(&layout, &format!("7.0.15-{tier}"));
+        let id = podman.load_layout(&layout, &format!("8.0.2-{tier}"));
         let port = podman.serve("kv", &id, 6379);
         let reply = redis_ping(port);
         let logs = podman.try_run(&["logs", "kv"]);

@@ -1159,7 +1159,7 @@ fn real_nginx_layout_pushes_and_skopeo_reads_it() {
     let reg = Registry::start();
     let layout = Layout::open(&build.locked).unwrap();
     let image = layout.load_image(None).unwrap();
-    let target = reg.image("armorred/nginx:1.22.1-locked");
+    let target = reg.image("armorred/nginx:1.26.3-locked");
     let opts = RegistryOptions {
         chunk_size: 4 << 20,
         ..opts()
@@ -1300,7 +1300,7 @@ fn cli_build_sign_push_verify_from_the_registry() {
     );
     assert!(r.out.status.success(), "{}", r.describe());
 
-    let target = format!("127.0.0.1:{}/armorred/nginx:1.22.1-locked", reg.port);
+    let target = format!("127.0.0.1:{}/armorred/nginx:1.26.3-locked", reg.port);
     let push = ctx.run(&[
         "push",
         layout.to_str().unwrap(),
@@ -1379,7 +1379,7 @@ fn cli_build_sign_push_verify_from_the_registry() {
     assert!(steps >= 7, "{}", r.stderr());
     let v = ctx.run(&[
         "verify",
-        &format!("{repo}:1.22.1-hardened"),
+        &format!("{repo}:1.26.3-hardened"),
         "--key",
         "cosign.pub",
         "--insecure",

@@ -200,7 +200,7 @@ fn sign_then_verify_a_layout_and_check_independently() {
         "skopeo",
         &[
             "inspect",
-            &format!("oci:{}:1.22.1-locked", layout.display()),
+            &format!("oci:{}:1.26.3-locked", layout.display()),
         ],
     );
 }
@@ -279,7 +279,7 @@ fn verification_failures_are_clear() {
         .as_array()
         .unwrap()
         .iter()
-        .position(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "1.22.1-hardened")
+        .position(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "1.26.3-hardened")
         .unwrap();
     let mut im: Value = serde_json::from_slice(&blob(
         &changed,
@@ -609,8 +609,8 @@ fn glibc_is_named_with_version_cpe_and_the_hosts_libc6() {
         &fs::read(Path::new(&store_path).join("nix-support/armorred-origin.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(origin["package"], "libc6");
-    assert_eq!(origin["version"], deb_version);
+    assert_eq!(origin["packages"][0]["package"], "libc6");
+    assert_eq!(origin["packages"][0]["version"], deb_version);
 
     // SPDX names the same purl.
     let spdx = ctx.ok(&["sbom", l, "--format", "spdx"]).json();

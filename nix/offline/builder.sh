@@ -27,7 +27,7 @@ start_time=$(date +%s)
 
 cd "$NIX_BUILD_TOP"
 if [ -d "$src" ]; then
-  cp -R "$src" source
+  cp -R --preserve=timestamps "$src" source
   chmod -R u+w source
   srcdir=source
 else
@@ -43,6 +43,7 @@ else
   fi
 fi
 cd "$srcdir"
+srcroot="$(pwd)"
 
 runPhase() {
   eval "phase=\${$1:-}"
@@ -58,6 +59,15 @@ runPhase buildPhase
 mkdir -p "$out"
 runPhase installPhase
 runPhase postInstall
+
+# The record of the Debian security patches applied to this source
+# (nix/offline/sources.nix), kept with the output so the SBOM and VEX say
+# what this build really carries.
+if [ -f "$srcroot/.armorred-patches.json" ]; then
+  mkdir -p "$out/nix-support"
+  cp "$srcroot/.armorred-patches.json" "$out/nix-support/armorred-patches.json"
+  chmod 0444 "$out/nix-support/armorred-patches.json"
+fi
 
 # ---- fixup ---------------------------------------------------------------
 is_elf() { [ -f "$1" ] && [ ! -L "$1" ] && [ "$(head -c 4 "$1" | tail -c 3)" = "ELF" ]; }

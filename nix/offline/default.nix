@@ -15,13 +15,15 @@
 # layers) are identical between tiers. Only the main packages (nginx, redis,
 # busybox-as-main, `package.file` packages) take the tier's hardening/drop.
 { sourceDir ? null
+  # false only in tests that show what a Debian security patch changes
+, debianPatches ? true
 , toolchainId ? "clang-14"
 , hardening ? { }
 , drop ? [ ]
 }:
 let
   lib = import ./lib.nix;
-  sources = import ./sources.nix { inherit sourceDir; };
+  sources = import ./sources.nix { inherit sourceDir debianPatches; };
   glibc = import ./glibc.nix { };
   hardeningLib = import ./hardening.nix { inherit glibc; };
   tierHardening = hardeningLib.normalize hardening;

@@ -1,34 +1,13 @@
 # The host's glibc runtime (plus libxcrypt's libcrypt and libgcc_s), imported
-# into the store as `glibc-<upstream version>`, so SBOM tools (syft's Nix
-# cataloger, armorred's SBOMs) see a named, versioned glibc with a CPE.
-#
-# The copied files are content-addressed (builtins.path with a filter), and
-# the Debian binary packages they come from are read from the host's dpkg
-# database at evaluation and recorded in the derivation: a libc6 update gives
-# a new store path (and therefore rebuilds everything linked against it) even
-# before anyone looks at the files.
-#
-# The origin is written to `$out/nix-support/armorred-origin.json`:
-#   {
-#     "schema": "armorred.debian-origin/v1",
-#     "distro": "debian-12",                 # os-release ID-VERSION_ID
-#     "package": "libc6", "version": "2.36-9+deb12u13", "architecture": "amd64",
-#     "source": "glibc", "sourceVersion": "2.36-9+deb12u13",
-#     "upstreamVersion": "2.36",             # the store path's version
-#     "files": [ "libc.so.6", … ],           # what was copied from this package
-#     "alsoFrom": [ { package, version, architecture, source, sourceVersion, files } ]
-#   }
-# `alsoFrom` names the other packages whose files ride along (libcrypt1,
-# libgcc-s1); they are not glibc, so the SBOM mentions them as properties only.
+# into the store as `glibc-<version>`, so scanners that read Nix store names
+# (syft, and so grype) list it with a version and a CPE. The copied files are content-addressed (builtins.path with a
+# filter), so the same host gives the same store path and a host glibc update
+# gives a new one (and therefore rebuilds everything linked against it).
 #
 # Build-time note: packages compile against the host's /usr/include and link
 # against the host's libc.so/crt*.o (the same glibc version as these files); at
 # run time they only use this store path (PT_INTERP + RUNPATH).
-{ libDir ? /lib/x86_64-linux-gnu
-, dpkgStatus ? /var/lib/dpkg/status
-, osRelease ? /etc/os-release
-, debianArch ? "amd64"
-}:
+{ libDir ? /lib/x86_64-linux-gnu, dpkgStatus ? /var/lib/dpkg/status, osRelease ? /etc/os-release }:
 let
   required = [
     "libc.so.6"
@@ -48,94 +27,55 @@ let
     "libgcc_s.so.1"
   ];
   wanted = required ++ optionalLibs;
-  # The Debian binary package each non-libc6 file comes from.
-  otherOwners = {
-    "libcrypt.so.1" = "libcrypt1";
-    "libgcc_s.so.1" = "libgcc-s1";
-  };
-
-  # The upstream version, from the matching host headers (libc6-dev).
+  # version for metadata only, from the matching host headers (libc6-dev)
   featuresH = /usr/include/features.h;
   versionMatch =
     if builtins.pathExists featuresH then
       builtins.match ".*#define[ \t]+__GLIBC__[ \t]+([0-9]+).*#define[ \t]+__GLIBC_MINOR__[ \t]+([0-9]+).*"
         (builtins.readFile featuresH)
     else null;
-  version =
-    if versionMatch == null
-    then throw "glibc.nix: cannot read __GLIBC__/__GLIBC_MINOR__ from ${toString featuresH} (install libc6-dev)"
+  version = if versionMatch == null then "host"
     else "${builtins.elemAt versionMatch 0}.${builtins.elemAt versionMatch 1}";
-
-  # dpkg's status file: stanzas split on blank lines, fields `Key: value`
-  # (continuation lines start with a space and are skipped). Each stanza is
-  # matched line by line: one regex over the whole file would overflow
-  # std::regex's recursion.
-  lines = s: builtins.filter builtins.isString (builtins.split "\n" s);
-  fieldsOf = stanza: builtins.listToAttrs (builtins.concatMap
-    (l:
-      let m = builtins.match "([A-Za-z0-9-]+): (.*)" l; in
-      if m == null then [ ] else [{ name = builtins.elemAt m 0; value = builtins.elemAt m 1; }])
-    (lines stanza));
-  stanzas = builtins.filter builtins.isString (builtins.split "\n\n" (builtins.readFile dpkgStatus));
-  installed = pkg:
+  # The Debian binary packages the files come from, with their exact
+  # versions, read from the host's dpkg database at evaluation: a security
+  # update of libc6 changes the files and so must change the store path, and
+  # the SBOM names the true origin (pkg:deb/debian/libc6@…) for scanners to
+  # match against Debian's fixed versions.
+  paragraphs = if builtins.pathExists dpkgStatus
+    then builtins.filter builtins.isString (builtins.split "\n\n" (builtins.readFile dpkgStatus))
+    else [ ];
+  field = name: para:
+    let m = builtins.match "(.*\n)?${name}: ([^\n]*)(\n.*)?" para;
+    in if m == null then null else builtins.elemAt m 1;
+  debPackage = pkg:
     let
-      prefix = "Package: ${pkg}\n";
-      hits = builtins.filter
-        (f: (f.Architecture or "") == debianArch
-          && builtins.match ".* installed" (f.Status or "") != null)
-        (map fieldsOf (builtins.filter
-          (s: builtins.substring 0 (builtins.stringLength prefix) s == prefix)
-          stanzas));
-    in
-    if hits == [ ] then null else builtins.head hits;
-  # `Source: gcc-12 (12.2.0-14)` names another version; a bare `Source:` or
-  # none means the source has the binary's name and version.
-  describe = pkg: f:
-    let
-      src = builtins.match "([^ ]+)( \\((.*)\\))?" (f.Source or pkg);
-      srcVersion = builtins.elemAt src 2;
-    in
-    {
+      hits = builtins.filter (para:
+        field "Package" ("\n" + para) == pkg
+        && field "Architecture" ("\n" + para) == "amd64"
+        && builtins.match "(.*\n)?Status: install ok installed(\n.*)?" para != null)
+        paragraphs;
+    in if hits == [ ] then null else {
       package = pkg;
-      version = f.Version;
-      architecture = f.Architecture;
-      source = builtins.elemAt src 0;
-      sourceVersion = if srcVersion == null then f.Version else srcVersion;
+      version = field "Version" ("\n" + builtins.head hits);
+      architecture = "amd64";
+      source = let s = field "Source" ("\n" + builtins.head hits); in
+        if s == null then pkg else builtins.head (builtins.split " " s);
     };
-
-  libc6Fields = installed "libc6";
-  libc6 =
-    if libc6Fields == null
-    then throw "glibc.nix: no installed libc6:${debianArch} in ${toString dpkgStatus}"
-    else describe "libc6" libc6Fields;
-  # Debian's version is `[epoch:]<upstream>-<revision>`; the headers must be
-  # the same glibc the runtime files are, or the SBOM would name the wrong one.
-  _checked =
-    if builtins.match "([0-9]+:)?${builtins.replaceStrings ["."] ["\\."] version}-.*" libc6.version != null
-    then true
-    else throw "glibc.nix: headers say glibc ${version} but libc6 is ${libc6.version}";
-
-  osField = key:
-    let m = builtins.filter (x: x != null) (map (builtins.match "${key}=\"?([^\"]*)\"?") (lines (builtins.readFile osRelease)));
-    in if m == [ ] then null else builtins.head (builtins.head m);
-  distro =
-    let id = osField "ID"; v = osField "VERSION_ID"; in
-    if id == null then "unknown" else if v == null then id else "${id}-${v}";
-
-  libc6Files = builtins.filter (f: !(otherOwners ? ${f})) wanted;
-  alsoFrom = builtins.concatMap
-    (file:
-      let pkg = otherOwners.${file}; f = installed pkg; in
-      if f == null then [ ] else [ (describe pkg f // { files = [ file ]; }) ])
-    (builtins.attrNames otherOwners);
-
-  origin = libc6 // {
-    schema = "armorred.debian-origin/v1";
-    inherit distro alsoFrom;
-    upstreamVersion = version;
-    files = libc6Files;
+  osVersion =
+    if builtins.pathExists osRelease then
+      let m = builtins.match "(.*\n)?VERSION_ID=\"?([0-9]+)\"?(\n.*)?" (builtins.readFile osRelease);
+      in if m == null then null else builtins.elemAt m 1
+    else null;
+  distro = if osVersion == null then null else "debian-${osVersion}";
+  debianPackages = builtins.filter (x: x != null) (map debPackage [ "libc6" "libcrypt1" "libgcc-s1" ]);
+  origin = {
+    schema = "armorred.host-origin/v1";
+    name = "glibc";
+    inherit version distro;
+    cpe = "cpe:2.3:a:gnu:glibc:${version}:*:*:*:*:*:*:*";
+    # libc6 first: the package glibc itself is matched on
+    packages = debianPackages;
   };
-
   # libcrypt.so.1 is a symlink to libcrypt.so.1.1.0: keep its target too
   keep = name: builtins.elem name wanted
     || builtins.substring 0 14 name == "libcrypt.so.1.";
@@ -145,7 +85,6 @@ let
     filter = path: type: type != "directory" && keep (baseNameOf path);
   };
 in
-assert _checked;
 derivation {
   name = "glibc-${version}";
   system = "x86_64-linux";
@@ -154,14 +93,13 @@ derivation {
   inherit files;
   required = builtins.concatStringsSep " " required;
   optionalLibs = builtins.concatStringsSep " " optionalLibs;
-  # Part of the derivation, so a new libc6 (or libcrypt1, libgcc-s1) is a new path.
   originJson = builtins.toJSON origin;
   args = [
     "-ec"
     ''
-      mkdir -p "$out/lib" "$out/nix-support"
+      mkdir -p "$out/lib"
       for f in $required; do
-        [ -e "$files/$f" ] || { echo "glibc: missing required $f in host libc dir" >&2; exit 1; }
+        [ -e "$files/$f" ] || { echo "glibc-host: missing required $f in host libc dir" >&2; exit 1; }
         cp -L "$files/$f" "$out/lib/$f"
       done
       for f in $optionalLibs; do
@@ -169,6 +107,7 @@ derivation {
       done
       chmod 0555 "$out"/lib/*
       "$out/lib/ld-linux-x86-64.so.2" --version | head -1 > "$out/version"
+      mkdir -p "$out/nix-support"
       printf '%s\n' "$originJson" > "$out/nix-support/armorred-origin.json"
     ''
   ];
@@ -176,10 +115,9 @@ derivation {
 // {
   pname = "glibc";
   inherit version origin distro;
-  debianPackage = libc6.package;
-  debianVersion = libc6.version;
-  debianArch = libc6.architecture;
-  debianSource = libc6.source;
+  # The Debian binary package glibc is (libc6) with its exact version; outside
+  # the derivation, so reading it at evaluation changes no store path.
+  debianPackage = if debianPackages == [ ] then null else builtins.head debianPackages;
   # glibc, plus libxcrypt (libcrypt.so.1) and libgcc_s.so.1 (GCC runtime library exception)
   licenses = [ "LGPL-2.1-or-later" "GPL-3.0-or-later WITH GCC-exception-3.1" ];
 }

@@ -124,20 +124,17 @@ fn component(p: &Package) -> Value {
         props.push(prop(&g.key(), &g.reason));
     }
     if let Some(o) = p.origin {
-        props.push(prop("debian:package", &o.package));
-        props.push(prop("debian:version", &o.version));
-        props.push(prop("debian:source", &o.source));
-        props.push(prop("debian:distro", &o.distro));
-        for a in &o.also_from {
+        let m = o.main_package();
+        props.push(prop("debian:package", &m.package));
+        props.push(prop("debian:version", &m.version));
+        props.push(prop("debian:source", &m.source));
+        if let Some(d) = &o.distro {
+            props.push(prop("debian:distro", d));
+        }
+        for a in o.also_from() {
             props.push(prop(
                 "debian:also_from",
-                &format!(
-                    "{} {} ({}): {}",
-                    a.package,
-                    a.version,
-                    ids::deb_purl(&a.package, &a.version, &a.architecture, &o.distro),
-                    a.files.join(", ")
-                ),
+                &ids::deb_purl(&a.package, &a.version, &a.architecture, o.distro.as_deref()),
             ));
         }
     }
@@ -204,7 +201,7 @@ fn pedigree(d: &DebianPatches) -> Value {
             "type": "library",
             "name": d.source,
             "version": d.debian_version,
-            "purl": ids::deb_purl(&d.source, &d.debian_version, "source", d.distro()),
+            "purl": ids::deb_purl(&d.source, &d.debian_version, "source", Some(d.distro())),
             "properties": [
                 prop("debian:orig_tarball", &format!("{} sha256:{}", d.orig_tarball.file, d.orig_tarball.sha256)),
                 prop("debian:debian_tarball", &format!("{} sha256:{}", d.debian_tarball.file, d.debian_tarball.sha256)),

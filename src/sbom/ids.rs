@@ -47,16 +47,20 @@ pub(crate) fn nix_purl(
 }
 
 /// `pkg:deb/debian/<package>@<version>?arch=<arch>&distro=<distro>`, the
-/// purl spec's `deb` type. `+` in a Debian version is percent-encoded (the
-/// spec and packageurl-python's canonical form both do), `:` of an epoch is not.
-pub(crate) fn deb_purl(package: &str, version: &str, arch: &str, distro: &str) -> String {
-    format!(
-        "pkg:deb/debian/{}@{}?arch={}&distro={}",
+/// purl spec's `deb` type (no `distro` when it is unknown). `+` in a Debian
+/// version is percent-encoded (the spec and packageurl-python's canonical
+/// form both do), `:` of an epoch is not.
+pub(crate) fn deb_purl(package: &str, version: &str, arch: &str, distro: Option<&str>) -> String {
+    let mut purl = format!(
+        "pkg:deb/debian/{}@{}?arch={}",
         percent_encode(package, b""),
         percent_encode(version, b":"),
         percent_encode(arch, b":/"),
-        percent_encode(distro, b":/")
-    )
+    );
+    if let Some(d) = distro {
+        purl.push_str(&format!("&distro={}", percent_encode(d, b":/")));
+    }
+    purl
 }
 
 /// `pkg:oci/<name>@<digest>?repository_url=<repo>&tag=<tag>` for the image,
@@ -194,12 +198,12 @@ mod tests {
     #[test]
     fn deb_purls_encode_the_plus() {
         assert_eq!(
-            deb_purl("libc6", "2.36-9+deb12u13", "amd64", "debian-12"),
+            deb_purl("libc6", "2.36-9+deb12u13", "amd64", Some("debian-12")),
             "pkg:deb/debian/libc6@2.36-9%2Bdeb12u13?arch=amd64&distro=debian-12"
         );
         assert_eq!(
-            deb_purl("libcrypt1", "1:4.4.33-2", "amd64", "debian-12"),
-            "pkg:deb/debian/libcrypt1@1:4.4.33-2?arch=amd64&distro=debian-12"
+            deb_purl("libcrypt1", "1:4.4.33-2", "amd64", None),
+            "pkg:deb/debian/libcrypt1@1:4.4.33-2?arch=amd64"
         );
     }
 

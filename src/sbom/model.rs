@@ -95,7 +95,7 @@ pub(crate) fn packages<'a>(input: &SbomInput<'a>) -> Vec<Package<'a>> {
             // The store name is what scanners read; the recorded upstream
             // version only fills in when the name has none.
             let version = store_version
-                .or(origin.map(|o| o.upstream_version.as_str()))
+                .or(origin.map(|o| o.version.as_str()))
                 .or(patches.map(|p| p.upstream_version.as_str()));
             // Most specific key first: the full store name, then name-version, then pname.
             let name_version = version.map(|v| format!("{name}-{v}"));
@@ -104,7 +104,9 @@ pub(crate) fn packages<'a>(input: &SbomInput<'a>) -> Vec<Package<'a>> {
                 .flatten()
                 .find_map(|k| input.licenses.get(k));
             let vendor_product = input.cpes.get(name);
-            let cpe = vendor_product.and_then(|vp| ids::cpe23(vp, version));
+            let cpe = vendor_product
+                .and_then(|vp| ids::cpe23(vp, version))
+                .or_else(|| origin.and_then(|o| o.cpe.clone()));
             let mut gaps = Vec::new();
             if version.is_none() {
                 gaps.push(Gap {
@@ -141,7 +143,10 @@ pub(crate) fn packages<'a>(input: &SbomInput<'a>) -> Vec<Package<'a>> {
                 output,
                 purl: origin.map_or_else(
                     || nix_purl.clone(),
-                    |o| ids::deb_purl(&o.package, &o.version, &o.architecture, &o.distro),
+                    |o| {
+                        let m = o.main_package();
+                        ids::deb_purl(&m.package, &m.version, &m.architecture, o.distro.as_deref())
+                    },
                 ),
                 nix_purl,
                 cpe,

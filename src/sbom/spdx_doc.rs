@@ -88,10 +88,12 @@ pub(crate) fn document(input: &SbomInput) -> Value {
             annotations.push(annotation(format!("{}={}", g.key(), g.reason)));
         }
         if let Some(o) = p.origin {
-            annotations.push(annotation(format!(
-                "debian:origin=binary package {} {} ({}, {}) from source {} {}",
-                o.package, o.version, o.architecture, o.distro, o.source, o.source_version
-            )));
+            for b in &o.packages {
+                annotations.push(annotation(format!(
+                    "debian:origin=binary package {} {} ({}) from source {}",
+                    b.package, b.version, b.architecture, b.source
+                )));
+            }
         }
         if let Some(d) = p.patches {
             for patch in &d.patches {
@@ -124,9 +126,13 @@ pub(crate) fn document(input: &SbomInput) -> Value {
         if let Some(d) = p.patches {
             pkg["sourceInfo"] = json!(model::debian_source_line(d));
         } else if let Some(o) = p.origin {
+            let m = o.main_package();
             pkg["sourceInfo"] = json!(format!(
-                "files copied from the Debian binary package {} {} ({}), built from source package {} {}",
-                o.package, o.version, o.distro, o.source, o.source_version
+                "files copied from the build host's Debian binary package {} {} ({}), built by Debian from source package {}",
+                m.package,
+                m.version,
+                o.distro.as_deref().unwrap_or("distribution unknown"),
+                m.source
             ));
         }
         if let Some(v) = p.version {

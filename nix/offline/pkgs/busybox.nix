@@ -1,4 +1,4 @@
-# BusyBox 1.35.0 with clang, dynamically linked against the store glibc.
+# BusyBox 1.37 with clang, dynamically linked against the store glibc.
 #   variant "full":      defconfig (ash as sh + coreutils and the rest)
 #   variant "sh":        allnoconfig + ash only (a shell, no coreutils applets)
 #   variant "coreutils": defconfig without any shell (ash/hush removed)

@@ -1,4 +1,5 @@
-# nginx 1.22.1 built from the upstream tarball with the tier's hardening.
+# nginx 1.26 built from the upstream tarball (plus Debian's security patches)
+# with the tier's hardening.
 # `features` are the optional modules of the official nginx docker image that
 # build here (plus a few default-on modules that can be compiled out with
 # --without-*); everything in `features` is built unless named in `drop`.
@@ -10,6 +11,9 @@ let
     compat = [ "--with-compat" ];
     http_ssl = [ "--with-http_ssl_module" ];
     http_v2 = [ "--with-http_v2_module" ];
+    # HTTP/3 over QUIC, as the official 1.26 image has it; with OpenSSL 3.5
+    # nginx uses its OpenSSL compatibility layer for QUIC.
+    http_v3 = [ "--with-http_v3_module" ];
     http_realip = [ "--with-http_realip_module" ];
     http_addition = [ "--with-http_addition_module" ];
     http_sub = [ "--with-http_sub_module" ];
@@ -46,7 +50,7 @@ let
     http_charset = "--without-http_charset_module";
   };
   withOrder = [
-    "compat" "http_ssl" "http_v2" "http_realip" "http_addition" "http_sub" "http_dav"
+    "compat" "http_ssl" "http_v2" "http_v3" "http_realip" "http_addition" "http_sub" "http_dav"
     "http_flv" "http_mp4" "http_gunzip" "http_gzip_static" "http_auth_request"
     "http_random_index" "http_secure_link" "http_slice" "http_stub_status" "mail" "stream"
   ];

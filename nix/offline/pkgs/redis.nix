@@ -1,5 +1,8 @@
-# Redis 7.0 built from the upstream tarball with the tier's hardening.
-# Lua scripting cannot be compiled out of Redis 7.0 (scripting and functions
+# Redis 8.0 built from the upstream tarball (plus Debian's security patches)
+# with the tier's hardening. Redis 8's optional modules (search, JSON, time
+# series, probabilistic) are only built with BUILD_WITH_MODULES=yes, which is
+# not set: the official image's redis-server does not load them either unless
+# configured. Lua scripting cannot be compiled out (scripting and functions
 # are core), so the removable compile-time features are:
 #   tls       BUILD_TLS=yes: TLS support, links libssl/libcrypto (the store
 #             openssl). Verifiable: NEEDED libssl.so.3 in redis-server, and
@@ -29,9 +32,12 @@ builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
   inherit (sources.redis) version;
   src = sources.redis.src;
   inherit hardening;
-  # Redis 7.0 itself; vendored, statically linked: jemalloc, linenoise,
-  # hdr_histogram (BSD-2-Clause), hiredis (BSD-3-Clause), Lua 5.1 (MIT)
-  licenses = [ "BSD-3-Clause" "BSD-2-Clause" "MIT" ];
+  # Redis 8 itself: RSALv2 OR SSPLv1 OR AGPLv3 at the user's choice, here
+  # AGPLv3, the open-source one (as Debian distributes it); code from 7.2 and
+  # before stays BSD-3-Clause. Vendored, statically linked: jemalloc,
+  # linenoise, hdr_histogram (BSD-2-Clause), hiredis (BSD-3-Clause), Lua 5.1
+  # (MIT)
+  licenses = [ "AGPL-3.0-only" "BSD-3-Clause" "BSD-2-Clause" "MIT" ];
   deps = lib.optional tls openssl;
   features = features;
   enabledFeatures = r.enabled;
