@@ -131,21 +131,8 @@ impl DebianPatches {
     /// Parses and checks a patches file; `path` names it in errors.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<DebianPatches, ProvenanceError> {
         let p: DebianPatches =
-            serde_json::from_slice(bytes).map_err(|source| ProvenanceError::Parse {
-                path: path.to_path_buf(),
-                schema: PATCHES_SCHEMA,
-                source,
-            })?;
-        let invalid = |message: String| ProvenanceError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        };
-        if p.schema != PATCHES_SCHEMA {
-            return Err(invalid(format!(
-                "schema is `{}`, expected `{PATCHES_SCHEMA}`",
-                p.schema
-            )));
-        }
+            parse_versioned(path, bytes, PATCHES_SCHEMA, |p: &DebianPatches| &p.schema)?;
+        let invalid = |message: String| invalid(path, message);
         for t in [&p.orig_tarball, &p.debian_tarball] {
             if !is_sha256_hex(&t.sha256) {
                 return Err(invalid(format!("{}: sha256 is not 64 hex digits", t.file)));
@@ -203,25 +190,40 @@ impl DebianPatches {
 impl DebianOrigin {
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<DebianOrigin, ProvenanceError> {
         let o: DebianOrigin =
-            serde_json::from_slice(bytes).map_err(|source| ProvenanceError::Parse {
-                path: path.to_path_buf(),
-                schema: ORIGIN_SCHEMA,
-                source,
-            })?;
-        let invalid = |message: String| ProvenanceError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        };
-        if o.schema != ORIGIN_SCHEMA {
-            return Err(invalid(format!(
-                "schema is `{}`, expected `{ORIGIN_SCHEMA}`",
-                o.schema
-            )));
-        }
+            parse_versioned(path, bytes, ORIGIN_SCHEMA, |o: &DebianOrigin| &o.schema)?;
         if o.packages.is_empty() {
-            return Err(invalid("names no Debian package".into()));
+            return Err(invalid(path, "names no Debian package".into()));
         }
         Ok(o)
+    }
+}
+
+/// Parses a document and checks its `schema` field is `schema`: a file of
+/// another version is refused rather than half-read.
+fn parse_versioned<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+    schema: &'static str,
+    schema_of: impl Fn(&T) -> &str,
+) -> Result<T, ProvenanceError> {
+    let v: T = serde_json::from_slice(bytes).map_err(|source| ProvenanceError::Parse {
+        path: path.to_path_buf(),
+        schema,
+        source,
+    })?;
+    if schema_of(&v) != schema {
+        return Err(invalid(
+            path,
+            format!("schema is `{}`, expected `{schema}`", schema_of(&v)),
+        ));
+    }
+    Ok(v)
+}
+
+fn invalid(path: &Path, message: String) -> ProvenanceError {
+    ProvenanceError::Invalid {
+        path: path.to_path_buf(),
+        message,
     }
 }
 

@@ -224,6 +224,16 @@ fn validate_all(dir: &Path, spdx: &Value, cyclonedx: &Value, openvex: Option<&Va
     out
 }
 
+/// The CycloneDX component named `name`.
+fn component<'a>(bom: &'a Value, name: &str) -> &'a Value {
+    bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no component {name}"))
+}
+
 fn report(out: &Output) -> String {
     format!(
         "status: {}\nstdout:\n{}\nstderr:\n{}",
@@ -256,23 +266,13 @@ fn sboms_validate_with_the_reference_tools() {
     );
 
     // The Debian pieces are in what gets validated.
-    let nginx = s.cyclonedx["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "nginx")
-        .unwrap();
+    let nginx = component(&s.cyclonedx, "nginx");
     assert_eq!(
         nginx["pedigree"]["patches"].as_array().unwrap().len(),
         6,
         "{nginx}"
     );
-    let glibc = s.cyclonedx["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "glibc-host")
-        .unwrap();
+    let glibc = component(&s.cyclonedx, "glibc-host");
     assert!(glibc["purl"]
         .as_str()
         .unwrap()
@@ -408,12 +408,7 @@ fn every_embedded_spdx_license_id_validates() {
     licenses.insert("nginx".into(), ids.clone());
     let s = make_sboms_with(licenses);
     // All of them went in as ids, none as LicenseRef-/named licenses.
-    let nginx = s.cyclonedx["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "nginx")
-        .unwrap();
+    let nginx = component(&s.cyclonedx, "nginx");
     let as_ids: Vec<&str> = nginx["licenses"]
         .as_array()
         .unwrap()

@@ -520,22 +520,6 @@ fn signing_an_index_signs_every_child() {
     assert!(v.stderr().contains(&child_digest), "{}", v.stderr());
 }
 
-/// The `hello` fixture (a user's package.file) built with the fixture recipes.
-fn build_hello(ctx: &TestContext) -> PathBuf {
-    let recipes = repo().join("tests/fixtures/recipes");
-    ctx.ok(&[
-        "build",
-        "hello",
-        "--tier",
-        "hardened",
-        "--recipes",
-        recipes.to_str().unwrap(),
-        "--out",
-        "out",
-    ]);
-    ctx.path().join("out/hello-hardened")
-}
-
 /// `dpkg-query -W -f=<format> libc6` on this host.
 fn libc6(format: &str) -> String {
     String::from_utf8(sh("dpkg-query", &["-W", &format!("-f={format}"), "libc6"]).stdout)
@@ -547,7 +531,7 @@ fn libc6(format: &str) -> String {
 #[test]
 fn glibc_is_named_with_version_cpe_and_the_hosts_libc6() {
     let ctx = TestContext::new();
-    let layout = build_hello(&ctx);
+    let layout = ctx.build_fixture("hello", "hardened");
     let l = layout.to_str().unwrap();
     let cdx = ctx.ok(&["sbom", l, "--format", "cyclonedx"]).json();
     let glibc = cdx["components"]

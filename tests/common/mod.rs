@@ -99,6 +99,23 @@ impl TestContext {
         r
     }
 
+    /// Builds a fixture recipe (`tests/fixtures/recipes/<image>.toml`) into
+    /// `out/` and returns its layout, `out/<image>-<tier>`.
+    pub fn build_fixture(&self, image: &str, tier: &str) -> PathBuf {
+        let recipes = repo().join("tests/fixtures/recipes");
+        self.ok(&[
+            "build",
+            image,
+            "--tier",
+            tier,
+            "--recipes",
+            recipes.to_str().unwrap(),
+            "--out",
+            "out",
+        ]);
+        self.path().join(format!("out/{image}-{tier}"))
+    }
+
     /// `cosign.key` / `cosign.pub` in the temp dir, passphrase [`COSIGN_TEST_PASSWORD`].
     pub fn generate_key_pair(&self) {
         self.ok_env(&["generate-key-pair"], &[COSIGN_TEST_PASSWORD]);
