@@ -650,28 +650,100 @@ fn cve_ids(text: &str) -> std::collections::BTreeSet<String> {
     out
 }
 
-/// The CVEs the Debian tarball's own `debian/patches` name: for each patch in
+/// The files under `debian/` of a Debian source's Debian part, by path from
+/// `debian/` on: members of a `*.debian.tar.*` (format 3.0) read with `tar`,
+/// or the files a `*.diff.gz` (format 1.0) creates, read with `gzip`.
+fn debian_files(artifact: &Path) -> std::collections::BTreeMap<String, String> {
+    let a = artifact.to_str().unwrap();
+    let mut files = std::collections::BTreeMap::new();
+    if a.ends_with(".diff.gz") {
+        let text = String::from_utf8_lossy(&sh("gzip", &["-dc", a]).stdout).into_owned();
+        for (path, body) in files_created_by_diff(&text) {
+            if let Some(i) = path.find("debian/") {
+                files.insert(path[i..].to_string(), body);
+            }
+        }
+        return files;
+    }
+    let listing = String::from_utf8(sh("tar", &["-tf", a]).stdout).unwrap();
+    for member in listing.lines().filter(|m| !m.ends_with('/')) {
+        let rel = member.trim_start_matches("./");
+        if rel.starts_with("debian/patches/") {
+            let body =
+                String::from_utf8_lossy(&sh("tar", &["-xOf", a, member]).stdout).into_owned();
+            files.insert(rel.to_string(), body);
+        }
+    }
+    files
+}
+
+/// The files a unified diff creates or changes, with the lines it gives them
+/// (`+` and context lines of each hunk), by the path after `+++ `.
+fn files_created_by_diff(diff: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut lines = diff.lines().peekable();
+    while let Some(line) = lines.next() {
+        if let Some(path) = line.strip_prefix("+++ ") {
+            let path = path.split('\t').next().unwrap().trim().to_string();
+            out.push((path, String::new()));
+            continue;
+        }
+        // `@@ -a,b +c,d @@`: then b old and d new lines, `-`, `+` or ` `.
+        let Some(ranges) = line.strip_prefix("@@ -") else {
+            continue;
+        };
+        let count = |r: &str| -> usize { r.split(',').nth(1).map_or(1, |n| n.parse().unwrap()) };
+        let mut parts = ranges.split_whitespace();
+        let (mut old, mut new) = (
+            count(parts.next().unwrap()),
+            count(parts.next().unwrap().trim_start_matches('+')),
+        );
+        let body = &mut out.last_mut().expect("a hunk after a +++ line").1;
+        while old > 0 || new > 0 {
+            let Some(l) = lines.next() else { break };
+            match l.as_bytes().first() {
+                Some(b'+') => {
+                    new -= 1;
+                    body.push_str(&l[1..]);
+                    body.push('\n');
+                }
+                Some(b'-') => old -= 1,
+                Some(b'\\') => {}
+                _ => {
+                    old = old.saturating_sub(1);
+                    new = new.saturating_sub(1);
+                    body.push_str(l.get(1..).unwrap_or(""));
+                    body.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The CVEs the Debian source's own `debian/patches` name: for each patch in
 /// `series`, those in its file name and its DEP-3 header (the lines before
-/// the first `---`, `diff` or `Index:` line). Read with `tar`, not with
-/// armorred's selection code.
-fn cves_in_debian_tarball(tarball: &Path) -> std::collections::BTreeSet<String> {
-    let t = tarball.to_str().unwrap();
-    let listing = String::from_utf8(sh("tar", &["-tf", t]).stdout).unwrap();
-    let series = listing
-        .lines()
-        .find(|l| l.trim_start_matches("./") == "debian/patches/series")
-        .unwrap_or_else(|| panic!("{t} has no debian/patches/series"));
-    let dir = &series[..series.len() - "series".len()];
-    let read = |member: &str| {
-        String::from_utf8_lossy(&sh("tar", &["-xOf", t, member]).stdout).into_owned()
-    };
+/// the first `---`, `diff` or `Index:` line). Read with `tar` or `gzip`, not
+/// with armorred's selection code. No `series`, no patches.
+fn cves_in_debian_tarball(artifact: &Path) -> std::collections::BTreeSet<String> {
+    let files = debian_files(artifact);
     let mut cves = std::collections::BTreeSet::new();
-    for line in read(series).lines() {
+    let Some(series) = files.get("debian/patches/series") else {
+        return cves;
+    };
+    for line in series.lines() {
         // `name [-pN]`; `#` starts a comment.
         let Some(name) = line.split('#').next().unwrap().split_whitespace().next() else {
             continue;
         };
-        let text = read(&format!("{dir}{name}"));
+        let text = files
+            .get(&format!("debian/patches/{name}"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: series names {name}, which it lacks",
+                    artifact.display()
+                )
+            });
         let header: Vec<&str> = text
             .lines()
             .take_while(|l| {
@@ -682,6 +754,34 @@ fn cves_in_debian_tarball(tarball: &Path) -> std::collections::BTreeSet<String> 
         cves.extend(cve_ids(&header.join("\n")));
     }
     cves
+}
+
+#[test]
+fn a_format_1_diff_is_read_for_the_files_it_creates() {
+    let diff = [
+        "--- pcre2-10.46.orig/debian/patches/series",
+        "+++ pcre2-10.46/debian/patches/series",
+        "@@ -0,0 +1,2 @@",
+        "+fix-CVE-2025-0001.patch",
+        "+other.patch",
+        "--- pcre2-10.46.orig/src/x.c",
+        "+++ pcre2-10.46/src/x.c",
+        "@@ -1,3 +1,3 @@",
+        " a",
+        "-b",
+        "+c",
+        " d",
+    ]
+    .join("\n");
+    let files = files_created_by_diff(&diff);
+    assert_eq!(
+        files[0],
+        (
+            "pcre2-10.46/debian/patches/series".to_string(),
+            "fix-CVE-2025-0001.patch\nother.patch\n".to_string()
+        )
+    );
+    assert_eq!(files[1].1, "a\nc\nd\n");
 }
 
 #[test]
