@@ -109,12 +109,25 @@ struct Sboms {
 }
 
 /// What the package set records in the store: glibc's origin (as
-/// `nix/offline/glibc.nix` wrote it on a Debian 12 host) and a patches file
-/// shaped like the Debian-source builds write for nginx.
+/// `nix/offline/glibc.nix` wrote it on a Debian 12 host), openssl's patch
+/// record (as the Debian 13 build wrote it), and one for nginx with every
+/// shape a record can take (prerequisite, header selection, several CVEs).
+/// The records are attached to the closure's nginx and openssl paths only to
+/// run the validators over them; their versions are not these paths'.
 fn provenance(c: &Closure) -> Provenance {
     let origin = fixture("glibc.armorred-origin.json");
     let patches = fixture("nginx.armorred-patches.json");
+    let openssl = fixture("openssl.armorred-patches.json");
     Provenance::from([
+        (
+            c.find_by_name("openssl-3.0.20").unwrap().clone(),
+            PathProvenance {
+                origin: None,
+                patches: Some(
+                    DebianPatches::parse(&openssl, &std::fs::read(&openssl).unwrap()).unwrap(),
+                ),
+            },
+        ),
         (
             c.find_by_name("glibc-host").unwrap().clone(),
             PathProvenance {
@@ -302,17 +315,26 @@ fn vex_names_every_fixed_cve_once_per_component() {
         .iter()
         .map(|st| st["vulnerability"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        cves,
-        BTreeSet::from([
-            "CVE-2021-23017",
-            "CVE-2023-44487",
-            "CVE-2024-7347",
-            "CVE-2025-23419"
-        ])
-    );
-    // CVE-2024-7347 is fixed by two patches: one statement naming both.
-    assert_eq!(s.openvex["statements"].as_array().unwrap().len(), 4);
+    let mut want = BTreeSet::from([
+        "CVE-2021-23017",
+        "CVE-2023-44487",
+        "CVE-2024-7347",
+        "CVE-2025-23419",
+    ]);
+    // openssl's record (captured): 12 security patches for 9 CVEs.
+    let openssl = component(&s.cyclonedx, "openssl");
+    let openssl_cves: BTreeSet<&str> = openssl["pedigree"]["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["resolves"].as_array().unwrap())
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(openssl_cves.len(), 9);
+    want.extend(&openssl_cves);
+    assert_eq!(cves, want);
+    // CVE-2024-7347 is fixed by two nginx patches: one statement naming both.
+    assert_eq!(s.openvex["statements"].as_array().unwrap().len(), 4 + 9);
 }
 
 #[test]
