@@ -869,3 +869,99 @@ fn sbom_and_vex_cves_are_the_debian_tarballs() {
         "no nginx component records armorred-patches.json: are the Debian-source builds in?"
     );
 }
+
+/// A package whose output records applied Debian patches (the `patched`
+/// fixture): the build attaches a VEX document beside the SBOMs, all three
+/// validate, and `inspect` counts the fixes.
+#[test]
+fn recorded_debian_patches_become_pedigree_vex_and_inspect_lines() {
+    let ctx = TestContext::new();
+    let layout = ctx.build_fixture("patched", "hardened");
+    let l = layout.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (format, file) in [
+        ("spdx", "s.spdx.json"),
+        ("cyclonedx", "c.cdx.json"),
+        ("openvex", "v.openvex.json"),
+    ] {
+        let f = dir.path().join(file);
+        ctx.ok(&["sbom", l, "--format", format, "-o", f.to_str().unwrap()]);
+        files.push(f);
+    }
+    let out = Command::new(python())
+        .arg(repo().join("tests/validate_sbom.py"))
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record: Value = serde_json::from_slice(
+        &fs::read(repo().join("tests/fixtures/recipes/patched.armorred-patches.json")).unwrap(),
+    )
+    .unwrap();
+    let want: std::collections::BTreeSet<String> = record["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["cves"].as_array().unwrap())
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(want.len(), 3);
+
+    let cdx: Value = serde_json::from_slice(&fs::read(&files[1]).unwrap()).unwrap();
+    let vex: Value = serde_json::from_slice(&fs::read(&files[2]).unwrap()).unwrap();
+    let patched = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "patched")
+        .unwrap();
+    let resolved: std::collections::BTreeSet<String> = patched["pedigree"]["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["resolves"].as_array().unwrap())
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(resolved, want);
+    let image_purl = &cdx["metadata"]["component"]["purl"];
+    let stated: std::collections::BTreeSet<String> = vex["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["status"], "fixed");
+            assert_eq!(&s["products"][0]["@id"], image_purl);
+            assert_eq!(s["products"][0]["subcomponents"][0]["@id"], patched["purl"]);
+            s["vulnerability"]["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(stated, want);
+    // The VEX document is attached like the SBOMs, with the image as subject.
+    let inspect = ctx.ok(&["inspect", l, "--json"]).json();
+    let vex_attachments = inspect["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["artifact_type"] == "application/vnd.openvex+json")
+        .count();
+    assert_eq!(vex_attachments, 1, "{inspect}");
+    let shown = inspect["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "patched")
+        .unwrap();
+    assert_eq!(shown["security_fixes"], 2);
+    assert_eq!(shown["debian_version"], "1.0-1+deb13u1");
+    let text = ctx.ok(&["inspect", l]).stdout();
+    assert!(
+        text.contains("patched 1.0 (+2 Debian security fixes, 1.0-1+deb13u1)"),
+        "{text}"
+    );
+}
