@@ -588,6 +588,40 @@ fn glibc_is_named_with_version_cpe_and_the_hosts_libc6() {
     assert!(prop("nix:purl")
         .unwrap()
         .starts_with(&format!("pkg:nix/glibc@{upstream}?")));
+    // syft's Nix cataloger, reading the store path as it lies in the image,
+    // lists glibc with its version and a CPE.
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("nix/store")).unwrap();
+    sh(
+        "cp",
+        &[
+            "-a",
+            &store_path,
+            root.path().join("nix/store").to_str().unwrap(),
+        ],
+    );
+    let scanned: Value = serde_json::from_slice(
+        &Command::new(venv_tool("syft"))
+            .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+            .args([
+                "scan",
+                &format!("dir:{}", root.path().display()),
+                "-o",
+                "json",
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let found = scanned["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "glibc" && a["type"] == "nix")
+        .unwrap_or_else(|| panic!("syft lists no glibc: {scanned}"));
+    assert_eq!(found["version"], upstream);
+    assert!(!found["cpes"].as_array().unwrap().is_empty(), "{found}");
     // The store path records the same origin the SBOM names.
     let origin: Value = serde_json::from_slice(
         &fs::read(Path::new(&store_path).join("nix-support/armorred-origin.json")).unwrap(),
