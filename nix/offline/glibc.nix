@@ -114,10 +114,7 @@ derivation {
 }
 // {
   pname = "glibc";
-  inherit version origin distro;
-  # The Debian binary package glibc is (libc6) with its exact version; outside
-  # the derivation, so reading it at evaluation changes no store path.
-  debianPackage = if debianPackages == [ ] then null else builtins.head debianPackages;
+  inherit version origin;
   # glibc, plus libxcrypt (libcrypt.so.1) and libgcc_s.so.1 (GCC runtime library exception)
   licenses = [ "LGPL-2.1-or-later" "GPL-3.0-or-later WITH GCC-exception-3.1" ];
 }
