@@ -261,9 +261,13 @@ fn oci_archive<W: Write>(
             blobs.insert(d.digest.hex().to_string(), d.clone());
         }
     }
-    blobs.insert(img.top().digest.hex().to_string(), img.top().clone());
+    // The archive holds the image only, so its entry names no attachments.
+    let mut top = img.top().clone();
+    top.annotations
+        .remove(crate::oci::attachments::ANNOTATION_ATTACHMENTS);
+    blobs.insert(top.digest.hex().to_string(), top.clone());
     let index = Index {
-        manifests: vec![img.top().clone()],
+        manifests: vec![top],
         ..Index::default()
     };
     let w = |e| io_at(layout_dir)(e);

@@ -3,6 +3,8 @@
 //! Debian origin and patches), plus an OpenVEX document when an applied
 //! Debian patch fixes a CVE, stored in the layout as OCI artifacts whose
 //! `subject` is the image manifest, so they travel with the image on push.
+//! [`attach_documents`] attaches any JSON document that way; the layout's
+//! list of attachments belongs to [`crate::oci::attachments`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use crate::closure::Closure;
+use crate::oci::attachments::ANNOTATION_SUBJECT;
 use crate::oci::image::WrittenImage;
 use crate::oci::layout::{Descriptor, Layout, Manifest, MAX_JSON_BLOB};
 use crate::oci::{canonical_json, MEDIA_TYPE_MANIFEST};
@@ -20,8 +23,6 @@ use crate::sbom::{self, SbomInput, CYCLONEDX_MEDIA_TYPE, OPENVEX_MEDIA_TYPE, SPD
 
 /// The OCI 1.1 empty config for artifacts.
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
-/// Marks an index entry as belonging to an image manifest.
-pub const SUBJECT_ANNOTATION: &str = "org.armorred.subject";
 
 /// Licenses and CPEs the package set knows, by pname (`nix/offline/metadata.json`).
 #[derive(Debug, Default, Deserialize)]
@@ -67,7 +68,7 @@ impl SbomFormat {
 }
 
 /// Makes both SBOMs (and the VEX document, when there is a fixed CVE to
-/// state) for a built image and lists them in index.json.
+/// state) for a built image and attaches them to it.
 pub fn attach_sboms(
     layout: &Layout,
     img: &WrittenImage,
@@ -122,20 +123,33 @@ pub fn attach_sboms(
     if let Some(vex) = sbom::openvex(&input) {
         docs.push((OPENVEX_MEDIA_TYPE, sbom::to_canonical_bytes(&vex)));
     }
+    attach_documents(layout, &img.manifest, &docs, &created)
+}
+
+/// Attaches JSON documents to `subject` (an image manifest in the layout):
+/// each is an OCI artifact of its media type, in its own manifest whose
+/// `subject` is the image, so it travels as a referrer on push. A document
+/// of the same type already attached to that subject is replaced; the
+/// layout's other attachments (signatures first of all) stay.
+pub fn attach_documents(
+    layout: &Layout,
+    subject: &Descriptor,
+    docs: &[(&str, Vec<u8>)],
+    created: &str,
+) -> Result<Vec<Descriptor>> {
     let empty = layout.blobs().put(b"{}")?;
-    let mut index = layout.read_index()?;
+    let subject = Descriptor {
+        annotations: BTreeMap::new(),
+        platform: None,
+        ..subject.clone()
+    };
     let mut added = Vec::new();
     for (media_type, bytes) in docs {
-        let blob = layout.blobs().put(&bytes)?;
-        let subject = Descriptor {
-            annotations: BTreeMap::new(),
-            platform: None,
-            ..img.manifest.clone()
-        };
+        let blob = layout.blobs().put(bytes)?;
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(MEDIA_TYPE_MANIFEST.into()),
-            artifact_type: Some(media_type.into()),
+            artifact_type: Some(media_type.to_string()),
             config: Descriptor {
                 media_type: EMPTY_MEDIA_TYPE.into(),
                 digest: empty.digest.clone(),
@@ -145,38 +159,34 @@ pub fn attach_sboms(
                 platform: None,
             },
             layers: vec![Descriptor {
-                media_type: media_type.into(),
+                media_type: media_type.to_string(),
                 digest: blob.digest,
                 size: blob.size,
                 artifact_type: None,
                 annotations: BTreeMap::new(),
                 platform: None,
             }],
-            subject: Some(subject),
+            subject: Some(subject.clone()),
             annotations: BTreeMap::from([(
                 "org.opencontainers.image.created".to_string(),
-                created.clone(),
+                created.to_string(),
             )]),
         };
         let m = layout.blobs().put(&canonical_json(&manifest))?;
-        let d = Descriptor {
+        added.push(Descriptor {
             media_type: MEDIA_TYPE_MANIFEST.into(),
             digest: m.digest,
             size: m.size,
-            artifact_type: Some(media_type.into()),
-            annotations: BTreeMap::from([(SUBJECT_ANNOTATION.to_string(), digest.clone())]),
+            artifact_type: Some(media_type.to_string()),
+            annotations: BTreeMap::from([(
+                ANNOTATION_SUBJECT.to_string(),
+                subject.digest.to_string(),
+            )]),
             platform: None,
-        };
-        index.manifests.retain(|x| {
-            !(x.artifact_type.as_deref() == Some(media_type)
-                && x.annotations.get(SUBJECT_ANNOTATION) == Some(&digest))
         });
-        index.manifests.push(d.clone());
-        added.push(d);
     }
     layout.blobs().sync_dir()?;
-    layout.write_index(&index)?;
-    layout.gc()?;
+    layout.put_attachments(&added)?;
     Ok(added)
 }
 
@@ -185,11 +195,11 @@ pub fn read_sbom(dir: &Path, reference: Option<&str>, format: SbomFormat) -> Res
     let layout = Layout::open(dir)?;
     let img = layout.load_image(reference)?;
     let digest = img.descriptor.digest.to_string();
-    let index = layout.read_index()?;
-    let Some(d) = index.manifests.iter().find(|d| {
-        d.artifact_type.as_deref() == Some(format.media_type())
-            && d.annotations.get(SUBJECT_ANNOTATION) == Some(&digest)
-    }) else {
+    let attached = layout.attachments_of(&img.descriptor.digest)?;
+    let Some(d) = attached
+        .iter()
+        .find(|d| d.artifact_type.as_deref() == Some(format.media_type()))
+    else {
         if format == SbomFormat::Openvex {
             bail!(
                 "{}: no OpenVEX document is attached to image {digest} (one is made only when an applied Debian patch fixes a CVE)",

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::oci::layout::{is_attachment, Layout, LayoutError};
+use crate::oci::layout::{Layout, LayoutError};
 use crate::oci::ANNOTATION_REF_NAME;
 use crate::sbom::ComponentSummary;
 
@@ -32,7 +32,7 @@ pub struct InspectReport {
     pub labels: BTreeMap<String, String>,
     pub layers: Vec<LayerInfo>,
     pub compressed_size: u64,
-    /// Signatures and other attachments listed in index.json.
+    /// Signatures, SBOMs and other attachments of the layout's image.
     pub attachments: Vec<Attachment>,
     /// From the attached CycloneDX SBOM; empty when there is none.
     pub components: Vec<ComponentSummary>,
@@ -119,10 +119,8 @@ pub fn inspect(dir: &Path, reference: Option<&str>) -> Result<InspectReport, Lay
         .unwrap_or_default();
     ports.sort();
     let attachments = layout
-        .read_index()?
-        .manifests
+        .attachments()?
         .into_iter()
-        .filter(is_attachment)
         .map(|d| Attachment {
             reference: d.annotations.get(ANNOTATION_REF_NAME).cloned(),
             digest: d.digest.to_string(),

@@ -351,7 +351,7 @@ fn assemble(
     } else {
         children[0].clone()
     };
-    image::commit_descriptor(layout, &top, &children)
+    image::commit_descriptor(layout, &top)
         .with_context(|| format!("updating {}", layout.index_path().display()))?;
     let meta = crate::attach::PackageMetadata::load(&ctx.nix.nix_dir)?;
     let policy = lint_policy(recipe);

@@ -84,6 +84,15 @@ fn layouts_pass_fsck_and_skopeo_and_umoci() {
         let cfg: serde_json::Value =
             serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
         assert_eq!(cfg["process"]["user"]["uid"], 65534);
+
+        // syft (and so grype) reads the layout as build left it, SBOMs
+        // attached, and finds the image's store paths, nginx's among them.
+        let store: std::collections::BTreeSet<String> = std::fs::read_dir(rootfs.join("nix/store"))
+            .unwrap()
+            .map(|e| format!("/nix/store/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        assert!(store.contains(nginx.parent().unwrap().parent().unwrap().to_str().unwrap()));
+        assert_syft_lists_store_paths(&syft_json(layout.to_str().unwrap()), &store);
     }
 }
 

@@ -1201,16 +1201,10 @@ fn real_nginx_layout_pushes_and_skopeo_reads_it() {
     // The SBOMs `build` attached (artifacts whose subject is the image) are
     // in the registry, listed by the referrers fallback index, byte for byte.
     let referrers: Vec<_> = layout
-        .read_index()
+        .attachments_of(&image.descriptor.digest)
         .unwrap()
-        .manifests
         .into_iter()
-        .filter(|d| {
-            d.annotations
-                .get("org.armorred.subject")
-                .map(String::as_str)
-                == Some(image.descriptor.digest.as_str())
-        })
+        .filter(|d| d.annotations.contains_key("org.armorred.subject"))
         .collect();
     let fallback = target.with_tag(&format!("sha256-{}", image.descriptor.digest.hex()));
     if referrers.is_empty() {
@@ -1256,12 +1250,12 @@ fn count_attachment_blobs(layout: &Layout, digest: &Digest) -> usize {
         .collect();
     image_blobs.insert(image.manifest.config.digest.clone());
     let mut extra = std::collections::BTreeSet::new();
-    for d in layout.read_index().unwrap().manifests {
+    for d in layout.attachments().unwrap() {
         let ours = d
             .annotations
             .get(ANNOTATION_REF_NAME)
             .is_some_and(|r| r.starts_with(&format!("sha256-{}.", digest.hex())));
-        if !armorred::oci::layout::is_attachment(&d) || d.media_type != MEDIA_TYPE_MANIFEST {
+        if d.media_type != MEDIA_TYPE_MANIFEST {
             continue;
         }
         let m: Manifest = serde_json::from_slice(&layout.read_blob(&d, 1 << 20).unwrap()).unwrap();
@@ -1469,6 +1463,106 @@ fn cli_push_failures_exit_1_and_name_the_registry() {
     check(
         &push(&format!("{host}/a/nginx:t"), &[]),
         &[&host, "dropped"],
+    );
+}
+
+/// `build hello --sign-key`, then `push`: the signature and SBOMs, kept in
+/// the layout's attachments index, travel: the signature under cosign's
+/// `.sig` tag (the real cosign verifies it), the SBOMs by digest with their
+/// `subject`, listed by the referrers fallback tag.
+#[test]
+fn cli_push_carries_the_attachments_of_a_signed_build() {
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    ctx.generate_key_pair();
+    let layout_dir = common::build_fixture(
+        &ctx,
+        "hello",
+        "hardened",
+        &["--sign-key", "cosign.key"],
+        &[common::COSIGN_TEST_PASSWORD],
+    );
+    assert_eq!(
+        common::index_json(&layout_dir)["manifests"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let layout = Layout::open(&layout_dir).unwrap();
+    let image = layout.load_image(None).unwrap();
+    let digest = image.descriptor.digest.clone();
+    let sboms: Vec<Descriptor> = layout
+        .attachments_of(&digest)
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.artifact_type.is_some())
+        .collect();
+    assert_eq!(sboms.len(), 2, "{sboms:?}");
+
+    let target = reg.image("armorred/hello:1.0-hardened");
+    let push = ctx.ok(&[
+        "push",
+        "out/hello-hardened",
+        &target.to_string(),
+        "--insecure",
+        "--json",
+    ]);
+    assert_eq!(push.json()["manifest_digest"], digest.as_str());
+    let (signed, layers) = registry::signatures_remote(&target, &opts()).unwrap();
+    assert_eq!((signed, layers.len()), (digest.clone(), 1));
+    let v = ctx.ok(&[
+        "verify",
+        &target.to_string(),
+        "--key",
+        "cosign.pub",
+        "--insecure",
+    ]);
+    assert!(v.stdout().contains("tier: hardened"), "{}", v.stdout());
+    let fallback = target.with_tag(&format!("sha256-{}", digest.hex()));
+    let (index, _, _) = registry::fetch_manifest(&fallback, &opts()).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    let mut listed: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["digest"].as_str().unwrap().to_string(),
+                m["artifactType"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    listed.sort();
+    let mut local: Vec<(String, String)> = sboms
+        .iter()
+        .map(|d| (d.digest.to_string(), d.artifact_type.clone().unwrap()))
+        .collect();
+    local.sort();
+    assert_eq!(listed, local, "{index}");
+    for d in &sboms {
+        let (remote, _, _) =
+            registry::fetch_manifest(&target.with_digest(&d.digest), &opts()).unwrap();
+        let m: Manifest = serde_json::from_slice(&remote).unwrap();
+        assert_eq!(m.subject.unwrap().digest, digest);
+    }
+    // The real cosign verifies what was pushed (no Rekor here).
+    let out = Command::new("cosign")
+        .args([
+            "verify",
+            "--key",
+            "cosign.pub",
+            "--insecure-ignore-tlog=true",
+            "--allow-http-registry=true",
+            &format!("{}/armorred/hello@{digest}", reg.host()),
+        ])
+        .current_dir(ctx.path())
+        .output()
+        .expect("run cosign (scripts/setup-system.sh installs it)");
+    assert!(
+        out.status.success(),
+        "cosign verify: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -75,19 +75,17 @@ fn blob(layout: &Path, digest: &str) -> Vec<u8> {
     .unwrap()
 }
 
-fn sig_entry(idx: &Value) -> (usize, Value) {
-    idx["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
+/// The signature manifest's entry among the image's attachments.
+fn sig_entry(layout: &Path) -> (usize, Value) {
+    attachments(layout)
+        .into_iter()
         .enumerate()
         .find(|(_, d)| {
             d["annotations"]["org.opencontainers.image.ref.name"]
                 .as_str()
                 .is_some_and(|r| r.ends_with(".sig"))
         })
-        .map(|(i, d)| (i, d.clone()))
-        .expect("a signature entry in index.json")
+        .expect("a signature among the attachments")
 }
 
 #[test]
@@ -168,7 +166,7 @@ fn sign_then_verify_a_layout_and_check_independently() {
     ctx.ok(&["fsck", layout.to_str().unwrap()]);
 
     // The Python checker verifies the signature manifest on its own.
-    let (_, sig) = sig_entry(&index(&layout));
+    let (_, sig) = sig_entry(&layout);
     let manifest = layout.join("blobs/sha256").join(
         sig["digest"]
             .as_str()
@@ -249,8 +247,7 @@ fn verification_failures_are_clear() {
 
     // Edited payload: a new payload blob (changed identity), old signature.
     let edited = copy_layout(&ctx, &signed, "edited-payload");
-    let mut idx = index(&edited);
-    let (i, sig) = sig_entry(&idx);
+    let (i, sig) = sig_entry(&edited);
     let mut m: Value =
         serde_json::from_slice(&blob(&edited, sig["digest"].as_str().unwrap())).unwrap();
     let payload = blob(&edited, m["layers"][0]["digest"].as_str().unwrap());
@@ -261,9 +258,10 @@ fn verification_failures_are_clear() {
     m["layers"][0]["digest"] = pd.into();
     m["layers"][0]["size"] = ps.into();
     let (md, ms) = put_blob(&edited, &serde_json::to_vec(&m).unwrap());
-    idx["manifests"][i]["digest"] = md.into();
-    idx["manifests"][i]["size"] = ms.into();
-    fs::write(edited.join("index.json"), serde_json::to_vec(&idx).unwrap()).unwrap();
+    edit_attachments(&edited, |list| {
+        list[i]["digest"] = md.into();
+        list[i]["size"] = ms.into();
+    });
     let r = verify(&ctx, &edited, &public);
     assert_eq!(r.code(), 1, "{}", r.describe());
     assert!(
@@ -305,9 +303,11 @@ fn verification_failures_are_clear() {
 
     // A valid signature, but for another image's digest.
     let locked = copy_layout(&ctx, &b.locked, "other-digest");
-    let mut lidx = index(&locked);
-    let (_, hsig) = sig_entry(&index(&signed));
-    let locked_digest = lidx["manifests"][0]["digest"].as_str().unwrap().to_string();
+    let (_, hsig) = sig_entry(&signed);
+    let locked_digest = index(&locked)["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Copy the hardened signature's blobs over and file it under the locked tag.
     for e in fs::read_dir(signed.join("blobs/sha256")).unwrap() {
         let e = e.unwrap();
@@ -319,12 +319,7 @@ fn verification_failures_are_clear() {
     let mut moved = hsig.clone();
     moved["annotations"]["org.opencontainers.image.ref.name"] =
         format!("sha256-{}.sig", &locked_digest[7..]).into();
-    lidx["manifests"].as_array_mut().unwrap().push(moved);
-    fs::write(
-        locked.join("index.json"),
-        serde_json::to_vec(&lidx).unwrap(),
-    )
-    .unwrap();
+    edit_attachments(&locked, |list| list.push(moved));
     let r = verify(&ctx, &locked, &public);
     assert_eq!(r.code(), 1, "{}", r.describe());
     assert!(r.stderr().contains(&locked_digest), "{}", r.stderr());
@@ -488,9 +483,8 @@ fn signing_an_index_signs_every_child() {
     let signed: Vec<String> = serde_json::from_value(s.json()["signed"].clone()).unwrap();
     assert_eq!(signed.len(), 3, "{signed:?}");
     assert_eq!(signed[0], digest);
-    let tags: Vec<String> = index(&layout)["manifests"]
-        .as_array()
-        .unwrap()
+    assert_eq!(index(&layout)["manifests"].as_array().unwrap().len(), 1);
+    let tags: Vec<String> = attachments(&layout)
         .iter()
         .filter_map(|d| {
             d["annotations"]["org.opencontainers.image.ref.name"]
@@ -509,12 +503,12 @@ fn signing_an_index_signs_every_child() {
     assert!(v.stdout().contains(&digest), "{}", v.stdout());
     // Remove one child's signature: verification of the index fails, naming it.
     let child_digest = signed[2].clone();
-    let mut top = index(&layout);
-    top["manifests"].as_array_mut().unwrap().retain(|d| {
-        d["annotations"]["org.opencontainers.image.ref.name"]
-            != format!("sha256-{}.sig", &child_digest[7..]).as_str()
+    edit_attachments(&layout, |list| {
+        list.retain(|d| {
+            d["annotations"]["org.opencontainers.image.ref.name"]
+                != format!("sha256-{}.sig", &child_digest[7..]).as_str()
+        })
     });
-    fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
     let v = verify(&ctx, &layout, &public);
     assert_eq!(v.code(), 1, "{}", v.describe());
     assert!(v.stderr().contains(&child_digest), "{}", v.stderr());
@@ -531,7 +525,7 @@ fn libc6(format: &str) -> String {
 #[test]
 fn glibc_is_named_with_version_cpe_and_the_hosts_libc6() {
     let ctx = TestContext::new();
-    let layout = ctx.build_fixture("hello", "hardened");
+    let layout = build_fixture(&ctx, "hello", "hardened", &[], &[]);
     let l = layout.to_str().unwrap();
     let cdx = ctx.ok(&["sbom", l, "--format", "cyclonedx"]).json();
     let glibc = cdx["components"]
@@ -910,7 +904,7 @@ fn sbom_and_vex_cves_are_the_debian_tarballs() {
 #[test]
 fn recorded_debian_patches_become_pedigree_vex_and_inspect_lines() {
     let ctx = TestContext::new();
-    let layout = ctx.build_fixture("patched", "hardened");
+    let layout = build_fixture(&ctx, "patched", "hardened", &[], &[]);
     let l = layout.to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
@@ -998,4 +992,228 @@ fn recorded_debian_patches_become_pedigree_vex_and_inspect_lines() {
         text.contains("patched 1.0 (+2 Debian security fixes, 1.0-1+deb13u1)"),
         "{text}"
     );
+}
+
+/// `build hello --tier hardened --sign-key k.key`: the layout, the key pair.
+fn signed_hello(ctx: &TestContext) -> (PathBuf, PathBuf, PathBuf) {
+    let (key, public) = keypair(ctx, "k");
+    let layout = build_fixture(
+        ctx,
+        "hello",
+        "hardened",
+        &["--sign-key", key.to_str().unwrap()],
+        &[("COSIGN_PASSWORD", PASS)],
+    );
+    (layout, key, public)
+}
+
+/// `build hello --sign-key` leaves a layout whose index.json lists the image
+/// only, so the real syft reads it in place (as a path and as `oci-dir:`)
+/// while the signature and both SBOMs stay attached. skopeo, umoci, podman
+/// and oras read it too; a second signature appends; fsck finds nothing to
+/// report and gc keeps every attachment.
+#[test]
+fn syft_and_the_other_tools_read_a_signed_layout_in_place() {
+    let ctx = TestContext::new();
+    let (layout, key, public) = signed_hello(&ctx);
+    let l = layout.to_str().unwrap();
+    let idx = index(&layout);
+    let entries = idx["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{idx}");
+    assert_eq!(
+        entries[0]["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    let digest = entries[0]["digest"].as_str().unwrap().to_string();
+    let sig_tag = format!("sha256-{}.sig", &digest[7..]);
+    let kinds = |layout: &Path| {
+        let mut k: Vec<String> = attachments(layout)
+            .iter()
+            .map(|d| {
+                let subject = &d["annotations"]["org.armorred.subject"];
+                match d["annotations"]["org.opencontainers.image.ref.name"].as_str() {
+                    Some(tag) => tag.to_string(),
+                    None if subject == digest.as_str() => d["artifactType"].to_string(),
+                    None => format!("{d} (another subject)"),
+                }
+            })
+            .collect();
+        k.sort();
+        k
+    };
+    let attached = vec![
+        "\"application/spdx+json\"".to_string(),
+        "\"application/vnd.cyclonedx+json\"".to_string(),
+        sig_tag.clone(),
+    ];
+    assert_eq!(kinds(&layout), attached);
+    assert_eq!(
+        attachments_index(&layout)["artifactType"],
+        "application/vnd.armorred.attachments.v1+json"
+    );
+
+    // The store paths in the image, as umoci unpacks it.
+    let bundle = ctx.path().join("bundle");
+    sh(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{l}:1.0-hardened"),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    let in_image: std::collections::BTreeSet<String> =
+        fs::read_dir(bundle.join("rootfs/nix/store"))
+            .unwrap()
+            .map(|e| format!("/nix/store/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+    assert!(
+        in_image.iter().any(|p| p.ends_with("-hello-1.0")),
+        "{in_image:?}"
+    );
+    // syft reads the layout as build left it, both ways users name it, and
+    // lists every store path of the image as a package.
+    for source in [l.to_string(), format!("oci-dir:{l}")] {
+        let catalog = syft_json(&source);
+        assert_eq!(
+            catalog["source"]["metadata"]["manifestDigest"],
+            digest.as_str()
+        );
+        assert_syft_lists_store_paths(&catalog, &in_image);
+    }
+
+    // skopeo, podman and oras read the image by its reference.
+    let v: Value = serde_json::from_slice(
+        &sh("skopeo", &["inspect", &format!("oci:{l}:1.0-hardened")]).stdout,
+    )
+    .unwrap();
+    assert_eq!(v["Digest"], digest.as_str());
+    let podman = Podman::new();
+    let id = podman.load_layout(&layout, "1.0-hardened");
+    let mut args = vec!["run", "--rm"];
+    args.extend(PODMAN_LIMITS);
+    args.push(&id);
+    assert_eq!(
+        String::from_utf8_lossy(&podman.run(&args).stdout),
+        "hello 63\n"
+    );
+    drop(podman);
+    let fetched = sh(
+        "oras",
+        &[
+            "manifest",
+            "fetch",
+            "--oci-layout",
+            &format!("{l}:1.0-hardened"),
+        ],
+    )
+    .stdout;
+    assert_eq!(fetched, blob(&layout, &digest));
+    let copy = ctx.path().join("oras-copy");
+    sh(
+        "oras",
+        &[
+            "copy",
+            "--from-oci-layout",
+            &format!("{l}:1.0-hardened"),
+            "--to-oci-layout",
+            &format!("{}:x", copy.display()),
+        ],
+    );
+    assert_eq!(index(&copy)["manifests"][0]["digest"], digest.as_str());
+
+    // verify passes; a second signature (another payload) is appended to the
+    // same signature manifest, and the SBOMs stay.
+    let v = verify(&ctx, &layout, &public);
+    assert!(v.out.status.success(), "{}", v.describe());
+    let s2 = ctx.run_env(
+        &[
+            "sign",
+            l,
+            "--key",
+            key.to_str().unwrap(),
+            "-a",
+            "run=2",
+            "--json",
+        ],
+        &[("COSIGN_PASSWORD", PASS)],
+    );
+    assert_eq!(s2.json()["signatures"], 2, "{}", s2.describe());
+    assert_eq!(index(&layout)["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(kinds(&layout), attached);
+    let (_, sig) = sig_entry(&layout);
+    let m: Value = serde_json::from_slice(&blob(&layout, sig["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(m["layers"].as_array().unwrap().len(), 2, "{m}");
+    assert!(verify(&ctx, &layout, &public).out.status.success());
+    let spdx: Value =
+        serde_json::from_str(&ctx.ok(&["sbom", l, "--format", "spdx"]).stdout()).unwrap();
+    assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
+    let inspect = ctx.ok(&["inspect", l, "--json"]).json();
+    assert_eq!(
+        inspect["attachments"].as_array().unwrap().len(),
+        3,
+        "{inspect}"
+    );
+    // fsck: every blob reached, none stray (gc after each write kept the
+    // attachments and removed the first signature manifest).
+    let f = ctx.ok(&["fsck", l, "--json"]).json();
+    assert_eq!(f["problems"], serde_json::json!([]), "{f}");
+    assert_eq!(f["unreferenced"], 0, "{f}");
+    assert_syft_lists_store_paths(&syft_json(l), &in_image);
+}
+
+/// A layout of the earlier shape (attachments listed beside the image in
+/// index.json) still verifies and shows its SBOMs; the next `sign` moves its
+/// attachments into an attachments index, after which syft reads it.
+#[test]
+fn a_layout_with_attachments_in_index_json_is_read_then_moved() {
+    let ctx = TestContext::new();
+    let (layout, key, public) = signed_hello(&ctx);
+    let l = layout.to_str().unwrap();
+    // Rewrite it as an earlier armorred wrote it.
+    let mut idx = index(&layout);
+    let listed = attachments(&layout);
+    idx["manifests"][0]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("org.armorred.attachments");
+    idx["manifests"].as_array_mut().unwrap().extend(listed);
+    fs::write(layout.join("index.json"), serde_json::to_vec(&idx).unwrap()).unwrap();
+    assert_eq!(index(&layout)["manifests"].as_array().unwrap().len(), 4);
+    // The shape syft refuses, which is why attachments moved out of index.json
+    // (given the bare path, syft falls back to scanning it as a directory and
+    // finds no package).
+    let refused = Command::new(venv_tool("syft"))
+        .arg(format!("oci-dir:{l}"))
+        .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr)
+                .contains("unexpected number of OCI directory manifests"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    assert!(verify(&ctx, &layout, &public).out.status.success());
+    ctx.ok(&["sbom", l, "--format", "cyclonedx"]);
+    assert_eq!(
+        ctx.ok(&["inspect", l, "--json"]).json()["attachments"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let f = ctx.ok(&["fsck", l, "--json"]).json();
+    assert_eq!(f["problems"], serde_json::json!([]), "{f}");
+
+    let s = sign(&ctx, &layout, &key);
+    assert_eq!(s.json()["signatures"], 1, "{}", s.describe());
+    assert_eq!(index(&layout)["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(attachments(&layout).len(), 3);
+    assert!(verify(&ctx, &layout, &public).out.status.success());
+    syft_json(l);
 }

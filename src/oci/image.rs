@@ -9,7 +9,7 @@ use oci_spec::image::{
 };
 
 use super::blob::BlobStore;
-use super::layout::{is_attachment, Descriptor, Index, Layout, LayoutError, Manifest, Platform};
+use super::layout::{Descriptor, Layout, LayoutError, Manifest, Platform};
 use super::rootfs_view::{write_layer_with_facts, LayerFacts};
 use super::tarball::{Compression, LayerBlob, LayerContent, LayerError, RootfsEntry};
 use super::{canonical_json, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST};
@@ -328,37 +328,12 @@ fn config_json(
 /// only attachments (signatures, SBOMs) of this very manifest, then blobs no
 /// longer referenced are removed.
 pub fn commit(layout: &Layout, img: &WrittenImage) -> Result<(), ImageError> {
-    commit_descriptor(layout, &img.manifest, &[])
+    commit_descriptor(layout, &img.manifest)
 }
 
-/// Makes `top` (an image manifest, or an image index whose children are
-/// `children`) the layout's image, keeping the attachments of `top` and of
-/// every child.
-pub fn commit_descriptor(
-    layout: &Layout,
-    top: &Descriptor,
-    children: &[Descriptor],
-) -> Result<(), ImageError> {
-    let old = layout.read_index().unwrap_or_default();
-    let subjects: Vec<&Descriptor> = std::iter::once(top).chain(children).collect();
-    let mut index = Index::default();
-    index.manifests.push(top.clone());
-    for d in old.manifests {
-        let ours = subjects.iter().any(|s| {
-            d.annotations
-                .get(ANNOTATION_REF_NAME)
-                .is_some_and(|r| r.starts_with(&format!("sha256-{}", s.digest.hex())))
-                || d.annotations
-                    .get("org.armorred.subject")
-                    .map(String::as_str)
-                    == Some(s.digest.as_str())
-        });
-        if is_attachment(&d) && ours && !index.manifests.contains(&d) {
-            index.manifests.push(d);
-        }
-    }
-    layout.write_index(&index)?;
-    let removed = layout.gc()?;
-    tracing::debug!("removed {removed} unreferenced blob(s)");
+/// Makes `top` (an image manifest, or an image index already written) the
+/// layout's image, keeping the attachments of `top` and of every child.
+pub fn commit_descriptor(layout: &Layout, top: &Descriptor) -> Result<(), ImageError> {
+    layout.replace_image(top)?;
     Ok(())
 }

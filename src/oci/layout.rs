@@ -4,7 +4,8 @@
 //! Replacement order: new blobs first (each one atomic), then `index.json`
 //! through rename, then unreferenced blobs are removed. A crash at any point
 //! leaves `index.json` naming either the old image or the new one, and every
-//! blob it names present and complete.
+//! blob it names present and complete. What `index.json` lists (the image
+//! only) and where attachments live: see [`super::attachments`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::attachments::is_attachment;
 use super::blob::{write_atomic, BlobStore};
 use super::digest::Digest;
 use super::{ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
@@ -51,6 +53,8 @@ pub struct Index {
     pub schema_version: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -62,6 +66,7 @@ impl Default for Index {
         Index {
             schema_version: 2,
             media_type: Some(MEDIA_TYPE_INDEX.into()),
+            artifact_type: None,
             manifests: Vec::new(),
             annotations: BTreeMap::new(),
         }
@@ -135,6 +140,12 @@ pub enum LayoutError {
         host: String,
         children: Vec<String>,
     },
+    #[error("{}: attachment {attachment} names subject {subject}, which is not an image of this layout", path.display())]
+    NoSubject {
+        path: PathBuf,
+        attachment: Digest,
+        subject: String,
+    },
 }
 
 fn refs_hint(refs: &[String]) -> String {
@@ -202,15 +213,6 @@ pub struct Layout {
     root: PathBuf,
     blobs: BlobStore,
     _lock: Option<File>,
-}
-
-/// Index entries that attach to an image rather than being one
-/// (cosign's tag convention: `sha256-<hex>.sig`, `.att`, `.sbom`).
-pub fn is_attachment(d: &Descriptor) -> bool {
-    d.annotations
-        .get(ANNOTATION_REF_NAME)
-        .is_some_and(|r| r.starts_with("sha256-"))
-        || d.artifact_type.is_some()
 }
 
 impl Layout {
@@ -475,6 +477,15 @@ impl Layout {
     ) -> Result<BTreeMap<Digest, u64>, LayoutError> {
         let mut seen = BTreeMap::new();
         let mut stack: Vec<Descriptor> = self.read_index()?.manifests;
+        // An image's attachments hang off its entry by annotation, not by a
+        // descriptor, so they are followed here or gc would delete them.
+        for entry in stack.clone() {
+            match self.attachments_descriptor(&entry) {
+                Ok(Some(d)) => stack.push(d),
+                Ok(None) => {}
+                Err(e) => on_unreadable(&entry, e)?,
+            }
+        }
         while let Some(d) = stack.pop() {
             if seen.contains_key(&d.digest) {
                 continue;
@@ -651,10 +662,10 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, LayoutError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
+    pub(crate) fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
         Descriptor {
             media_type: media_type.into(),
             digest,
@@ -666,7 +677,7 @@ mod tests {
     }
 
     /// An image manifest with no layers and the config `digest`, `size`.
-    fn layerless(digest: &Digest, size: u64) -> Manifest {
+    pub(crate) fn layerless(digest: &Digest, size: u64) -> Manifest {
         Manifest {
             schema_version: 2,
             media_type: Some(MEDIA_TYPE_MANIFEST.into()),

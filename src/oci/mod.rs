@@ -5,6 +5,7 @@
 //! file, fsync and rename, and `index.json` is replaced last, so an
 //! interrupted build never leaves a half-written image where a good one was.
 
+pub mod attachments;
 pub mod blob;
 pub mod digest;
 pub mod image;

@@ -5,7 +5,7 @@
 //! - [`push_layout`] sends one image of a layout: blobs the registry lacks
 //!   (HEAD first; one PUT up to [`RegistryOptions::chunk_size`], chunked PATCH
 //!   uploads above it), then the manifest by tag and by digest, then every
-//!   attachment of that manifest in `index.json`:
+//!   attachment of that manifest in the layout ([`crate::oci::attachments`]):
 //!   - the cosign signature manifest (`sha256-<hex>.sig`) is *merged* with
 //!     the one in the registry: remote signatures are kept, ours appended;
 //!   - artifacts whose `subject` is the image (SBOMs) are pushed by digest.

@@ -8,13 +8,12 @@ use super::client::{BlobSource, Client};
 use super::reference::check_tag;
 use super::signatures;
 use super::{ImageRef, PushProgress, PushReport, RegistryError};
+use crate::oci::attachments::ANNOTATION_SUBJECT;
 use crate::oci::layout::{Descriptor, Layout, LayoutError, Manifest, MAX_JSON_BLOB};
 use crate::oci::{Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 use crate::sign::{parse_signature_manifest, signature_tag, SignError, SignatureLayer};
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// The index annotation the layout writer uses to tie an artifact to its image.
-const ANNOTATION_SUBJECT: &str = "org.armorred.subject";
 
 /// Everything to send, read and checked from the layout up front.
 #[derive(Debug)]
@@ -142,10 +141,7 @@ fn subject(
     let tag_prefix = format!("sha256-{}.", digest.hex());
     let mut signatures = Vec::new();
     let mut attachments = Vec::new();
-    for d in layout.read_index()?.manifests {
-        if !crate::oci::layout::is_attachment(&d) {
-            continue;
-        }
+    for d in layout.attachments()? {
         let ref_name = d.annotations.get(ANNOTATION_REF_NAME).cloned();
         if d.media_type != MEDIA_TYPE_MANIFEST && d.media_type != DOCKER_MANIFEST {
             if ref_name

@@ -1,7 +1,8 @@
-//! Signing and verifying images inside an OCI layout, the way cosign stores
-//! signatures: a signature manifest listed in `index.json` with
-//! `org.opencontainers.image.ref.name` = `sha256-<hex>.sig`, so `push` carries
-//! it to a registry unchanged under that tag.
+//! Signing and verifying images inside an OCI layout, in cosign's formats: a
+//! signature manifest named `sha256-<hex>.sig` (its `ref.name`) among the
+//! image's attachments ([`crate::oci::attachments`]), so `push` carries it to
+//! a registry unchanged under that tag. A new signature is appended to the
+//! manifest, never replacing the earlier ones.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -58,15 +59,14 @@ pub fn default_identity(labels: &BTreeMap<String, String>) -> String {
 }
 
 fn existing_signatures(layout: &Layout, tag: &str) -> Result<Vec<SignatureLayer>, LayoutSignError> {
-    let index = layout.read_index()?;
-    let Some(desc) = index
-        .manifests
-        .iter()
+    let Some(desc) = layout
+        .attachments()?
+        .into_iter()
         .find(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) == Some(tag))
     else {
         return Ok(Vec::new());
     };
-    let bytes = layout.read_blob(desc, MAX_JSON_BLOB)?;
+    let bytes = layout.read_blob(&desc, MAX_JSON_BLOB)?;
     let layers = parse_signature_manifest(&bytes, |digest| {
         let d = Digest::parse(digest).map_err(|e| SignError::BadManifest(e.to_string()))?;
         layout.blobs().read(&d).map_err(|e| SignError::Fetch {
@@ -118,7 +118,6 @@ pub fn sign_layout(
         first.get_or_insert(signed);
     }
     let (tag, m, n) = first.expect("at least the target digest");
-    layout.gc()?;
     Ok(SignOutcome {
         manifest_digest: digests[0].clone(),
         signature_tag: tag,
@@ -173,19 +172,15 @@ fn sign_digest(
     layout.blobs().put(&config)?;
     let m = layout.blobs().put(&manifest)?;
     layout.blobs().sync_dir()?;
-    let mut index = layout.read_index()?;
-    index.manifests.retain(|d| {
-        d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag.as_str())
-    });
-    index.manifests.push(Descriptor {
+    // The new manifest carries the earlier signatures: it takes the tag's place.
+    layout.put_attachments(&[Descriptor {
         media_type: MEDIA_TYPE_MANIFEST.into(),
         digest: m.digest.clone(),
         size: m.size,
         artifact_type: None,
         annotations: BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), tag.clone())]),
         platform: None,
-    });
-    layout.write_index(&index)?;
+    }])?;
     Ok((tag, m.digest, layers.len()))
 }
 

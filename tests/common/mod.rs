@@ -99,23 +99,6 @@ impl TestContext {
         r
     }
 
-    /// Builds a fixture recipe (`tests/fixtures/recipes/<image>.toml`) into
-    /// `out/` and returns its layout, `out/<image>-<tier>`.
-    pub fn build_fixture(&self, image: &str, tier: &str) -> PathBuf {
-        let recipes = repo().join("tests/fixtures/recipes");
-        self.ok(&[
-            "build",
-            image,
-            "--tier",
-            tier,
-            "--recipes",
-            recipes.to_str().unwrap(),
-            "--out",
-            "out",
-        ]);
-        self.path().join(format!("out/{image}-{tier}"))
-    }
-
     /// `cosign.key` / `cosign.pub` in the temp dir, passphrase [`COSIGN_TEST_PASSWORD`].
     pub fn generate_key_pair(&self) {
         self.ok_env(&["generate-key-pair"], &[COSIGN_TEST_PASSWORD]);
@@ -395,4 +378,132 @@ pub fn venv_tool(name: &str) -> PathBuf {
         tool.display()
     );
     tool
+}
+
+/// `armorred build <image> --tier <tier>` of a recipe in `tests/fixtures/recipes`
+/// into `out/`, plus `extra` flags and `env`; asserts success and returns the
+/// layout `out/<image>-<tier>`.
+pub fn build_fixture(
+    ctx: &TestContext,
+    image: &str,
+    tier: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> PathBuf {
+    let recipes = repo().join("tests/fixtures/recipes");
+    let mut args = vec![
+        "build",
+        image,
+        "--tier",
+        tier,
+        "--recipes",
+        recipes.to_str().unwrap(),
+        "--out",
+        "out",
+    ];
+    args.extend(extra);
+    ctx.ok_env(&args, env);
+    ctx.path().join("out").join(format!("{image}-{tier}"))
+}
+
+/// A layout's `index.json`.
+pub fn index_json(layout: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index.json"))
+        .expect("index.json is JSON")
+}
+
+/// The attachments index `index.json`'s one image entry names (its
+/// `org.armorred.attachments` annotation), read as plain JSON.
+pub fn attachments_index(layout: &Path) -> serde_json::Value {
+    let index = index_json(layout);
+    let digest = index["manifests"][0]["annotations"]["org.armorred.attachments"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no attachments named in {index}"))
+        .to_string();
+    let path = layout.join("blobs/sha256").join(&digest[7..]);
+    serde_json::from_slice(&std::fs::read(path).expect("the attachments index blob"))
+        .expect("the attachments index is JSON")
+}
+
+/// The entries of the image's attachments index (signatures, SBOMs).
+pub fn attachments(layout: &Path) -> Vec<serde_json::Value> {
+    attachments_index(layout)["manifests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Rewrites the image's attachments index through `edit` and points
+/// `index.json` at the new one, as a hand edit of the layout would.
+pub fn edit_attachments(layout: &Path, edit: impl FnOnce(&mut Vec<serde_json::Value>)) {
+    use sha2::Digest as _;
+    let mut list = attachments_index(layout);
+    let mut entries = list["manifests"].as_array().cloned().unwrap_or_default();
+    edit(&mut entries);
+    list["manifests"] = entries.into();
+    let bytes = serde_json::to_vec(&list).unwrap();
+    let hex = hex::encode(sha2::Sha256::digest(&bytes));
+    std::fs::write(layout.join("blobs/sha256").join(&hex), &bytes).unwrap();
+    let mut index = index_json(layout);
+    index["manifests"][0]["annotations"]["org.armorred.attachments"] =
+        format!("sha256:{hex}").into();
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+}
+
+/// The real syft's catalog of `source` (`oci-dir:DIR`, or a layout path as
+/// users type it), as syft JSON. Panics with syft's stderr when it fails.
+pub fn syft_json(source: &str) -> serde_json::Value {
+    let out = Command::new(venv_tool("syft"))
+        .args([source, "-o", "syft-json", "-q"])
+        .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+        .output()
+        .expect("run syft");
+    assert!(
+        out.status.success(),
+        "syft {source} failed ({:?})\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("syft -o syft-json prints JSON")
+}
+
+/// Checks that syft's catalog lists as a Nix package every store path of
+/// `store_paths` (`/nix/store/<hash>-<name>`) whose name has a version, and
+/// nothing else: syft splits name and version as Nix does (the version starts
+/// at the first `-` followed by a digit) and skips a path without one, such as
+/// the offline set's `glibc-host`.
+pub fn assert_syft_lists_store_paths(
+    catalog: &serde_json::Value,
+    store_paths: &std::collections::BTreeSet<String>,
+) {
+    use std::collections::BTreeSet;
+    let listed: BTreeSet<String> = catalog["artifacts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["type"] == "nix")
+        .filter_map(|a| a["metadata"]["outputHash"].as_str().map(str::to_string))
+        .collect();
+    let versioned: BTreeSet<String> = store_paths
+        .iter()
+        .filter_map(|p| {
+            let (hash, name) = p.strip_prefix("/nix/store/")?.split_once('-')?;
+            let has_version = name
+                .match_indices('-')
+                .any(|(i, _)| name[i + 1..].starts_with(|c: char| c.is_ascii_digit()));
+            has_version.then(|| hash.to_string())
+        })
+        .collect();
+    assert!(
+        !versioned.is_empty(),
+        "no versioned store path in {store_paths:?}"
+    );
+    assert_eq!(
+        listed, versioned,
+        "syft's Nix packages vs the image's store paths {store_paths:?}"
+    );
 }
