@@ -514,6 +514,15 @@ fn signing_an_index_signs_every_child() {
     assert!(v.stderr().contains(&child_digest), "{}", v.stderr());
 }
 
+/// The element of a JSON array whose `name` is `name`.
+fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {list}"))
+}
+
 /// `dpkg-query -W -f=<format> libc6` on this host.
 fn libc6(format: &str) -> String {
     String::from_utf8(sh("dpkg-query", &["-W", &format!("-f={format}"), "libc6"]).stdout)
@@ -528,12 +537,7 @@ fn glibc_is_named_with_version_cpe_and_the_hosts_libc6() {
     let layout = build_fixture(&ctx, "hello", "hardened", &[], &[]);
     let l = layout.to_str().unwrap();
     let cdx = ctx.ok(&["sbom", l, "--format", "cyclonedx"]).json();
-    let glibc = cdx["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "glibc")
-        .unwrap_or_else(|| panic!("no glibc component in {cdx}"));
+    let glibc = named(&cdx["components"], "glibc");
 
     let deb_version = libc6("${Version}");
     // Debian's `[epoch:]upstream-revision`: the store path carries the upstream part.
@@ -626,12 +630,7 @@ fn glibc_is_named_with_version_cpe_and_the_hosts_libc6() {
 
     // SPDX names the same purl.
     let spdx = ctx.ok(&["sbom", l, "--format", "spdx"]).json();
-    let spdx_glibc = spdx["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "glibc")
-        .unwrap();
+    let spdx_glibc = named(&spdx["packages"], "glibc");
     assert_eq!(spdx_glibc["versionInfo"], upstream);
     assert!(spdx_glibc["externalRefs"]
         .as_array()
@@ -943,12 +942,7 @@ fn recorded_debian_patches_become_pedigree_vex_and_inspect_lines() {
 
     let cdx: Value = serde_json::from_slice(&fs::read(&files[1]).unwrap()).unwrap();
     let vex: Value = serde_json::from_slice(&fs::read(&files[2]).unwrap()).unwrap();
-    let patched = cdx["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "patched")
-        .unwrap();
+    let patched = named(&cdx["components"], "patched");
     let resolved: std::collections::BTreeSet<String> = patched["pedigree"]["patches"]
         .as_array()
         .unwrap()
@@ -979,12 +973,7 @@ fn recorded_debian_patches_become_pedigree_vex_and_inspect_lines() {
         .filter(|a| a["artifact_type"] == "application/vnd.openvex+json")
         .count();
     assert_eq!(vex_attachments, 1, "{inspect}");
-    let shown = inspect["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "patched")
-        .unwrap();
+    let shown = named(&inspect["components"], "patched");
     assert_eq!(shown["security_fixes"], 2);
     assert_eq!(shown["debian_version"], "1.0-1+deb13u1");
     let text = ctx.ok(&["inspect", l]).stdout();

@@ -750,6 +750,21 @@ mod tests {
     }
 
     #[test]
+    fn components_show_their_debian_fixes() {
+        let mut c = column(Role::Hardened, 1, &["nginx-1.26.3"], &[]).components[0].clone();
+        assert_eq!(c.display(), "nginx 1.26.3");
+        c.security_fixes = Some(19);
+        c.debian_version = Some("1.26.3-3+deb13u9".into());
+        assert_eq!(
+            c.display(),
+            "nginx 1.26.3 (+19 Debian security fixes, 1.26.3-3+deb13u9)"
+        );
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["security_fixes"], 19);
+        assert_eq!(json["debian_version"], "1.26.3-3+deb13u9");
+    }
+
+    #[test]
     fn version_changes_are_not_adds_and_removes() {
         let a = column(Role::Hardened, 1, &["openssl-3.0.1"], &[]);
         let b = column(Role::Locked, 1, &["openssl-3.0.2"], &[]);

@@ -59,21 +59,13 @@ pub struct Component {
 impl Component {
     /// `nginx 1.26.3 (+19 Debian security fixes, 1.26.3-3+deb13u9)`, `libc6:amd64 2.36-9`.
     pub fn display(&self) -> String {
-        let mut s = self.name.clone();
-        if let Some(a) = &self.arch {
-            s.push(':');
-            s.push_str(a);
-        }
-        if let Some(v) = &self.version {
-            s.push(' ');
-            s.push_str(v);
-        }
-        if let Some(note) =
-            crate::sbom::debian_note(self.security_fixes, self.debian_version.as_deref())
-        {
-            s.push_str(&format!(" ({note})"));
-        }
-        s
+        crate::sbom::component_line(
+            &self.name,
+            self.arch.as_deref(),
+            self.version.as_deref(),
+            self.security_fixes,
+            self.debian_version.as_deref(),
+        )
     }
 }
 

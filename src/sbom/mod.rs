@@ -41,7 +41,7 @@ use serde_json::Value;
 use crate::closure::Closure;
 use crate::provenance::Provenance;
 
-pub use summary::{components as cyclonedx_components, debian_note, ComponentSummary};
+pub use summary::{component_line, components as cyclonedx_components, ComponentSummary};
 
 pub const SPDX_MEDIA_TYPE: &str = "application/spdx+json";
 pub const CYCLONEDX_MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";

@@ -22,20 +22,42 @@ pub struct ComponentSummary {
 impl ComponentSummary {
     /// `nginx 1.26.3 (+19 Debian security fixes, 1.26.3-3+deb13u9)`.
     pub fn display(&self) -> String {
-        let mut s = self.name.clone();
-        if let Some(v) = &self.version {
-            s.push(' ');
-            s.push_str(v);
-        }
-        if let Some(extra) = debian_note(self.security_fixes, self.debian_version.as_deref()) {
-            s.push_str(&format!(" ({extra})"));
-        }
-        s
+        component_line(
+            &self.name,
+            None,
+            self.version.as_deref(),
+            self.security_fixes,
+            self.debian_version.as_deref(),
+        )
     }
 }
 
+/// `name[:arch] [version] [(Debian note)]`, the one way `inspect` and
+/// `report` write a component.
+pub fn component_line(
+    name: &str,
+    arch: Option<&str>,
+    version: Option<&str>,
+    security_fixes: Option<u32>,
+    debian_version: Option<&str>,
+) -> String {
+    let mut s = name.to_string();
+    if let Some(a) = arch {
+        s.push(':');
+        s.push_str(a);
+    }
+    if let Some(v) = version {
+        s.push(' ');
+        s.push_str(v);
+    }
+    if let Some(note) = debian_note(security_fixes, debian_version) {
+        s.push_str(&format!(" ({note})"));
+    }
+    s
+}
+
 /// `+19 Debian security fixes, 1.26.3-3+deb13u9`, `Debian 2.36-9+deb12u13`, or nothing.
-pub fn debian_note(security_fixes: Option<u32>, debian_version: Option<&str>) -> Option<String> {
+fn debian_note(security_fixes: Option<u32>, debian_version: Option<&str>) -> Option<String> {
     match (security_fixes, debian_version) {
         (Some(n), Some(v)) => Some(format!(
             "+{n} Debian security fix{}, {v}",
