@@ -51,9 +51,11 @@ impl PackageMetadata {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SbomFormat {
+    /// SPDX 2.3 JSON.
     Spdx,
+    /// CycloneDX 1.5 JSON.
     Cyclonedx,
-    /// The OpenVEX document: the CVEs fixed by applied Debian patches.
+    /// OpenVEX 0.2.0: the CVEs applied Debian patches fix (for `grype --vex`, `trivy --vex`).
     Openvex,
 }
 

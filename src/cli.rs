@@ -306,7 +306,7 @@ pub struct LintArgs {
 #[derive(Debug, Args)]
 pub struct SbomArgs {
     pub layout: PathBuf,
-    /// `openvex`: the VEX document stating the CVEs that applied Debian patches fix (for `grype --vex`, `trivy --vex`).
+    /// Which document of the image.
     #[arg(long, value_enum, default_value = "spdx")]
     pub format: crate::attach::SbomFormat,
     /// The image's ref name when the layout holds several, or a child's manifest digest in a multi-platform index.
