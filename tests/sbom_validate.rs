@@ -447,3 +447,33 @@ fn every_embedded_spdx_license_id_validates() {
         report(&out)
     );
 }
+
+/// On the real nginx closure (plus the synthetic paths), every component has
+/// a version and a CPE, or a property saying why not.
+#[test]
+fn every_component_has_version_and_cpe_or_says_why() {
+    let s = make_sboms();
+    let mut reasons = 0;
+    for c in s.cyclonedx["components"].as_array().unwrap() {
+        let reason = |field: &str| {
+            c["properties"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == format!("armorred:no_{field}_reason").as_str())
+        };
+        for field in ["version", "cpe"] {
+            if c.get(field).is_none() {
+                assert!(reason(field), "{field} missing without a reason: {c}");
+                reasons += 1;
+            } else {
+                assert!(!reason(field), "{c}");
+            }
+        }
+    }
+    assert!(reasons > 0);
+    // glibc-host: the version comes from its recorded origin, the CPE too.
+    let glibc = component(&s.cyclonedx, "glibc-host");
+    assert_eq!(glibc["version"], "2.36");
+    assert_eq!(glibc["cpe"], "cpe:2.3:a:gnu:glibc:2.36:*:*:*:*:*:*:*");
+}
