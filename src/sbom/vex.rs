@@ -1,14 +1,17 @@
 //! The image's OpenVEX 0.2.0 document: for every CVE that an applied Debian
 //! patch fixes, one `fixed` statement per component it was applied to.
 //!
-//! Identification: the product is the image (its `pkg:oci` purl, as the
-//! SBOMs name it) and the subcomponent is the component's purl exactly as
-//! the SBOMs carry it. grype only matches OpenVEX statements whose product
-//! names the scanned image and whose subcomponent is the matched package's
-//! purl; trivy (since 0.52) matches the same image + subcomponents shape,
-//! and both then match the component purls of our SBOM exactly. Component
-//! purls as bare products would be read by trivy alone, and would claim the
-//! fix for every image holding that store path.
+//! Identification: the product is the image and the subcomponent is the
+//! component's purl exactly as the SBOMs carry it. grype only matches
+//! OpenVEX statements whose product names the scanned image and whose
+//! subcomponent is the matched package's purl; trivy (since 0.52) matches
+//! the same image + subcomponents shape. Component purls as bare products
+//! would be read by trivy alone, and would claim the fix for every image
+//! holding that store path. Both match purls through go-vex, where a purl
+//! with fewer qualifiers matches a more specific one: so the product's `@id`
+//! is `pkg:oci/<name>@<digest>` with no qualifier (matching whatever
+//! repository or tag a scanner names the image by), and its `purl`
+//! identifier is the SBOMs' image purl.
 //!
 //! Deterministic: the timestamp is the SBOMs' (`SOURCE_DATE_EPOCH`), the
 //! `@id` a name-based UUID of the image digest, statements sorted by CVE
@@ -45,7 +48,7 @@ pub(crate) fn document(input: &SbomInput) -> Option<Value> {
         return None;
     }
     let mut product = json!({
-        "@id": image.purl,
+        "@id": ids::oci_purl(input.image_name, None, input.manifest_digest, ""),
         "identifiers": { "purl": image.purl },
     });
     if let Some(h) = &image.sha256 {
