@@ -877,7 +877,7 @@ fn sbom_and_vex_cves_are_the_debian_tarballs() {
                                 .as_array()
                                 .into_iter()
                                 .flatten()
-                                .any(|sc| sc["@id"] == c["purl"])
+                                .any(|sc| sc["identifiers"]["purl"] == c["purl"])
                         })
                 })
                 .map(|s| s["vulnerability"]["name"].as_str().unwrap().to_string())
@@ -963,7 +963,14 @@ fn recorded_debian_patches_become_pedigree_vex_and_inspect_lines() {
                 .as_str()
                 .unwrap()
                 .starts_with(s["products"][0]["@id"].as_str().unwrap()));
-            assert_eq!(s["products"][0]["subcomponents"][0]["@id"], patched["purl"]);
+            assert_eq!(
+                s["products"][0]["subcomponents"][0]["identifiers"]["purl"],
+                patched["purl"]
+            );
+            assert_eq!(
+                s["products"][0]["subcomponents"][0]["@id"],
+                "pkg:nix/patched@1.0"
+            );
             s["vulnerability"]["name"].as_str().unwrap().to_string()
         })
         .collect();

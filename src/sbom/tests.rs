@@ -782,7 +782,7 @@ fn vex_states_each_fixed_cve_for_its_component_in_the_image() {
         // The digest alone names the image; the SBOM's purl is the identifier.
         assert_eq!(product["@id"], format!("pkg:oci/app@{DIGEST}"));
         assert_eq!(&product["identifiers"]["purl"], image_purl);
-        assert_eq!(&product["subcomponents"][0]["@id"], nginx_purl);
+        assert_eq!(product["subcomponents"][0]["@id"], "pkg:nix/nginx@1.26.3");
         assert_eq!(
             &product["subcomponents"][0]["identifiers"]["purl"],
             nginx_purl

@@ -11,7 +11,11 @@
 //! with fewer qualifiers matches a more specific one: so the product's `@id`
 //! is `pkg:oci/<name>@<digest>` with no qualifier (matching whatever
 //! repository or tag a scanner names the image by), and its `purl`
-//! identifier is the SBOMs' image purl.
+//! identifier is the SBOMs' image purl. Likewise each subcomponent's `@id` is
+//! the component's purl without qualifiers (`pkg:nix/nginx@1.26.3`), which
+//! matches both the SBOM's purl (its `purl` identifier) and the one syft
+//! gives the store path when grype scans the image (`…?outputhash=…`); the
+//! image digest in the product keeps the statement to this image.
 //!
 //! Deterministic: the timestamp is the SBOMs' (`SOURCE_DATE_EPOCH`), the
 //! `@id` a name-based UUID of the image digest, statements sorted by CVE
@@ -60,7 +64,7 @@ pub(crate) fn document(input: &SbomInput) -> Option<Value> {
             let d = p.patches.expect("only patched packages are collected");
             let mut product = product.clone();
             product["subcomponents"] = json!([{
-                "@id": purl,
+                "@id": purl.split_once('?').map_or(purl, |(generic, _)| generic),
                 "identifiers": { "purl": purl },
             }]);
             json!({
