@@ -1,5 +1,7 @@
 //! SBOM attachments: SPDX 2.3 and CycloneDX 1.5 documents made from the
-//! image's actual closure, stored in the layout as OCI artifacts whose
+//! image's actual closure (and what its store paths record about their
+//! Debian origin and patches), plus an OpenVEX document when an applied
+//! Debian patch fixes a CVE, stored in the layout as OCI artifacts whose
 //! `subject` is the image manifest, so they travel with the image on push.
 //! [`attach_documents`] attaches any JSON document that way; the layout's
 //! list of attachments belongs to [`crate::oci::attachments`].
@@ -16,7 +18,8 @@ use crate::oci::image::WrittenImage;
 use crate::oci::layout::{Descriptor, Layout, Manifest, MAX_JSON_BLOB};
 use crate::oci::{canonical_json, MEDIA_TYPE_MANIFEST};
 use crate::plan::{rfc3339_utc, BuildPlan};
-use crate::sbom::{self, SbomInput, CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE};
+use crate::provenance;
+use crate::sbom::{self, SbomInput, CYCLONEDX_MEDIA_TYPE, OPENVEX_MEDIA_TYPE, SPDX_MEDIA_TYPE};
 
 /// The OCI 1.1 empty config for artifacts.
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
@@ -48,8 +51,12 @@ impl PackageMetadata {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SbomFormat {
+    /// SPDX 2.3 JSON.
     Spdx,
+    /// CycloneDX 1.5 JSON.
     Cyclonedx,
+    /// OpenVEX 0.2.0: the CVEs applied Debian patches fix (for `grype --vex`, `trivy --vex`).
+    Openvex,
 }
 
 impl SbomFormat {
@@ -57,11 +64,13 @@ impl SbomFormat {
         match self {
             SbomFormat::Spdx => SPDX_MEDIA_TYPE,
             SbomFormat::Cyclonedx => CYCLONEDX_MEDIA_TYPE,
+            SbomFormat::Openvex => OPENVEX_MEDIA_TYPE,
         }
     }
 }
 
-/// Makes both SBOMs for a built image and attaches them to it.
+/// Makes both SBOMs (and the VEX document, when there is a fixed CVE to
+/// state) for a built image and attaches them to it.
 pub fn attach_sboms(
     layout: &Layout,
     img: &WrittenImage,
@@ -88,6 +97,8 @@ pub fn attach_sboms(
         .collect();
     let created = rfc3339_utc(plan.source_date_epoch);
     let digest = img.manifest.digest.to_string();
+    let provenance = provenance::read_closure(closure)
+        .context("reading the Debian origin and patches the store paths record")?;
     let input = SbomInput {
         image_name: &plan.image,
         image_version: &plan.version,
@@ -97,10 +108,11 @@ pub fn attach_sboms(
         closure,
         licenses: &licenses,
         cpes: &cpes,
+        provenance: &provenance,
         created: &created,
         tool_version: env!("CARGO_PKG_VERSION"),
     };
-    let docs = [
+    let mut docs = vec![
         (
             SPDX_MEDIA_TYPE,
             sbom::to_canonical_bytes(&sbom::spdx(&input)),
@@ -110,6 +122,9 @@ pub fn attach_sboms(
             sbom::to_canonical_bytes(&sbom::cyclonedx(&input)),
         ),
     ];
+    if let Some(vex) = sbom::openvex(&input) {
+        docs.push((OPENVEX_MEDIA_TYPE, sbom::to_canonical_bytes(&vex)));
+    }
     attach_documents(layout, &img.manifest, &docs, &created)
 }
 
@@ -187,6 +202,12 @@ pub fn read_sbom(dir: &Path, reference: Option<&str>, format: SbomFormat) -> Res
         .iter()
         .find(|d| d.artifact_type.as_deref() == Some(format.media_type()))
     else {
+        if format == SbomFormat::Openvex {
+            bail!(
+                "{}: no OpenVEX document is attached to image {digest} (one is made only when an applied Debian patch fixes a CVE)",
+                dir.display()
+            );
+        }
         bail!(
             "{}: no {} SBOM is attached to image {digest}",
             dir.display(),

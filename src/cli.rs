@@ -52,7 +52,7 @@ pub enum Command {
     Fsck(FsckArgs),
     /// CIS Docker Benchmark section 4 checks (4.1, 4.6, 4.8, 4.10, 4.11): pass, fail or n/a.
     Lint(LintArgs),
-    /// Print the SBOM attached to an image (SPDX 2.3 or CycloneDX 1.5 JSON).
+    /// Print the SBOM attached to an image (SPDX 2.3 or CycloneDX 1.5 JSON), or its OpenVEX document (`--format openvex`).
     Sbom(SbomArgs),
     /// Hardening of every ELF file (RELRO, canary, NX, PIE, FORTIFY, CFI, SafeStack, CET) and image facts.
     Analyze(InspectArgs),
@@ -306,11 +306,15 @@ pub struct LintArgs {
 #[derive(Debug, Args)]
 pub struct SbomArgs {
     pub layout: PathBuf,
+    /// Which document of the image.
     #[arg(long, value_enum, default_value = "spdx")]
     pub format: crate::attach::SbomFormat,
     /// The image's ref name when the layout holds several, or a child's manifest digest in a multi-platform index.
     #[arg(long = "ref")]
     pub reference: Option<String>,
+    /// Write the document to this file (atomically) instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

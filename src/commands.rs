@@ -87,9 +87,16 @@ pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
         }
         Command::Sbom(a) => {
             let bytes = crate::attach::read_sbom(&a.layout, a.reference.as_deref(), a.format)?;
-            Ok(CommandOutput::ok(
-                String::from_utf8_lossy(&bytes).into_owned(),
-            ))
+            match &a.output {
+                None => Ok(CommandOutput::ok(
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                )),
+                Some(path) => {
+                    crate::archive::write_file_atomic(path, &bytes)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    Ok(CommandOutput::ok(format!("{}\n", path.display())))
+                }
+            }
         }
         Command::Analyze(a) => {
             let r = crate::analysis::analyze_layout(&a.layout, a.reference.as_deref())?;

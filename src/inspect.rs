@@ -1,5 +1,6 @@
 //! `armorred inspect`: what an image layout holds, read (and verified) from
-//! the layout alone.
+//! the layout alone; components (with the Debian security fixes applied to
+//! each) from the attached CycloneDX SBOM.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,6 +10,7 @@ use serde::Serialize;
 
 use crate::oci::layout::{Layout, LayoutError};
 use crate::oci::ANNOTATION_REF_NAME;
+use crate::sbom::ComponentSummary;
 
 #[derive(Debug, Serialize)]
 pub struct InspectReport {
@@ -32,6 +34,8 @@ pub struct InspectReport {
     pub compressed_size: u64,
     /// Signatures, SBOMs and other attachments of the layout's image.
     pub attachments: Vec<Attachment>,
+    /// From the attached CycloneDX SBOM; empty when there is none.
+    pub components: Vec<ComponentSummary>,
     /// A multi-platform image: the index index.json names. The fields above
     /// describe one child (this machine's platform, or the one `--ref` names).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,6 +148,7 @@ pub fn inspect(dir: &Path, reference: Option<&str>) -> Result<InspectReport, Lay
         compressed_size: layers.iter().map(|l| l.size).sum::<u64>() + img.manifest.config.size,
         layers,
         attachments,
+        components: attached_components(dir, reference),
         index: img.index.as_ref().map(|i| IndexInfo {
             digest: i.descriptor.digest.to_string(),
             media_type: i.descriptor.media_type.clone(),
@@ -159,6 +164,21 @@ pub fn inspect(dir: &Path, reference: Option<&str>) -> Result<InspectReport, Lay
                 .collect(),
         }),
     })
+}
+
+/// The components of the attached CycloneDX SBOM, sorted; none without one.
+fn attached_components(dir: &Path, reference: Option<&str>) -> Vec<ComponentSummary> {
+    let bytes = match crate::attach::read_sbom(dir, reference, crate::attach::SbomFormat::Cyclonedx)
+    {
+        Ok(b) => b,
+        Err(_) => return Vec::new(),
+    };
+    let mut list = serde_json::from_slice(&bytes)
+        .ok()
+        .and_then(|v| crate::sbom::cyclonedx_components(&v))
+        .unwrap_or_default();
+    list.sort();
+    list
 }
 
 fn strings_values(v: Option<&serde_json::Value>) -> Vec<serde_json::Value> {
@@ -230,6 +250,16 @@ pub fn render(r: &InspectReport) -> String {
             l.size,
             l.created_by.as_deref().unwrap_or("")
         );
+    }
+    if !r.components.is_empty() {
+        let _ = writeln!(
+            s,
+            "components ({}, from the CycloneDX SBOM):",
+            r.components.len()
+        );
+        for c in &r.components {
+            let _ = writeln!(s, "  {}", c.display());
+        }
     }
     if !r.attachments.is_empty() {
         let _ = writeln!(s, "attachments:");

@@ -27,6 +27,7 @@ pub mod plan;
 pub mod platform;
 pub mod process;
 pub mod progress;
+pub mod provenance;
 pub mod recipe;
 pub mod rootfs;
 pub mod store_path;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use armorred::closure::{Closure, PathInfo};
+use armorred::provenance::{DebianOrigin, DebianPatches, PathProvenance, Provenance};
 use armorred::sbom::{self, SbomInput};
 use armorred::store_path::StorePath;
 use serde_json::Value;
@@ -103,7 +104,49 @@ fn fixture(name: &str) -> PathBuf {
 struct Sboms {
     spdx: Value,
     cyclonedx: Value,
+    openvex: Value,
     closure_len: usize,
+}
+
+/// What the package set records in the store: glibc's origin (as
+/// `nix/offline/glibc.nix` wrote it on a Debian 12 host), openssl's patch
+/// record (as the Debian 13 build wrote it), and one for nginx with every
+/// shape a record can take (prerequisite, header selection, several CVEs).
+/// The records are attached to the closure's nginx and openssl paths only to
+/// run the validators over them; their versions are not these paths'.
+fn provenance(c: &Closure) -> Provenance {
+    let origin = fixture("glibc.armorred-origin.json");
+    let patches = fixture("nginx.armorred-patches.json");
+    let openssl = fixture("openssl.armorred-patches.json");
+    Provenance::from([
+        (
+            c.find_by_name("openssl-3.0.20").unwrap().clone(),
+            PathProvenance {
+                origin: None,
+                patches: Some(
+                    DebianPatches::parse(&openssl, &std::fs::read(&openssl).unwrap()).unwrap(),
+                ),
+            },
+        ),
+        (
+            c.find_by_name("glibc-host").unwrap().clone(),
+            PathProvenance {
+                origin: Some(
+                    DebianOrigin::parse(&origin, &std::fs::read(&origin).unwrap()).unwrap(),
+                ),
+                patches: None,
+            },
+        ),
+        (
+            path(NGINX),
+            PathProvenance {
+                origin: None,
+                patches: Some(
+                    DebianPatches::parse(&patches, &std::fs::read(&patches).unwrap()).unwrap(),
+                ),
+            },
+        ),
+    ])
 }
 
 fn make_sboms() -> Sboms {
@@ -148,18 +191,25 @@ fn make_sboms_with(licenses: BTreeMap<String, Vec<String>>) -> Sboms {
         closure: &closure,
         licenses: &licenses,
         cpes: &cpes,
+        provenance: &provenance(&closure),
         created: &sbom::timestamp_from_epoch(1_700_000_000),
         tool_version: "0.1.0",
     };
     Sboms {
         spdx: sbom::spdx(&input),
         cyclonedx: sbom::cyclonedx(&input),
+        openvex: sbom::openvex(&input).expect("nginx's patches fix CVEs"),
         closure_len: closure.len(),
     }
 }
 
 /// Writes both documents and runs the validator on them.
 fn validate(dir: &Path, spdx: &Value, cyclonedx: &Value) -> Output {
+    validate_all(dir, spdx, cyclonedx, None)
+}
+
+/// Writes the documents (the VEX one too, if given) and runs the validator.
+fn validate_all(dir: &Path, spdx: &Value, cyclonedx: &Value, openvex: Option<&Value>) -> Output {
     let (s, c) = (dir.join("sbom.spdx.json"), dir.join("sbom.cdx.json"));
     std::fs::write(&s, sbom::to_canonical_bytes(spdx)).unwrap();
     std::fs::write(&c, sbom::to_canonical_bytes(cyclonedx)).unwrap();
@@ -167,6 +217,11 @@ fn validate(dir: &Path, spdx: &Value, cyclonedx: &Value) -> Output {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate_sbom.py");
     let mut cmd = Command::new(&python);
     cmd.arg(&script).arg(&s).arg(&c);
+    if let Some(v) = openvex {
+        let f = dir.join("image.openvex.json");
+        std::fs::write(&f, sbom::to_canonical_bytes(v)).unwrap();
+        cmd.arg(&f);
+    }
     let out = cmd.output().unwrap_or_else(|e| {
         panic!(
             "could not start `{}` (set ARMORRED_PYTHON): {e}",
@@ -180,6 +235,16 @@ fn validate(dir: &Path, spdx: &Value, cyclonedx: &Value) -> Output {
         python.display()
     );
     out
+}
+
+/// The CycloneDX component named `name`.
+fn component<'a>(bom: &'a Value, name: &str) -> &'a Value {
+    bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no component {name}"))
 }
 
 fn report(out: &Output) -> String {
@@ -213,8 +278,21 @@ fn sboms_validate_with_the_reference_tools() {
         "{licenses_refs:?}"
     );
 
+    // The Debian pieces are in what gets validated.
+    let nginx = component(&s.cyclonedx, "nginx");
+    assert_eq!(
+        nginx["pedigree"]["patches"].as_array().unwrap().len(),
+        6,
+        "{nginx}"
+    );
+    let glibc = component(&s.cyclonedx, "glibc-host");
+    assert!(glibc["purl"]
+        .as_str()
+        .unwrap()
+        .starts_with("pkg:deb/debian/libc6@2.36-9%2Bdeb12u"));
+
     let dir = tempfile::tempdir().unwrap();
-    let out = validate(dir.path(), &s.spdx, &s.cyclonedx);
+    let out = validate_all(dir.path(), &s.spdx, &s.cyclonedx, Some(&s.openvex));
     assert!(
         out.status.success(),
         "validator rejected the SBOMs\n{}",
@@ -222,10 +300,63 @@ fn sboms_validate_with_the_reference_tools() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("SPDX") && stdout.contains("CycloneDX"),
+        stdout.contains("SPDX") && stdout.contains("CycloneDX") && stdout.contains("OpenVEX"),
         "{}",
         report(&out)
     );
+}
+
+#[test]
+fn vex_names_every_fixed_cve_once_per_component() {
+    let s = make_sboms();
+    let cves: BTreeSet<&str> = s.openvex["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|st| st["vulnerability"]["name"].as_str().unwrap())
+        .collect();
+    let mut want = BTreeSet::from([
+        "CVE-2021-23017",
+        "CVE-2023-44487",
+        "CVE-2024-7347",
+        "CVE-2025-23419",
+    ]);
+    // openssl's record (captured): 12 security patches for 9 CVEs.
+    let openssl = component(&s.cyclonedx, "openssl");
+    let openssl_cves: BTreeSet<&str> = openssl["pedigree"]["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["resolves"].as_array().unwrap())
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(openssl_cves.len(), 9);
+    want.extend(&openssl_cves);
+    assert_eq!(cves, want);
+    // CVE-2024-7347 is fixed by two nginx patches: one statement naming both.
+    assert_eq!(s.openvex["statements"].as_array().unwrap().len(), 4 + 9);
+}
+
+#[test]
+fn validator_rejects_a_broken_vex() {
+    let dir = tempfile::tempdir().unwrap();
+    for (pointer, bad) in [
+        ("/statements/0/status", Value::from("patched")),
+        ("/statements/0/vulnerability/name", Value::from("nginx bug")),
+        (
+            "/statements/0/products/0/subcomponents/0/identifiers/purl",
+            Value::from("pkg:nix/Nginx Server@1"),
+        ),
+    ] {
+        let mut s = make_sboms();
+        *s.openvex.pointer_mut(pointer).unwrap() = bad;
+        let out = validate_all(dir.path(), &s.spdx, &s.cyclonedx, Some(&s.openvex));
+        assert!(
+            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("OpenVEX"),
+            "{pointer}: a corrupt VEX passed\n{}",
+            report(&out)
+        );
+    }
 }
 
 #[test]
@@ -299,12 +430,7 @@ fn every_embedded_spdx_license_id_validates() {
     licenses.insert("nginx".into(), ids.clone());
     let s = make_sboms_with(licenses);
     // All of them went in as ids, none as LicenseRef-/named licenses.
-    let nginx = s.cyclonedx["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "nginx")
-        .unwrap();
+    let nginx = component(&s.cyclonedx, "nginx");
     let as_ids: Vec<&str> = nginx["licenses"]
         .as_array()
         .unwrap()
@@ -320,4 +446,34 @@ fn every_embedded_spdx_license_id_validates() {
         "validator rejected an embedded id\n{}",
         report(&out)
     );
+}
+
+/// On the real nginx closure (plus the synthetic paths), every component has
+/// a version and a CPE, or a property saying why not.
+#[test]
+fn every_component_has_version_and_cpe_or_says_why() {
+    let s = make_sboms();
+    let mut reasons = 0;
+    for c in s.cyclonedx["components"].as_array().unwrap() {
+        let reason = |field: &str| {
+            c["properties"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == format!("armorred:no_{field}_reason").as_str())
+        };
+        for field in ["version", "cpe"] {
+            if c.get(field).is_none() {
+                assert!(reason(field), "{field} missing without a reason: {c}");
+                reasons += 1;
+            } else {
+                assert!(!reason(field), "{c}");
+            }
+        }
+    }
+    assert!(reasons > 0);
+    // glibc-host: the version comes from its recorded origin, the CPE too.
+    let glibc = component(&s.cyclonedx, "glibc-host");
+    assert_eq!(glibc["version"], "2.36");
+    assert_eq!(glibc["cpe"], "cpe:2.3:a:gnu:glibc:2.36:*:*:*:*:*:*:*");
 }

@@ -355,12 +355,20 @@ fn sboms_of_built_images_validate_and_count_the_closure() {
         );
         fs::write(&sp, serde_json::to_vec(&spdx).unwrap()).unwrap();
         fs::write(&cp, serde_json::to_vec(&cdx).unwrap()).unwrap();
-        let out = Command::new(python())
+        let mut validate = Command::new(python());
+        validate
             .arg(repo().join("tests/validate_sbom.py"))
             .arg(&sp)
-            .arg(&cp)
-            .output()
-            .unwrap();
+            .arg(&cp);
+        let vex = b
+            .ctx
+            .run(&["sbom", layout.to_str().unwrap(), "--format", "openvex"]);
+        if vex.out.status.success() {
+            let vp = dir.path().join("v.openvex.json");
+            fs::write(&vp, &vex.out.stdout).unwrap();
+            validate.arg(&vp);
+        }
+        let out = validate.output().unwrap();
         assert!(
             out.status.success(),
             "{}\n{}",
@@ -405,8 +413,22 @@ fn sboms_of_built_images_validate_and_count_the_closure() {
             .ok(&["sbom", layout.to_str().unwrap(), "--format", "cyclonedx"])
             .json();
         assert_eq!(again["serialNumber"], cdx["serialNumber"]);
-        let att = &inspect["attachments"];
-        assert_eq!(att.as_array().unwrap().len(), 2, "{att}");
+        // Both SBOMs, and the VEX document exactly when a Debian patch fixes a CVE.
+        let att = inspect["attachments"].as_array().unwrap();
+        let of_type = |t: &str| att.iter().filter(|a| a["artifact_type"] == t).count();
+        assert_eq!(of_type("application/spdx+json"), 1, "{att:?}");
+        assert_eq!(of_type("application/vnd.cyclonedx+json"), 1, "{att:?}");
+        let fixes_a_cve = cdx["components"].as_array().unwrap().iter().any(|c| {
+            c["pedigree"]["patches"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p.get("resolves").is_some()))
+        });
+        assert_eq!(
+            of_type("application/vnd.openvex+json"),
+            usize::from(fixes_a_cve),
+            "{att:?}"
+        );
+        assert_eq!(att.len(), 2 + usize::from(fixes_a_cve), "{att:?}");
         assert!(digest.starts_with("sha256:"));
         let openssl = cdx["components"]
             .as_array()
@@ -490,6 +512,486 @@ fn signing_an_index_signs_every_child() {
     let v = verify(&ctx, &layout, &public);
     assert_eq!(v.code(), 1, "{}", v.describe());
     assert!(v.stderr().contains(&child_digest), "{}", v.stderr());
+}
+
+/// The element of a JSON array whose `name` is `name`.
+fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {list}"))
+}
+
+/// `dpkg-query -W -f=<format> libc6` on this host.
+fn libc6(format: &str) -> String {
+    String::from_utf8(sh("dpkg-query", &["-W", &format!("-f={format}"), "libc6"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn glibc_is_named_with_version_cpe_and_the_hosts_libc6() {
+    let ctx = TestContext::new();
+    let layout = build_fixture(&ctx, "hello", "hardened", &[], &[]);
+    let l = layout.to_str().unwrap();
+    let cdx = ctx.ok(&["sbom", l, "--format", "cyclonedx"]).json();
+    let glibc = named(&cdx["components"], "glibc");
+
+    let deb_version = libc6("${Version}");
+    // Debian's `[epoch:]upstream-revision`: the store path carries the upstream part.
+    let no_epoch = deb_version
+        .split_once(':')
+        .map_or(&*deb_version, |(_, v)| v);
+    let upstream = no_epoch.rsplit_once('-').unwrap().0;
+    let arch = libc6("${Architecture}");
+    let os_release = fs::read_to_string("/etc/os-release").unwrap();
+    let field = |k: &str| {
+        os_release
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .trim_matches('"')
+            .to_string()
+    };
+    let distro = format!("{}-{}", field("ID"), field("VERSION_ID"));
+
+    assert_eq!(glibc["version"], upstream, "{glibc}");
+    assert_eq!(
+        glibc["cpe"],
+        format!("cpe:2.3:a:gnu:glibc:{upstream}:*:*:*:*:*:*:*")
+    );
+    assert_eq!(
+        glibc["purl"],
+        format!(
+            "pkg:deb/debian/libc6@{}?arch={arch}&distro={distro}",
+            deb_version.replace('+', "%2B")
+        ),
+        "{glibc}"
+    );
+    let prop = |name: &str| {
+        glibc["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["value"].as_str().unwrap().to_string())
+    };
+    let store_path = prop("nix:store_path").unwrap();
+    assert!(
+        store_path.ends_with(&format!("-glibc-{upstream}")),
+        "{store_path}"
+    );
+    assert!(prop("nix:purl")
+        .unwrap()
+        .starts_with(&format!("pkg:nix/glibc@{upstream}?")));
+    // syft's Nix cataloger, reading the store path as it lies in the image,
+    // lists glibc with its version and a CPE.
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("nix/store")).unwrap();
+    sh(
+        "cp",
+        &[
+            "-a",
+            &store_path,
+            root.path().join("nix/store").to_str().unwrap(),
+        ],
+    );
+    let scanned: Value = serde_json::from_slice(
+        &Command::new(venv_tool("syft"))
+            .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+            .args([
+                "scan",
+                &format!("dir:{}", root.path().display()),
+                "-o",
+                "json",
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let found = scanned["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "glibc" && a["type"] == "nix")
+        .unwrap_or_else(|| panic!("syft lists no glibc: {scanned}"));
+    assert_eq!(found["version"], upstream);
+    assert!(!found["cpes"].as_array().unwrap().is_empty(), "{found}");
+    // The store path records the same origin the SBOM names.
+    let origin: Value = serde_json::from_slice(
+        &fs::read(Path::new(&store_path).join("nix-support/armorred-origin.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(origin["packages"][0]["package"], "libc6");
+    assert_eq!(origin["packages"][0]["version"], deb_version);
+
+    // SPDX names the same purl.
+    let spdx = ctx.ok(&["sbom", l, "--format", "spdx"]).json();
+    let spdx_glibc = named(&spdx["packages"], "glibc");
+    assert_eq!(spdx_glibc["versionInfo"], upstream);
+    assert!(spdx_glibc["externalRefs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["referenceLocator"] == glibc["purl"]));
+
+    // inspect shows the version and the Debian package it came from.
+    let text = ctx.ok(&["inspect", l]).stdout();
+    assert!(
+        text.contains(&format!("glibc {upstream} (Debian {deb_version})")),
+        "{text}"
+    );
+    // hello fixes no CVE: no VEX document, and `sbom` says why.
+    let vex = ctx.run(&["sbom", l, "--format", "openvex"]);
+    assert_eq!(vex.code(), 1, "{}", vex.describe());
+    assert!(
+        vex.stderr().contains("no OpenVEX document"),
+        "{}",
+        vex.describe()
+    );
+}
+
+/// CVE ids (upper-cased) in `text`: `CVE-`, four digits, `-`, four or more digits.
+fn cve_ids(text: &str) -> std::collections::BTreeSet<String> {
+    let upper = text.to_ascii_uppercase();
+    let b = upper.as_bytes();
+    let mut out = std::collections::BTreeSet::new();
+    let mut i = 0;
+    while let Some(at) = upper[i..].find("CVE-") {
+        let start = i + at;
+        let mut j = start + 4;
+        let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let year = digits(j);
+        if year == 4 && b.get(j + 4) == Some(&b'-') {
+            j += 5;
+            let seq = digits(j);
+            if seq >= 4 {
+                out.insert(upper[start..j + seq].to_string());
+            }
+        }
+        i = start + 4;
+    }
+    out
+}
+
+/// The files under `debian/` of a Debian source's Debian part, by path from
+/// `debian/` on: members of a `*.debian.tar.*` (format 3.0) read with `tar`,
+/// or the files a `*.diff.gz` (format 1.0) creates, read with `gzip`.
+fn debian_files(artifact: &Path) -> std::collections::BTreeMap<String, String> {
+    let a = artifact.to_str().unwrap();
+    let mut files = std::collections::BTreeMap::new();
+    if a.ends_with(".diff.gz") {
+        let text = String::from_utf8_lossy(&sh("gzip", &["-dc", a]).stdout).into_owned();
+        for (path, body) in files_created_by_diff(&text) {
+            if let Some(i) = path.find("debian/") {
+                files.insert(path[i..].to_string(), body);
+            }
+        }
+        return files;
+    }
+    let listing = String::from_utf8(sh("tar", &["-tf", a]).stdout).unwrap();
+    for member in listing.lines().filter(|m| !m.ends_with('/')) {
+        let rel = member.trim_start_matches("./");
+        if rel.starts_with("debian/patches/") {
+            let body =
+                String::from_utf8_lossy(&sh("tar", &["-xOf", a, member]).stdout).into_owned();
+            files.insert(rel.to_string(), body);
+        }
+    }
+    files
+}
+
+/// The files a unified diff creates or changes, with the lines it gives them
+/// (`+` and context lines of each hunk), by the path after `+++ `.
+fn files_created_by_diff(diff: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut lines = diff.lines().peekable();
+    while let Some(line) = lines.next() {
+        if let Some(path) = line.strip_prefix("+++ ") {
+            let path = path.split('\t').next().unwrap().trim().to_string();
+            out.push((path, String::new()));
+            continue;
+        }
+        // `@@ -a,b +c,d @@`: then b old and d new lines, `-`, `+` or ` `.
+        let Some(ranges) = line.strip_prefix("@@ -") else {
+            continue;
+        };
+        let count = |r: &str| -> usize { r.split(',').nth(1).map_or(1, |n| n.parse().unwrap()) };
+        let mut parts = ranges.split_whitespace();
+        let (mut old, mut new) = (
+            count(parts.next().unwrap()),
+            count(parts.next().unwrap().trim_start_matches('+')),
+        );
+        let body = &mut out.last_mut().expect("a hunk after a +++ line").1;
+        while old > 0 || new > 0 {
+            let Some(l) = lines.next() else { break };
+            match l.as_bytes().first() {
+                Some(b'+') => {
+                    new -= 1;
+                    body.push_str(&l[1..]);
+                    body.push('\n');
+                }
+                Some(b'-') => old -= 1,
+                Some(b'\\') => {}
+                _ => {
+                    old = old.saturating_sub(1);
+                    new = new.saturating_sub(1);
+                    body.push_str(l.get(1..).unwrap_or(""));
+                    body.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The CVEs the Debian source's own `debian/patches` name: for each patch in
+/// `series`, those in its file name and its DEP-3 header (the lines before
+/// the first `---`, `diff` or `Index:` line). Read with `tar` or `gzip`, not
+/// with armorred's selection code. No `series`, no patches.
+fn cves_in_debian_tarball(artifact: &Path) -> std::collections::BTreeSet<String> {
+    let files = debian_files(artifact);
+    let mut cves = std::collections::BTreeSet::new();
+    let Some(series) = files.get("debian/patches/series") else {
+        return cves;
+    };
+    for line in series.lines() {
+        // `name [-pN]`; `#` starts a comment.
+        let Some(name) = line.split('#').next().unwrap().split_whitespace().next() else {
+            continue;
+        };
+        let text = files
+            .get(&format!("debian/patches/{name}"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: series names {name}, which it lacks",
+                    artifact.display()
+                )
+            });
+        let header: Vec<&str> = text
+            .lines()
+            .take_while(|l| {
+                !(l.starts_with("---") || l.starts_with("diff") || l.starts_with("Index:"))
+            })
+            .collect();
+        cves.extend(cve_ids(name));
+        cves.extend(cve_ids(&header.join("\n")));
+    }
+    cves
+}
+
+#[test]
+fn a_format_1_diff_is_read_for_the_files_it_creates() {
+    let diff = [
+        "--- pcre2-10.46.orig/debian/patches/series",
+        "+++ pcre2-10.46/debian/patches/series",
+        "@@ -0,0 +1,2 @@",
+        "+fix-CVE-2025-0001.patch",
+        "+other.patch",
+        "--- pcre2-10.46.orig/src/x.c",
+        "+++ pcre2-10.46/src/x.c",
+        "@@ -1,3 +1,3 @@",
+        " a",
+        "-b",
+        "+c",
+        " d",
+    ]
+    .join("\n");
+    let files = files_created_by_diff(&diff);
+    assert_eq!(
+        files[0],
+        (
+            "pcre2-10.46/debian/patches/series".to_string(),
+            "fix-CVE-2025-0001.patch\nother.patch\n".to_string()
+        )
+    );
+    assert_eq!(files[1].1, "a\nc\nd\n");
+}
+
+#[test]
+fn cve_ids_are_found_in_names_and_headers() {
+    assert_eq!(
+        cve_ids("CVE-2023-44487.patch cve-2024-7347 CVE-24-1 CVE-2025-123 (CVE-2025-23419)"),
+        ["CVE-2023-44487", "CVE-2024-7347", "CVE-2025-23419"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+}
+
+/// For every component of both nginx tiers built from a Debian source, the
+/// CVEs the SBOM says its patches resolve, and those the VEX states fixed for
+/// it, are exactly the CVEs the Debian tarball's patches name.
+#[test]
+fn sbom_and_vex_cves_are_the_debian_tarballs() {
+    let sources = std::env::var_os("ARMORRED_SOURCES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_home().join("armorred/sources"));
+    let b = nginx();
+    let mut checked = 0;
+    for layout in [&b.hardened, &b.locked] {
+        let l = layout.to_str().unwrap();
+        let cdx = b.ctx.ok(&["sbom", l, "--format", "cyclonedx"]).json();
+        let vex = b.ctx.run(&["sbom", l, "--format", "openvex"]);
+        let vex: Option<Value> = vex.out.status.success().then(|| vex.json());
+        for c in cdx["components"].as_array().unwrap() {
+            let store_path = c["properties"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "nix:store_path")
+                .and_then(|p| p["value"].as_str())
+                .unwrap();
+            let patches_file = Path::new(store_path).join("nix-support/armorred-patches.json");
+            let Ok(bytes) = fs::read(&patches_file) else {
+                continue;
+            };
+            let recorded: Value = serde_json::from_slice(&bytes).unwrap();
+            let tarball = sources.join(recorded["debianTarball"]["file"].as_str().unwrap());
+            let want = cves_in_debian_tarball(&tarball);
+
+            let in_sbom: std::collections::BTreeSet<String> = c["pedigree"]["patches"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|p| p["resolves"].as_array().into_iter().flatten())
+                .map(|r| r["id"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(
+                in_sbom,
+                want,
+                "{store_path}: CycloneDX resolves vs {}",
+                tarball.display()
+            );
+
+            let in_vex: std::collections::BTreeSet<String> = vex
+                .iter()
+                .flat_map(|v| v["statements"].as_array().unwrap())
+                .filter(|s| {
+                    s["status"] == "fixed"
+                        && s["products"].as_array().unwrap().iter().any(|p| {
+                            p["subcomponents"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .any(|sc| sc["identifiers"]["purl"] == c["purl"])
+                        })
+                })
+                .map(|s| s["vulnerability"]["name"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(
+                in_vex,
+                want,
+                "{store_path}: OpenVEX vs {}",
+                tarball.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2,
+        "no nginx component records armorred-patches.json: are the Debian-source builds in?"
+    );
+}
+
+/// A package whose output records applied Debian patches (the `patched`
+/// fixture): the build attaches a VEX document beside the SBOMs, all three
+/// validate, and `inspect` counts the fixes.
+#[test]
+fn recorded_debian_patches_become_pedigree_vex_and_inspect_lines() {
+    let ctx = TestContext::new();
+    let layout = build_fixture(&ctx, "patched", "hardened", &[], &[]);
+    let l = layout.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (format, file) in [
+        ("spdx", "s.spdx.json"),
+        ("cyclonedx", "c.cdx.json"),
+        ("openvex", "v.openvex.json"),
+    ] {
+        let f = dir.path().join(file);
+        ctx.ok(&["sbom", l, "--format", format, "-o", f.to_str().unwrap()]);
+        files.push(f);
+    }
+    let out = Command::new(python())
+        .arg(repo().join("tests/validate_sbom.py"))
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record: Value = serde_json::from_slice(
+        &fs::read(repo().join("tests/fixtures/recipes/patched.armorred-patches.json")).unwrap(),
+    )
+    .unwrap();
+    let want: std::collections::BTreeSet<String> = record["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["cves"].as_array().unwrap())
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(want.len(), 3);
+
+    let cdx: Value = serde_json::from_slice(&fs::read(&files[1]).unwrap()).unwrap();
+    let vex: Value = serde_json::from_slice(&fs::read(&files[2]).unwrap()).unwrap();
+    let patched = named(&cdx["components"], "patched");
+    let resolved: std::collections::BTreeSet<String> = patched["pedigree"]["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["resolves"].as_array().unwrap())
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(resolved, want);
+    let image_purl = &cdx["metadata"]["component"]["purl"];
+    let stated: std::collections::BTreeSet<String> = vex["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["status"], "fixed");
+            assert_eq!(&s["products"][0]["identifiers"]["purl"], image_purl);
+            assert!(image_purl
+                .as_str()
+                .unwrap()
+                .starts_with(s["products"][0]["@id"].as_str().unwrap()));
+            assert_eq!(
+                s["products"][0]["subcomponents"][0]["identifiers"]["purl"],
+                patched["purl"]
+            );
+            assert_eq!(
+                s["products"][0]["subcomponents"][0]["@id"],
+                "pkg:nix/patched@1.0"
+            );
+            s["vulnerability"]["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(stated, want);
+    // The VEX document is attached like the SBOMs, with the image as subject.
+    let inspect = ctx.ok(&["inspect", l, "--json"]).json();
+    let vex_attachments = inspect["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["artifact_type"] == "application/vnd.openvex+json")
+        .count();
+    assert_eq!(vex_attachments, 1, "{inspect}");
+    let shown = named(&inspect["components"], "patched");
+    assert_eq!(shown["security_fixes"], 2);
+    assert_eq!(shown["debian_version"], "1.0-1+deb13u1");
+    let text = ctx.ok(&["inspect", l]).stdout();
+    assert!(
+        text.contains("patched 1.0 (+2 Debian security fixes, 1.0-1+deb13u1)"),
+        "{text}"
+    );
 }
 
 /// `build hello --tier hardened --sign-key k.key`: the layout, the key pair.

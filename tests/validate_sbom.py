@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Validate armorred's SBOMs with the reference tooling.
 
-    validate_sbom.py SPDX_JSON CDX_JSON   # exit 0 if both are valid, 1 with every error otherwise
+    validate_sbom.py SPDX_JSON CDX_JSON [VEX_JSON]   # exit 0 if all are valid, 1 with every error otherwise
     validate_sbom.py --print-license-ids  # regenerate src/sbom/spdx_license_ids.txt
 
 SPDX 2.3: parsed and validated by spdx-tools (the library behind `pyspdxtools -i FILE`).
@@ -9,6 +9,9 @@ CycloneDX 1.5: validated against the official JSON schema by cyclonedx-python-li
 JSON validator, then checked for what a schema cannot express: every bom-ref is unique,
 every dependency names a declared bom-ref, and every purl parses and is canonical
 (packageurl-python, a cyclonedx-python-lib dependency).
+OpenVEX 0.2.0: validated against the OpenVEX JSON schema (tests/fixtures/openvex/, copied from
+the OpenVEX spec) with jsonschema, then every product and subcomponent purl must parse and be
+canonical, and every vulnerability name must be a CVE id.
 
 Needs: pip install spdx-tools 'cyclonedx-python-lib[json-validation]' (tested with spdx-tools
 0.8.3 and 0.8.5, cyclonedx-python-lib 8.5.0 and 11.12.0).
@@ -63,6 +66,37 @@ def cyclonedx_errors(path):
                 errors.append(f"dependency names undeclared bom-ref {ref!r}")
     for component in [bom["metadata"]["component"], *bom.get("components", [])]:
         errors += purl_errors(component.get("purl"))
+        for ancestor in component.get("pedigree", {}).get("ancestors", []):
+            errors += purl_errors(ancestor.get("purl"))
+        for prop in component.get("properties", []):
+            if prop["name"] == "nix:purl":
+                errors += purl_errors(prop["value"])
+    return errors
+
+
+def vex_errors(path):
+    import os
+    import re
+
+    import jsonschema
+
+    schema_path = os.path.join(os.path.dirname(__file__), "fixtures", "openvex", "openvex_json_schema.json")
+    with open(schema_path, encoding="utf-8") as f:
+        schema = json.load(f)
+    with open(path, encoding="utf-8") as f:
+        vex = json.load(f)
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    errors = [f"schema: {e.message} at {list(e.absolute_path)}" for e in validator.iter_errors(vex)]
+    if errors:
+        return errors
+    for s in vex["statements"]:
+        name = s["vulnerability"]["name"]
+        if not re.fullmatch(r"CVE-[0-9]{4}-[0-9]{4,}", name):
+            errors.append(f"vulnerability {name!r} is not a CVE id")
+        for product in s.get("products", []):
+            for c in [product, *product.get("subcomponents", [])]:
+                errors += purl_errors(c.get("identifiers", {}).get("purl"))
+                errors += purl_errors(c.get("@id"))
     return errors
 
 
@@ -105,11 +139,14 @@ def main(argv):
     if argv[1:] == ["--print-license-ids"]:
         print_license_ids()
         return 0
-    if len(argv) != 3:
+    if len(argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
         return 2
     failed = False
-    for kind, path, check in [("SPDX", argv[1], spdx_errors), ("CycloneDX", argv[2], cyclonedx_errors)]:
+    checks = [("SPDX", argv[1], spdx_errors), ("CycloneDX", argv[2], cyclonedx_errors)]
+    if len(argv) == 4:
+        checks.append(("OpenVEX", argv[3], vex_errors))
+    for kind, path, check in checks:
         errors = check(path)
         if errors:
             failed = True

@@ -256,6 +256,8 @@ pub fn describe(img: &OpenedImage, role: Role) -> Result<ImageColumn> {
                 version: version.map(str::to_string),
                 arch: None,
                 kind: ComponentKind::Nix,
+                debian_version: None,
+                security_fixes: None,
             }
         })
         .collect();
@@ -365,19 +367,16 @@ fn primary_binaries(a: &ImageAnalysis) -> Vec<&ElfReport> {
 fn sbom_components(dir: &Path, reference: Option<&str>) -> Option<Vec<Component>> {
     let bytes = read_sbom(dir, reference, SbomFormat::Cyclonedx).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let list = v.get("components")?.as_array()?;
     Some(
-        list.iter()
-            .filter_map(|c| {
-                Some(Component {
-                    name: c.get("name")?.as_str()?.to_string(),
-                    version: c
-                        .get("version")
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string),
-                    arch: None,
-                    kind: ComponentKind::Nix,
-                })
+        crate::sbom::cyclonedx_components(&v)?
+            .into_iter()
+            .map(|c| Component {
+                name: c.name,
+                version: c.version,
+                arch: None,
+                kind: ComponentKind::Nix,
+                debian_version: c.debian_version,
+                security_fixes: c.security_fixes,
             })
             .collect(),
     )
@@ -400,6 +399,8 @@ fn diff(from: &ImageColumn, to: &ImageColumn) -> ComponentDiff {
             version: v.clone(),
             arch: arch.clone(),
             kind: ComponentKind::Nix,
+            debian_version: None,
+            security_fixes: None,
         }
         .display()
     };
@@ -650,6 +651,8 @@ mod tests {
                         version: v.map(str::to_string),
                         arch: None,
                         kind: ComponentKind::Nix,
+                        debian_version: None,
+                        security_fixes: None,
                     }
                 })
                 .collect(),
@@ -744,6 +747,21 @@ mod tests {
         assert!(pos("Clang CFI") < pos("SafeStack"));
         assert!(pos("SafeStack") < pos("mail module"));
         assert!(pos("Shell") < pos("Layers") && pos("Base image") < pos("User"));
+    }
+
+    #[test]
+    fn components_show_their_debian_fixes() {
+        let mut c = column(Role::Hardened, 1, &["nginx-1.26.3"], &[]).components[0].clone();
+        assert_eq!(c.display(), "nginx 1.26.3");
+        c.security_fixes = Some(19);
+        c.debian_version = Some("1.26.3-3+deb13u9".into());
+        assert_eq!(
+            c.display(),
+            "nginx 1.26.3 (+19 Debian security fixes, 1.26.3-3+deb13u9)"
+        );
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["security_fixes"], 19);
+        assert_eq!(json["debian_version"], "1.26.3-3+deb13u9");
     }
 
     #[test]

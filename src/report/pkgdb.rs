@@ -48,20 +48,24 @@ pub struct Component {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arch: Option<String>,
     pub kind: ComponentKind,
+    /// The Debian version an armorred component was built or copied from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub debian_version: Option<String>,
+    /// Debian security patches applied on top of `version` (armorred's SBOM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_fixes: Option<u32>,
 }
 
 impl Component {
+    /// `nginx 1.26.3 (+19 Debian security fixes, 1.26.3-3+deb13u9)`, `libc6:amd64 2.36-9`.
     pub fn display(&self) -> String {
-        let mut s = self.name.clone();
-        if let Some(a) = &self.arch {
-            s.push(':');
-            s.push_str(a);
-        }
-        if let Some(v) = &self.version {
-            s.push(' ');
-            s.push_str(v);
-        }
-        s
+        crate::sbom::component_line(
+            &self.name,
+            self.arch.as_deref(),
+            self.version.as_deref(),
+            self.security_fixes,
+            self.debian_version.as_deref(),
+        )
     }
 }
 
@@ -204,6 +208,8 @@ pub fn parse_dpkg_status(text: &str) -> Vec<Component> {
                     .filter(|a| s.contains_key("Multi-Arch") && a.as_str() != "all")
                     .cloned(),
                 kind: ComponentKind::Deb,
+                debian_version: None,
+                security_fixes: None,
             })
         })
         .collect()
@@ -220,6 +226,8 @@ pub fn parse_apk_installed(text: &str) -> Vec<Component> {
                 version: version.take(),
                 arch: None,
                 kind: ComponentKind::Apk,
+                debian_version: None,
+                security_fixes: None,
             });
         }
         *version = None;

@@ -46,6 +46,23 @@ pub(crate) fn nix_purl(
     purl
 }
 
+/// `pkg:deb/debian/<package>@<version>?arch=<arch>&distro=<distro>`, the
+/// purl spec's `deb` type (no `distro` when it is unknown). `+` in a Debian
+/// version is percent-encoded (the spec and packageurl-python's canonical
+/// form both do), `:` of an epoch is not.
+pub(crate) fn deb_purl(package: &str, version: &str, arch: &str, distro: Option<&str>) -> String {
+    let mut purl = format!(
+        "pkg:deb/debian/{}@{}?arch={}",
+        percent_encode(package, b""),
+        percent_encode(version, b":"),
+        percent_encode(arch, b":/"),
+    );
+    if let Some(d) = distro {
+        purl.push_str(&format!("&distro={}", percent_encode(d, b":/")));
+    }
+    purl
+}
+
 /// `pkg:oci/<name>@<digest>?repository_url=<repo>&tag=<tag>` for the image,
 /// per the purl spec's `oci` type: the name is the last path segment of the
 /// repository, lowercased; the digest is the version.
@@ -175,6 +192,18 @@ mod tests {
         assert_eq!(
             nix_purl("nginx.conf", None, None, HASH),
             format!("pkg:nix/nginx.conf?store_path_hash={HASH}")
+        );
+    }
+
+    #[test]
+    fn deb_purls_encode_the_plus() {
+        assert_eq!(
+            deb_purl("libc6", "2.36-9+deb12u13", "amd64", Some("debian-12")),
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u13?arch=amd64&distro=debian-12"
+        );
+        assert_eq!(
+            deb_purl("libcrypt1", "1:4.4.33-2", "amd64", None),
+            "pkg:deb/debian/libcrypt1@1:4.4.33-2?arch=amd64"
         );
     }
 

@@ -16,6 +16,14 @@
 //! qualifier/property), a `pkg:nix` purl, the CPE where the caller knows the
 //! vendor and product, the NAR hash as SHA-256, the licenses where known,
 //! and the store path itself. Dependencies are the Nix references.
+//!
+//! Where the package set recorded a Debian origin ([`crate::provenance`]):
+//! a path copied from a Debian binary package (the host glibc) has that
+//! package's `pkg:deb` purl as its identifier, the `pkg:nix` one beside it;
+//! a path built from a Debian source package carries the Debian patches
+//! applied on top (CycloneDX `pedigree`, SPDX `sourceInfo` and annotations),
+//! and the CVEs they fix become the image's OpenVEX document ([`openvex`]).
+//! A package without a version or a CPE says why in its entry.
 
 mod cyclonedx_bom;
 mod ids;
@@ -23,15 +31,21 @@ mod license;
 mod model;
 mod nar_hash;
 mod spdx_doc;
+mod summary;
+mod vex;
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use crate::closure::Closure;
+use crate::provenance::Provenance;
+
+pub use summary::{component_line, components as cyclonedx_components, ComponentSummary};
 
 pub const SPDX_MEDIA_TYPE: &str = "application/spdx+json";
 pub const CYCLONEDX_MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";
+pub const OPENVEX_MEDIA_TYPE: &str = "application/vnd.openvex+json";
 
 /// What the SBOMs are made from. All of it is known after the image is built.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +66,9 @@ pub struct SbomInput<'a> {
     pub licenses: &'a BTreeMap<String, Vec<String>>,
     /// pname → CPE 2.3 `vendor:product` (`nginx` → `f5:nginx`), where known.
     pub cpes: &'a BTreeMap<String, String>,
+    /// What the package set recorded inside each store path about its
+    /// Debian origin and patches; paths it says nothing about are absent.
+    pub provenance: &'a Provenance,
     /// RFC 3339 from `SOURCE_DATE_EPOCH`, in UTC; SPDX requires the
     /// `YYYY-MM-DDThh:mm:ssZ` form, which [`timestamp_from_epoch`] gives
     /// (`+00:00` and fractional seconds are rewritten to it).
@@ -67,6 +84,13 @@ pub fn spdx(input: &SbomInput) -> Value {
 /// The CycloneDX 1.5 JSON BOM.
 pub fn cyclonedx(input: &SbomInput) -> Value {
     cyclonedx_bom::bom(input)
+}
+
+/// The OpenVEX 0.2.0 document: every CVE an applied Debian patch fixes,
+/// `fixed` for the component it was applied to. `None` when no component
+/// has one (OpenVEX requires at least one statement).
+pub fn openvex(input: &SbomInput) -> Option<Value> {
+    vex::document(input)
 }
 
 /// Pretty JSON with every object's keys in byte order and a trailing newline.

@@ -2,6 +2,7 @@
 //! derived once so the two documents cannot disagree.
 
 use crate::closure::PathInfo;
+use crate::provenance::{DebianOrigin, DebianPatches};
 use crate::store_path::StorePath;
 
 use super::ids;
@@ -24,12 +25,38 @@ pub(crate) struct Package<'a> {
     pub version: Option<&'a str>,
     /// A non-default output, when the store name carries one.
     pub output: Option<&'a str>,
+    /// The identifier scanners match on: the Debian binary package's purl
+    /// for a path copied from one, else [`Package::nix_purl`].
     pub purl: String,
+    /// `pkg:nix/…`: the store path itself.
+    pub nix_purl: String,
     pub cpe: Option<String>,
+    /// Why `version` or `cpe` is missing, one reason each; empty when both
+    /// are there. Every SBOM entry without one says why.
+    pub gaps: Vec<Gap>,
+    /// The Debian binary package this path's files were copied from.
+    pub origin: Option<&'a DebianOrigin>,
+    /// The Debian patches applied on top of the upstream source.
+    pub patches: Option<&'a DebianPatches>,
     pub sha256: Option<String>,
     pub licenses: Vec<License>,
     /// One of the closure roots: what the image was asked to contain.
     pub is_root: bool,
+}
+
+/// A field a package lacks, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Gap {
+    /// `version` or `cpe`.
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl Gap {
+    /// The property / annotation name that carries the reason.
+    pub(crate) fn key(&self) -> String {
+        format!("armorred:no_{}_reason", self.field)
+    }
 }
 
 /// The image the SBOM describes.
@@ -61,27 +88,107 @@ pub(crate) fn packages<'a>(input: &SbomInput<'a>) -> Vec<Package<'a>> {
         .paths
         .iter()
         .map(|(path, info)| {
-            let (name, version, output) = name_version_output(path);
+            let (name, store_version, output) = name_version_output(path);
+            let prov = input.provenance.get(path);
+            let origin = prov.and_then(|p| p.origin.as_ref());
+            let patches = prov.and_then(|p| p.patches.as_ref());
+            // The store name is what scanners read; the recorded upstream
+            // version only fills in when the name has none.
+            let version = store_version
+                .or(origin.map(|o| o.version.as_str()))
+                .or(patches.map(|p| p.upstream_version.as_str()));
             // Most specific key first: the full store name, then name-version, then pname.
             let name_version = version.map(|v| format!("{name}-{v}"));
             let license_ids = [Some(path.name()), name_version.as_deref(), Some(name)]
                 .into_iter()
                 .flatten()
                 .find_map(|k| input.licenses.get(k));
+            let vendor_product = input.cpes.get(name);
+            let cpe = vendor_product
+                .and_then(|vp| ids::cpe23(vp, version))
+                .or_else(|| origin.and_then(|o| o.cpe.clone()));
+            let mut gaps = Vec::new();
+            if version.is_none() {
+                gaps.push(Gap {
+                    field: "version",
+                    reason: format!(
+                        "the store path name `{}` carries no version and the package set recorded none",
+                        path.name()
+                    ),
+                });
+            }
+            if cpe.is_none() {
+                let reason = match (vendor_product, version) {
+                    (None, _) => format!(
+                        "no CPE vendor:product is known for `{name}` (nix/offline/metadata.json)"
+                    ),
+                    (Some(_), None) => {
+                        "a CPE without a version would match every release".to_string()
+                    }
+                    (Some(vp), Some(v)) => {
+                        format!("`{vp}` and version `{v}` do not form a valid CPE 2.3 name")
+                    }
+                };
+                gaps.push(Gap {
+                    field: "cpe",
+                    reason,
+                });
+            }
+            let nix_purl = ids::nix_purl(name, version, output, path.hash_part());
             Package {
                 path,
                 info,
                 name,
                 version,
                 output,
-                purl: ids::nix_purl(name, version, output, path.hash_part()),
-                cpe: input.cpes.get(name).and_then(|vp| ids::cpe23(vp, version)),
+                purl: origin.map_or_else(
+                    || nix_purl.clone(),
+                    |o| {
+                        let m = o.main_package();
+                        ids::deb_purl(&m.package, &m.version, &m.architecture, o.distro.as_deref())
+                    },
+                ),
+                nix_purl,
+                cpe,
+                gaps,
+                origin,
+                patches,
                 sha256: nar_hash::sha256_hex(&info.nar_hash),
                 licenses: license_ids.map(|l| license::resolve(l)).unwrap_or_default(),
                 is_root: closure.roots.contains(path),
             }
         })
         .collect()
+}
+
+/// `CVE-…` → its NVD page, the source CycloneDX `resolves` and the VEX name.
+pub(crate) fn nvd_url(cve: &str) -> String {
+    format!("https://nvd.nist.gov/vuln/detail/{cve}")
+}
+
+/// One line on the Debian source a package was built from.
+pub(crate) fn debian_source_line(p: &DebianPatches) -> String {
+    let mut s = format!(
+        "Debian source package {} {} ({}): {} with {} applied from {} ({} Debian security fix(es))",
+        p.source,
+        p.debian_version,
+        p.suite,
+        p.orig_tarball.file,
+        plural(p.patches.len(), "patch", "patches"),
+        p.debian_tarball.file,
+        p.security_fixes(),
+    );
+    if !p.newer_unfetchable.is_empty() {
+        s.push_str(&format!(
+            "; newer revisions indexed by Debian but not fetchable at build time: {}",
+            p.newer_unfetchable.join(", ")
+        ));
+    }
+    s
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 pub(crate) fn image(input: &SbomInput) -> Image {

@@ -3,6 +3,11 @@
 //! Packages: `SPDXRef-Image` (the image, which the document DESCRIBES), then
 //! one per store path. Relationships: the image DEPENDS_ON each root and
 //! CONTAINS every path; each path DEPENDS_ON each of its Nix references.
+//!
+//! SPDX 2.3 has no field for applied patches, so a path built from a Debian
+//! source names that source in `sourceInfo` and carries one `OTHER`
+//! annotation per applied patch; a path copied from a Debian binary package
+//! gets that package's purl as a second PACKAGE-MANAGER reference.
 
 use std::collections::BTreeMap;
 
@@ -62,6 +67,9 @@ pub(crate) fn document(input: &SbomInput) -> Value {
     let mut extracted: BTreeMap<String, String> = BTreeMap::new();
     for p in &packages {
         let mut refs = vec![purl_ref(&p.purl)];
+        if p.nix_purl != p.purl {
+            refs.push(purl_ref(&p.nix_purl));
+        }
         if let Some(cpe) = &p.cpe {
             refs.push(json!({
                 "referenceCategory": "SECURITY",
@@ -75,6 +83,34 @@ pub(crate) fn document(input: &SbomInput) -> Value {
                 extracted.insert(ref_id.clone(), name.clone());
             }
         }
+        let mut annotations = vec![annotation(format!("nix:store_path={}", p.path))];
+        for g in &p.gaps {
+            annotations.push(annotation(format!("{}={}", g.key(), g.reason)));
+        }
+        if let Some(o) = p.origin {
+            for b in &o.packages {
+                annotations.push(annotation(format!(
+                    "debian:origin=binary package {} {} ({}) from source {}",
+                    b.package, b.version, b.architecture, b.source
+                )));
+            }
+        }
+        if let Some(d) = p.patches {
+            for patch in &d.patches {
+                annotations.push(annotation(format!(
+                    "debian:patch={} sha256={} security={} cves={} selectedBy={}",
+                    patch.name,
+                    patch.sha256,
+                    patch.security,
+                    if patch.cves.is_empty() {
+                        "none".to_string()
+                    } else {
+                        patch.cves.join(",")
+                    },
+                    patch.selected_by
+                )));
+            }
+        }
         let mut pkg = json!({
             "SPDXID": id_of(p),
             "name": p.name,
@@ -85,8 +121,20 @@ pub(crate) fn document(input: &SbomInput) -> Value {
             "licenseDeclared": expression,
             "copyrightText": "NOASSERTION",
             "externalRefs": refs,
-            "annotations": [annotation(format!("nix:store_path={}", p.path))],
+            "annotations": annotations,
         });
+        if let Some(d) = p.patches {
+            pkg["sourceInfo"] = json!(model::debian_source_line(d));
+        } else if let Some(o) = p.origin {
+            let m = o.main_package();
+            pkg["sourceInfo"] = json!(format!(
+                "files copied from the build host's Debian binary package {} {} ({}), built by Debian from source package {}",
+                m.package,
+                m.version,
+                o.distro.as_deref().unwrap_or("distribution unknown"),
+                m.source
+            ));
+        }
         if let Some(v) = p.version {
             pkg["versionInfo"] = json!(v);
         }

@@ -9,6 +9,8 @@ use serde_json::Value;
 use super::*;
 use crate::closure::tests::{closure, sp};
 use crate::closure::{Closure, PathInfo};
+use crate::provenance::tests::{glibc_origin, nginx_patches};
+use crate::provenance::{DebianPatches, PathProvenance, Provenance};
 use crate::store_path::StorePath;
 
 const DIGEST: &str = "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270";
@@ -77,6 +79,7 @@ struct Fixture {
     closure: Closure,
     licenses: BTreeMap<String, Vec<String>>,
     cpes: BTreeMap<String, String>,
+    provenance: Provenance,
 }
 
 impl Fixture {
@@ -103,6 +106,7 @@ impl Fixture {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            provenance: Provenance::new(),
         }
     }
 
@@ -116,6 +120,7 @@ impl Fixture {
             closure: &self.closure,
             licenses: &self.licenses,
             cpes: &self.cpes,
+            provenance: &self.provenance,
             created: "2024-01-02T03:04:05Z",
             tool_version: "0.1.0",
         }
@@ -539,4 +544,283 @@ fn epoch_timestamps() {
     assert_eq!(timestamp_from_epoch(951_782_400), "2000-02-29T00:00:00Z");
     assert_eq!(timestamp_from_epoch(1_704_164_645), "2024-01-02T03:04:05Z");
     assert_eq!(timestamp_from_epoch(4_102_444_799), "2099-12-31T23:59:59Z");
+}
+
+/// An nginx image as the package set builds it from Debian sources: glibc
+/// copied from libc6, nginx with security patches, zlib from a Debian source
+/// with none, and a config path with no version.
+fn debian_fixture() -> Fixture {
+    let mut closure = closure(&[
+        (
+            "nginx-1.26.3",
+            10,
+            &["glibc-2.36", "zlib-1.3.1", "openssl-3.5.7", "nginx.conf"],
+        ),
+        ("openssl-3.5.7", 30, &["glibc-2.36", "zlib-1.3.1"]),
+        ("zlib-1.3.1", 5, &["glibc-2.36"]),
+        ("glibc-2.36", 50, &[]),
+        ("nginx.conf", 1, &[]),
+        ("hello-1.0", 2, &["glibc-2.36"]),
+    ]);
+    closure.roots.push(sp("hello-1.0"));
+    for info in closure.paths.values_mut() {
+        info.nar_hash = format!("sha256:{}", "0".repeat(64));
+    }
+    let mut zlib: DebianPatches = nginx_patches();
+    zlib.source = "zlib".into();
+    zlib.upstream_version = "1.3.1".into();
+    zlib.debian_version = "1:1.3.dfsg+really1.3.1-1+b1".into();
+    zlib.patches.clear();
+    zlib.newer_unfetchable.clear();
+    let provenance = Provenance::from([
+        (
+            sp("glibc-2.36"),
+            PathProvenance {
+                origin: Some(glibc_origin()),
+                patches: None,
+            },
+        ),
+        (
+            sp("nginx-1.26.3"),
+            PathProvenance {
+                origin: None,
+                patches: Some(nginx_patches()),
+            },
+        ),
+        (
+            sp("zlib-1.3.1"),
+            PathProvenance {
+                origin: None,
+                patches: Some(zlib),
+            },
+        ),
+    ]);
+    let cpes = [
+        ("nginx", "f5:nginx"),
+        ("glibc", "gnu:glibc"),
+        ("zlib", "zlib:zlib"),
+        ("openssl", "openssl:openssl"),
+    ];
+    Fixture {
+        closure,
+        licenses: BTreeMap::new(),
+        cpes: cpes
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        provenance,
+    }
+}
+
+#[test]
+fn glibc_is_named_by_its_debian_origin() {
+    let f = debian_fixture();
+    let (doc, bom) = (spdx(&f.input()), cyclonedx(&f.input()));
+    let glibc = cdx_component(&bom, &sp("glibc-2.36"));
+    assert_eq!(glibc["name"], "glibc");
+    assert_eq!(glibc["version"], "2.36");
+    assert_eq!(glibc["cpe"], "cpe:2.3:a:gnu:glibc:2.36:*:*:*:*:*:*:*");
+    assert_eq!(
+        glibc["purl"],
+        "pkg:deb/debian/libc6@2.36-9%2Bdeb12u13?arch=amd64&distro=debian-12"
+    );
+    let nix_purl = format!(
+        "pkg:nix/glibc@2.36?store_path_hash={}",
+        sp("glibc-2.36").hash_part()
+    );
+    assert_eq!(prop(glibc, "nix:purl"), Some(nix_purl.as_str()));
+    assert_eq!(prop(glibc, "debian:version"), Some("2.36-9+deb12u13"));
+    assert_eq!(
+        prop(glibc, "debian:also_from"),
+        Some("pkg:deb/debian/libcrypt1@1:4.4.33-2?arch=amd64&distro=debian-12")
+    );
+    assert!(glibc.get("pedigree").is_none());
+
+    let spdx_glibc = spdx_package(&doc, &sp("glibc-2.36"));
+    let purls: Vec<&Value> = arr(spdx_glibc, "externalRefs")
+        .iter()
+        .filter(|r| r["referenceType"] == "purl")
+        .map(|r| &r["referenceLocator"])
+        .collect();
+    assert_eq!(purls, [&glibc["purl"], &Value::from(nix_purl)]);
+    assert!(spdx_glibc["sourceInfo"]
+        .as_str()
+        .unwrap()
+        .contains("libc6 2.36-9+deb12u13"));
+}
+
+#[test]
+fn applied_debian_patches_are_pedigree_and_annotations() {
+    let f = debian_fixture();
+    let (doc, bom) = (spdx(&f.input()), cyclonedx(&f.input()));
+    let nginx = cdx_component(&bom, &sp("nginx-1.26.3"));
+    assert_eq!(prop(nginx, "debian:security_fixes"), Some("3"));
+    assert_eq!(prop(nginx, "debian:version"), Some("1.26.3-3+deb13u9"));
+    // The nix purl stays the identifier: this nginx was built here, not by Debian.
+    assert!(nginx["purl"]
+        .as_str()
+        .unwrap()
+        .starts_with("pkg:nix/nginx@1.26.3?"));
+    let pedigree = &nginx["pedigree"];
+    assert_eq!(
+        pedigree["ancestors"][0]["purl"],
+        "pkg:deb/debian/nginx@1.26.3-3%2Bdeb13u9?arch=source&distro=trixie"
+    );
+    let patches = arr(pedigree, "patches");
+    assert_eq!(patches.len(), 4);
+    assert!(patches.iter().all(|p| p["type"] == "backport"));
+    assert_eq!(
+        patches[0]["diff"]["url"],
+        "debian/patches/CVE-2025-23419.patch"
+    );
+    let resolved: Vec<&str> = patches
+        .iter()
+        .flat_map(|p| p["resolves"].as_array().into_iter().flatten())
+        .map(|r| {
+            assert_eq!(r["type"], "security");
+            assert_eq!(r["source"]["name"], "NVD");
+            r["id"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        resolved,
+        ["CVE-2025-23419", "CVE-2024-7347", "CVE-2024-7348"]
+    );
+    // The prerequisite resolves nothing itself.
+    assert!(patches[1].get("resolves").is_none());
+    let notes = pedigree["notes"].as_str().unwrap();
+    assert!(notes.contains("1.26.3-3+deb13u10"), "{notes}");
+
+    // zlib came from a Debian source with no security patch: an ancestor, no patches.
+    let zlib = cdx_component(&bom, &sp("zlib-1.3.1"));
+    assert_eq!(prop(zlib, "debian:security_fixes"), Some("0"));
+    assert!(zlib["pedigree"].get("patches").is_none());
+
+    let spdx_nginx = spdx_package(&doc, &sp("nginx-1.26.3"));
+    assert!(spdx_nginx["sourceInfo"]
+        .as_str()
+        .unwrap()
+        .starts_with("Debian source package nginx 1.26.3-3+deb13u9 (trixie-security)"));
+    let patch_notes: Vec<&str> = arr(spdx_nginx, "annotations")
+        .iter()
+        .filter_map(|a| a["comment"].as_str())
+        .filter(|c| c.starts_with("debian:patch="))
+        .collect();
+    assert_eq!(patch_notes.len(), 4);
+    assert!(patch_notes[2].contains("cves=CVE-2024-7347,CVE-2024-7348"));
+}
+
+/// Every component has a version and a CPE, or its entry says why not.
+#[test]
+fn no_component_lacks_a_version_or_cpe_without_a_reason() {
+    for f in [debian_fixture(), Fixture::new()] {
+        let (doc, bom) = (spdx(&f.input()), cyclonedx(&f.input()));
+        let mut reasons = 0;
+        for p in f.closure.paths.keys() {
+            let c = cdx_component(&bom, p);
+            let s = spdx_package(&doc, p);
+            let spdx_note = |key: &str| {
+                arr(s, "annotations")
+                    .iter()
+                    .filter_map(|a| a["comment"].as_str())
+                    .any(|a| a.starts_with(&format!("{key}=")))
+            };
+            if c.get("version").is_none() {
+                assert!(prop(c, "armorred:no_version_reason").is_some(), "{c}");
+                assert!(s.get("versionInfo").is_none());
+                assert!(spdx_note("armorred:no_version_reason"), "{s}");
+                reasons += 1;
+            } else {
+                assert!(prop(c, "armorred:no_version_reason").is_none(), "{c}");
+            }
+            let spdx_cpe = arr(s, "externalRefs")
+                .iter()
+                .any(|r| r["referenceType"] == "cpe23Type");
+            if c.get("cpe").is_none() {
+                assert!(prop(c, "armorred:no_cpe_reason").is_some(), "{c}");
+                assert!(!spdx_cpe && spdx_note("armorred:no_cpe_reason"), "{s}");
+                reasons += 1;
+            } else {
+                assert!(spdx_cpe && prop(c, "armorred:no_cpe_reason").is_none());
+            }
+        }
+        assert!(reasons > 0, "the fixture exercises the reasons");
+    }
+    let f = debian_fixture();
+    let bom = cyclonedx(&f.input());
+    let conf = cdx_component(&bom, &sp("nginx.conf"));
+    assert!(prop(conf, "armorred:no_version_reason")
+        .unwrap()
+        .contains("nginx.conf"));
+    let hello = cdx_component(&bom, &sp("hello-1.0"));
+    assert!(prop(hello, "armorred:no_cpe_reason")
+        .unwrap()
+        .contains("no CPE vendor:product is known for `hello`"));
+}
+
+#[test]
+fn vex_states_each_fixed_cve_for_its_component_in_the_image() {
+    let f = debian_fixture();
+    let vex = openvex(&f.input()).expect("nginx has CVE fixes");
+    let bom = cyclonedx(&f.input());
+    assert_eq!(vex["@context"], "https://openvex.dev/ns/v0.2.0");
+    assert_eq!(vex["timestamp"], "2024-01-02T03:04:05Z");
+    assert_eq!(vex["version"], 1);
+    let id = vex["@id"].as_str().unwrap();
+    assert!(id.starts_with("urn:uuid:"), "{id}");
+    let image_purl = &bom["metadata"]["component"]["purl"];
+    let nginx_purl = &cdx_component(&bom, &sp("nginx-1.26.3"))["purl"];
+    let statements = arr(&vex, "statements");
+    let cves: Vec<&str> = statements
+        .iter()
+        .map(|s| s["vulnerability"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(cves, ["CVE-2024-7347", "CVE-2024-7348", "CVE-2025-23419"]);
+    for s in statements {
+        assert_eq!(s["status"], "fixed");
+        let product = &arr(s, "products")[0];
+        // The digest alone names the image; the SBOM's purl is the identifier.
+        assert_eq!(product["@id"], format!("pkg:oci/app@{DIGEST}"));
+        assert_eq!(&product["identifiers"]["purl"], image_purl);
+        assert_eq!(product["subcomponents"][0]["@id"], "pkg:nix/nginx@1.26.3");
+        assert_eq!(
+            &product["subcomponents"][0]["identifiers"]["purl"],
+            nginx_purl
+        );
+    }
+    assert!(statements[2]["status_notes"]
+        .as_str()
+        .unwrap()
+        .contains("CVE-2025-23419.patch"));
+
+    // Same digest, same document; another digest, another @id.
+    assert_eq!(
+        to_canonical_bytes(&vex),
+        to_canonical_bytes(&openvex(&f.input()).unwrap())
+    );
+    let other = format!("sha256:{}", "1".repeat(64));
+    let moved = SbomInput {
+        manifest_digest: &other,
+        ..f.input()
+    };
+    assert_ne!(openvex(&moved).unwrap()["@id"], vex["@id"]);
+
+    // Nothing fixed, no document (OpenVEX needs one statement at least).
+    assert!(openvex(&Fixture::new().input()).is_none());
+}
+
+#[test]
+fn components_read_back_with_their_debian_fixes() {
+    let f = debian_fixture();
+    let list = cyclonedx_components(&cyclonedx(&f.input())).unwrap();
+    let shown: BTreeSet<String> = list.iter().map(ComponentSummary::display).collect();
+    for want in [
+        "nginx 1.26.3 (+3 Debian security fixes, 1.26.3-3+deb13u9)",
+        "glibc 2.36 (Debian 2.36-9+deb12u13)",
+        "zlib 1.3.1 (+0 Debian security fixes, 1:1.3.dfsg+really1.3.1-1+b1)",
+        "openssl 3.5.7",
+        "nginx.conf",
+    ] {
+        assert!(shown.contains(want), "{want} not in {shown:?}");
+    }
 }
