@@ -511,7 +511,10 @@ pub fn assert_syft_lists_store_paths(
         );
     }
     assert_eq!(
-        listed.keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+        listed
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
         hashes,
         "syft's Nix packages vs the image's store paths {store_paths:?}"
     );
@@ -524,7 +527,12 @@ pub fn assert_syft_matches_sbom(catalog: &serde_json::Value, cyclonedx: &serde_j
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|c| Some((c["name"].as_str()?.to_string(), c["version"].as_str()?.to_string())))
+        .filter_map(|c| {
+            Some((
+                c["name"].as_str()?.to_string(),
+                c["version"].as_str()?.to_string(),
+            ))
+        })
         .collect();
     let nix: Vec<&serde_json::Value> = catalog["artifacts"]
         .as_array()
