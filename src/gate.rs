@@ -28,6 +28,33 @@ pub struct GateError {
     pub violations: Vec<Violation>,
 }
 
+/// An image whose binaries need libraries it does not contain.
+#[derive(Debug, thiserror::Error)]
+#[error("closure check: {} librar{} needed by the image's binaries {} not in the image (the closure is incomplete; run outside a container such a binary would load the build host's copy, which no SBOM lists):\n{list}",
+    unresolved.len(), if unresolved.len() == 1 { "y" } else { "ies" }, if unresolved.len() == 1 { "is" } else { "are" })]
+pub struct ClosureError {
+    pub unresolved: Vec<analyze::UnresolvedLibrary>,
+    pub list: String,
+}
+
+/// Fails when any ELF file in the image needs a library that no directory
+/// the loader searches holds, inside the image.
+pub fn check_libraries(analysis: &ImageAnalysis) -> Result<(), ClosureError> {
+    if analysis.unresolved_libraries.is_empty() {
+        return Ok(());
+    }
+    let list = analysis
+        .unresolved_libraries
+        .iter()
+        .map(|u| format!("  {}: needs {}", u.path, u.needed))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Err(ClosureError {
+        unresolved: analysis.unresolved_libraries.clone(),
+        list,
+    })
+}
+
 /// What the tier promises for the package's binaries. CET is not promised:
 /// Debian 12's C start-up objects carry no CET property note, so no binary
 /// linked against them can show it (see nix/offline/README.md); the analysis

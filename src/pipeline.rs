@@ -441,6 +441,7 @@ fn platform_image(
         built.package.as_str(),
         &recipe.tier(tier).exceptions,
     )?;
+    gate::check_libraries(&analysis)?;
     crate::lint::pre_commit(&analysis, &secrets, &lint_policy(recipe))
         .with_context(|| format!("linting `{img}` tier `{tier}`"))?;
     let exceptions = &recipe.tier(tier).exceptions;

@@ -133,6 +133,10 @@ pub struct ImageAnalysis {
     /// Files that start like an ELF but could not be analyzed. A gate must
     /// treat these as failures: a damaged binary proves nothing.
     pub unreadable_elfs: Vec<UnreadableElf>,
+    /// `DT_NEEDED` libraries the dynamic loader would not find inside the
+    /// image. Such a binary either fails to start, or, run outside a
+    /// container, loads a library from the host that no SBOM lists.
+    pub unresolved_libraries: Vec<UnresolvedLibrary>,
     /// Per store path: which properties hold for all its binaries.
     pub hardening_by_component: Vec<ComponentHardening>,
     pub shell: ToolPresence,
@@ -154,6 +158,13 @@ pub struct UnreadableElf {
     pub path: String,
     /// The error and its causes, `: `-joined.
     pub error: String,
+}
+
+/// A library an ELF file needs that no directory the loader searches holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnresolvedLibrary {
+    pub path: String,
+    pub needed: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -279,6 +290,7 @@ pub fn analyze_image(input: &ImageInput) -> ImageAnalysis {
     }
 
     let hardening_by_component = summarize(&binaries);
+    let unresolved_libraries = unresolved_libraries(&view, &binaries);
     let user = input.user.clone();
     ImageAnalysis {
         compressed_size: input.compressed_size,
@@ -288,6 +300,7 @@ pub fn analyze_image(input: &ImageInput) -> ImageAnalysis {
         components: components.into_iter().collect(),
         binaries,
         unreadable_elfs,
+        unresolved_libraries,
         hardening_by_component,
         shell: find_tools(&view, input.elfs, SHELLS, SHELL_PROVIDERS),
         coreutils: find_tools(&view, input.elfs, COREUTILS, COREUTILS_PROVIDERS),
@@ -318,6 +331,70 @@ fn store_component(path: &str) -> Option<String> {
     StorePath::parse(&format!("{STORE_DIR}/{top}"))
         .ok()
         .map(String::from)
+}
+
+/// The directories the dynamic loader searches for `r`'s libraries, in its
+/// order: DT_RUNPATH (or DT_RPATH when there is no RUNPATH) with `$ORIGIN`
+/// expanded, the interpreter's own directory, then the default directories.
+fn library_search_dirs(view: &RootfsView, r: &ElfReport) -> Vec<String> {
+    let dir = r.path.rsplit_once('/').map_or("", |(d, _)| d);
+    let expand = |entry: &String| -> String {
+        let e = entry.replace("${ORIGIN}", dir).replace("$ORIGIN", dir);
+        view::normalize(&e)
+    };
+    // ld.so ignores DT_RPATH when DT_RUNPATH is present.
+    let search = if r.runpath.is_empty() {
+        &r.rpath
+    } else {
+        &r.runpath
+    };
+    // The loader's own directory, as named and after symlinks
+    // (/lib64/ld-linux-x86-64.so.2 usually points into the libc's dir).
+    let interp = r.interpreter.as_deref();
+    let interp_dirs = interp
+        .map(str::to_string)
+        .into_iter()
+        .chain(interp.and_then(|i| view.resolve_file(i)))
+        .filter_map(|i| i.rsplit_once('/').map(|(d, _)| d.to_string()));
+    search
+        .iter()
+        .filter(|e| !e.is_empty())
+        .map(expand)
+        .chain(interp_dirs)
+        .chain(DEFAULT_LIB_DIRS.iter().map(|d| d.to_string()))
+        .collect()
+}
+
+/// Every `DT_NEEDED` entry no search directory holds. A library without
+/// RUNPATH or RPATH may also find its needs beside itself: that is how
+/// glibc's own libraries (libm needing libc.so.6) are satisfied, since the
+/// loader has already mapped the libc of that directory by its soname.
+fn unresolved_libraries(view: &RootfsView, binaries: &[ElfReport]) -> Vec<UnresolvedLibrary> {
+    let mut out = Vec::new();
+    for r in binaries {
+        let mut dirs = library_search_dirs(view, r);
+        if r.runpath.is_empty() && r.rpath.is_empty() {
+            if let Some((own, _)) = r.path.rsplit_once('/') {
+                dirs.push(own.to_string());
+            }
+        }
+        for needed in &r.needed {
+            // A name with a slash is a path the loader opens as is.
+            let found = if needed.contains('/') {
+                view.resolve_file(needed).is_some()
+            } else {
+                dirs.iter()
+                    .any(|d| view.resolve_file(&format!("{d}/{needed}")).is_some())
+            };
+            if !found {
+                out.push(UnresolvedLibrary {
+                    path: r.path.clone(),
+                    needed: needed.clone(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Picks, per binary, the `_chk` table of the libc it will load: the first
@@ -356,32 +433,7 @@ impl<'v, 'a> LibcTables<'v, 'a> {
     }
 
     fn for_binary(&mut self, r: &ElfReport) -> FortifyTable {
-        let dir = r.path.rsplit_once('/').map_or("", |(d, _)| d);
-        let expand = |entry: &String| -> String {
-            let e = entry.replace("${ORIGIN}", dir).replace("$ORIGIN", dir);
-            view::normalize(&e)
-        };
-        // ld.so ignores DT_RPATH when DT_RUNPATH is present.
-        let search = if r.runpath.is_empty() {
-            &r.rpath
-        } else {
-            &r.runpath
-        };
-        // The loader's own directory, as named and after symlinks
-        // (/lib64/ld-linux-x86-64.so.2 usually points into the libc's dir).
-        let interp = r.interpreter.as_deref();
-        let interp_dirs = interp
-            .map(str::to_string)
-            .into_iter()
-            .chain(interp.and_then(|i| self.view.resolve_file(i)))
-            .filter_map(|i| i.rsplit_once('/').map(|(d, _)| d.to_string()));
-        let dirs: Vec<String> = search
-            .iter()
-            .filter(|e| !e.is_empty())
-            .map(expand)
-            .chain(interp_dirs)
-            .chain(DEFAULT_LIB_DIRS.iter().map(|d| d.to_string()))
-            .collect();
+        let dirs = library_search_dirs(self.view, r);
         let mut names: Vec<&str> = r
             .needed
             .iter()
@@ -699,6 +751,45 @@ mod tests {
             layer_count: 3,
             writable: vec!["/var/cache/".into()],
         })
+    }
+
+    #[test]
+    fn libraries_the_image_lacks_are_named() {
+        let mut elfs = BTreeMap::new();
+        elfs.insert(format!("{GLIBC}/lib/libc.so.6"), libc(&["__memcpy_chk"]));
+        // glibc's own libraries carry no RUNPATH and find libc beside them
+        elfs.insert(
+            format!("{GLIBC}/lib/libm.so.6"),
+            TestElf::shared_library().needed("libc.so.6").build(),
+        );
+        let needs_cxx = TestElf::pie_executable()
+            .dyn_str(DT_RUNPATH, &format!("{GLIBC}/lib"))
+            .needed("libc.so.6")
+            .needed("libm.so.6")
+            .needed("libstdc++.so.6")
+            .build();
+        elfs.insert(format!("{APP}/bin/server"), needs_cxx);
+        // no RUNPATH, outside glibc's directory: libz is nowhere it looks
+        elfs.insert(
+            "/usr/bin/tool".into(),
+            TestElf::pie_executable().needed("libz.so.1").build(),
+        );
+        let files: Vec<ImageFile> = elfs.keys().map(|p| file(p, 0o555)).collect();
+        let fx = Fixture { files, elfs };
+        let a = analyze(&fx, None);
+        let got: Vec<(&str, &str)> = a
+            .unresolved_libraries
+            .iter()
+            .map(|u| (u.path.as_str(), u.needed.as_str()))
+            .collect();
+        let server = format!("{APP}/bin/server");
+        assert_eq!(
+            got,
+            [
+                (server.as_str(), "libstdc++.so.6"),
+                ("/usr/bin/tool", "libz.so.1")
+            ]
+        );
     }
 
     #[test]

@@ -61,6 +61,14 @@ builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
       deps/jemalloc/src/background_thread.c
     grep -q 'pthread_create_fptr = NULL; /\* armorred' deps/jemalloc/src/background_thread.c
 
+    # Redis 8 links deps/fast_float (C++) with an explicit -lstdc++. The
+    # image has no libstdc++.so.6 (the closure is glibc's runtime only), so a
+    # dynamic link would load the build host's copy, outside the closure and
+    # invisible to the SBOM: link GCC's libstdc++ statically instead (GCC
+    # runtime library exception), so the binary needs nothing the image lacks.
+    sed -i 's/^FINAL_LIBS=-lm -lstdc++$/FINAL_LIBS=-lm -Wl,-Bstatic -lstdc++ -Wl,-Bdynamic/' src/Makefile
+    grep -q '^FINAL_LIBS=-lm -Wl,-Bstatic -lstdc++ -Wl,-Bdynamic$' src/Makefile
+
     # CFI (cfi-icall): Redis defines many functions K&R-style without a
     # prototype, e.g. `static monotime getMonotonicUs_posix() {...}` stored in
     # `monotime (*getMonotonicUs)(void)`; clang gives `()` and `(void)`
@@ -82,6 +90,13 @@ builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
   '';
   postInstall = ''
     "$out/bin/redis-server" --version
+    # every library redis links must come from the closure (store RUNPATH)
+    for b in "$out"/bin/redis-server "$out"/bin/redis-cli "$out"/bin/redis-benchmark; do
+      if readelf -d "$b" | grep -q 'NEEDED.*libstdc++'; then
+        echo "armorred: error: $b still needs libstdc++.so.6, which the image does not have" >&2
+        exit 1
+      fi
+    done
   '';
   passthru = { inherit makeFlags; };
 })
