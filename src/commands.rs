@@ -414,6 +414,18 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
         if let Some(key) = &sign_key {
             sign::layout::sign_layout(&o.layout, Some(&o.reference), key, None, Default::default())
                 .with_context(|| format!("signing {}", o.layout.display()))?;
+            let platform = crate::platform::display(&o.system.oci());
+            crate::attach::attest_image(
+                &o.layout,
+                &crate::attach::AttestInput {
+                    image: &o.written,
+                    plan: &o.plan,
+                    closure: &o.closure,
+                    platform: &platform,
+                    compression: ctx.compression,
+                },
+                key,
+            )?;
         }
         if let Some(repo) = &a.push {
             // With --all, --push names the namespace; each image is a repository in it.
@@ -960,6 +972,9 @@ fn verify(a: &VerifyArgs, project: &ProjectConfig) -> Result<CommandOutput> {
         InputError::Invalid("no public key: pass --key or set `key` in armorred.toml".into())
     })?;
     let key = load_verifying_key(&key_path)?;
+    if a.attestations {
+        return verify_attestations(a, &key);
+    }
     let o = if is_layout(&a.target) {
         sign::layout::verify_layout(Path::new(&a.target), a.reference.as_deref(), &key)
             .with_context(|| format!("verifying {}", a.target))?
@@ -976,6 +991,56 @@ fn verify(a: &VerifyArgs, project: &ProjectConfig) -> Result<CommandOutput> {
             o.docker_reference,
             o.tier.as_deref().unwrap_or("unknown")
         )
+    }))
+}
+
+/// `verify --attestations`: in a layout or a registry, every attestation of
+/// the image verifies and names it, and SLSA provenance is among them.
+fn verify_attestations(a: &VerifyArgs, key: &keys::VerifyingKey) -> Result<CommandOutput> {
+    let required = crate::slsa::PREDICATE_TYPE;
+    let o = if is_layout(&a.target) {
+        sign::layout::verify_layout_attestations(
+            Path::new(&a.target),
+            a.reference.as_deref(),
+            key,
+            required,
+        )?
+    } else {
+        let target = image_ref(&a.target)?;
+        let (digest, layers) =
+            registry::attestations_remote(&target, &registry_options(&a.registry))?;
+        sign::layout::attestations_outcome(key, digest.as_str(), &layers, required)?
+    };
+    let provenance = o
+        .predicate_types
+        .iter()
+        .position(|t| t == required)
+        .map(|i| o.statements[i]["predicate"].clone())
+        .unwrap_or_default();
+    Ok(CommandOutput::ok(if a.json {
+        json(&serde_json::json!({
+            "manifest_digest": o.manifest_digest,
+            "attestation_tag": o.attestation_tag,
+            "key_fingerprint": o.key_fingerprint,
+            "predicate_types": o.predicate_types,
+            "provenance": {
+                "build_type": provenance.pointer("/buildDefinition/buildType"),
+                "builder_id": provenance.pointer("/runDetails/builder/id"),
+                "external_parameters": provenance.pointer("/buildDefinition/externalParameters"),
+                "internal_parameters": provenance.pointer("/buildDefinition/internalParameters"),
+                "resolved_dependencies": provenance.pointer("/buildDefinition/resolvedDependencies"),
+            },
+        }))
+    } else {
+        let mut s = format!(
+            "verified {} attestation(s) of {}\n",
+            o.predicate_types.len(),
+            o.manifest_digest
+        );
+        for t in &o.predicate_types {
+            s.push_str(&format!("  {t}\n"));
+        }
+        s
     }))
 }
 

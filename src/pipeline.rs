@@ -103,6 +103,9 @@ pub struct BuildOutcome {
     /// fields above describe the first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<PlatformOutcome>,
+    /// The system of the first platform (the one the fields above describe).
+    #[serde(skip)]
+    pub system: System,
     #[serde(skip)]
     pub closure: Closure,
     #[serde(skip)]
@@ -250,6 +253,7 @@ pub fn build_one(
         layers_read,
         verified_hardening: verified,
         platforms,
+        system: first.system,
         closure: first.closure,
         plan,
         written,

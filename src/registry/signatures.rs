@@ -10,8 +10,9 @@ use crate::oci::layout::MAX_JSON_BLOB;
 use crate::oci::Digest;
 use crate::sign::keys::SigningKey;
 use crate::sign::{
-    parse_signature_manifest, payload, sign_payload, signature_manifest, signature_tag, SignError,
-    SignatureLayer, OCI_MANIFEST_MEDIA_TYPE,
+    attestation_tag, parse_attestation_manifest, parse_signature_manifest, payload, sign_payload,
+    signature_manifest, signature_tag, AttestationLayer, SignError, SignatureLayer,
+    OCI_MANIFEST_MEDIA_TYPE,
 };
 
 /// What appending did.
@@ -90,21 +91,41 @@ pub(crate) fn read(
     Ok((digest, layers))
 }
 
+pub(crate) fn read_attestations(
+    client: &Client,
+    target: &ImageRef,
+) -> Result<(Digest, Vec<AttestationLayer>), RegistryError> {
+    let (_, _, digest) = fetch_manifest(client, target)?;
+    let layers = match client.get_manifest(&attestation_tag(digest.as_str()))? {
+        None => Vec::new(),
+        Some((bytes, _)) => parse_attestation_manifest(&bytes, |d| fetch_checked(client, d))
+            .map_err(|source| RegistryError::Signature {
+                registry: client.registry().to_string(),
+                source,
+            })?,
+    };
+    Ok((digest, layers))
+}
+
 /// The signatures in a remote `.sig` manifest, payloads fetched and checked.
 fn parse_remote(client: &Client, manifest: &[u8]) -> Result<Vec<SignatureLayer>, RegistryError> {
-    parse_signature_manifest(manifest, |d| {
-        let digest = Digest::parse(d).map_err(|e| SignError::BadManifest(e.to_string()))?;
-        client
-            .get_blob(&digest, MAX_JSON_BLOB)
-            .map_err(|e| SignError::Fetch {
-                digest: d.to_string(),
-                source: Box::new(e),
-            })
+    parse_signature_manifest(manifest, |d| fetch_checked(client, d)).map_err(|source| {
+        RegistryError::Signature {
+            registry: client.registry().to_string(),
+            source,
+        }
     })
-    .map_err(|source| RegistryError::Signature {
-        registry: client.registry().to_string(),
-        source,
-    })
+}
+
+/// A blob by digest (validated first), for the manifest parsers.
+fn fetch_checked(client: &Client, d: &str) -> Result<Vec<u8>, SignError> {
+    let digest = Digest::parse(d).map_err(|e| SignError::BadManifest(e.to_string()))?;
+    client
+        .get_blob(&digest, MAX_JSON_BLOB)
+        .map_err(|e| SignError::Fetch {
+            digest: d.to_string(),
+            source: Box::new(e),
+        })
 }
 
 /// Appends `new` to the `.sig` manifest of `image`: remote signatures stay,
