@@ -1566,6 +1566,213 @@ fn cli_push_carries_the_attachments_of_a_signed_build() {
     );
 }
 
+/// The provenance statement (the DSSE payload) attested in a layout.
+fn attested_provenance(layout_dir: &Path) -> Vec<u8> {
+    let layout = Layout::open(layout_dir).unwrap();
+    let digest = layout.load_image(None).unwrap().descriptor.digest;
+    let tag = sign::attestation_tag(digest.as_str());
+    let att = layout
+        .attachments()
+        .unwrap()
+        .into_iter()
+        .find(|d| d.annotations.get(ANNOTATION_REF_NAME) == Some(&tag))
+        .unwrap_or_else(|| panic!("no {tag} in {}", layout_dir.display()));
+    let manifest = layout.read_blob(&att, 1 << 20).unwrap();
+    let layers = sign::parse_attestation_manifest(&manifest, |d| {
+        Ok(layout.blobs().read(&Digest::parse(d).unwrap()).unwrap())
+    })
+    .unwrap();
+    // Provenance is attested first.
+    assert_eq!(layers[0].predicate_type, "https://slsa.dev/provenance/v1");
+    let envelope: sign::dsse::Envelope = serde_json::from_slice(&layers[0].envelope).unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(envelope.payload)
+        .unwrap()
+}
+
+/// `cosign <args>` in `dir`.
+fn cosign(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("cosign")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run cosign (scripts/setup-system.sh installs it)")
+}
+
+/// `build hello --sign-key` attests SLSA provenance and both SBOMs in
+/// cosign's `.att` manifest; `push` carries it; the real cosign verifies each
+/// predicate type with the key and refuses another key; `verify
+/// --attestations` agrees, in the layout and the registry; a second build
+/// attests byte-identical provenance; `cosign tree` lists `.sig` and `.att`.
+#[test]
+fn cli_build_attests_and_cosign_verifies_the_attestations() {
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    ctx.generate_key_pair();
+    let layout_dir = common::build_fixture(
+        &ctx,
+        "hello",
+        "hardened",
+        &["--sign-key", "cosign.key"],
+        &[common::COSIGN_TEST_PASSWORD],
+    );
+    let digest = Layout::open(&layout_dir)
+        .unwrap()
+        .load_image(None)
+        .unwrap()
+        .descriptor
+        .digest;
+    let provenance = attested_provenance(&layout_dir);
+    let statement: serde_json::Value = serde_json::from_slice(&provenance).unwrap();
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(statement["subject"][0]["digest"]["sha256"], digest.hex());
+    let params = &statement["predicate"]["buildDefinition"]["externalParameters"];
+    assert_eq!(params["recipe"]["name"], "hello");
+    assert_eq!(params["tier"], "hardened");
+    assert_eq!(params["platform"], "linux/amd64");
+
+    let local = ctx.ok(&[
+        "verify",
+        "out/hello-hardened",
+        "--key",
+        "cosign.pub",
+        "--attestations",
+        "--json",
+    ]);
+    let v = local.json();
+    assert_eq!(v["manifest_digest"], digest.as_str());
+    let mut types: Vec<&str> = v["predicate_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "https://cyclonedx.org/bom",
+            "https://slsa.dev/provenance/v1",
+            "https://spdx.dev/Document"
+        ],
+        "{v}"
+    );
+    assert_eq!(
+        v["provenance"]["build_type"],
+        armorred::slsa::BUILD_TYPE,
+        "{v}"
+    );
+    assert_eq!(v["provenance"]["external_parameters"]["tier"], "hardened");
+
+    let target = reg.image("armorred/hello:1.0-hardened");
+    ctx.ok(&[
+        "push",
+        "out/hello-hardened",
+        &target.to_string(),
+        "--insecure",
+    ]);
+    let remote = format!("{}/armorred/hello@{digest}", reg.host());
+    for kind in ["slsaprovenance1", "cyclonedx", "spdxjson"] {
+        let out = cosign(
+            ctx.path(),
+            &[
+                "verify-attestation",
+                "--key",
+                "cosign.pub",
+                "--type",
+                kind,
+                "--insecure-ignore-tlog=true",
+                "--allow-http-registry=true",
+                &remote,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "cosign verify-attestation --type {kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // cosign filters by predicate type: hello fixes no CVE, so has no VEX.
+    let out = cosign(
+        ctx.path(),
+        &[
+            "verify-attestation",
+            "--key",
+            "cosign.pub",
+            "--type",
+            "openvex",
+            "--insecure-ignore-tlog=true",
+            "--allow-http-registry=true",
+            &remote,
+        ],
+    );
+    assert!(!out.status.success(), "cosign found a VEX attestation");
+    // Another key: cosign refuses, and so does armorred.
+    let other = TestContext::new();
+    other.generate_key_pair();
+    let wrong = other.path().join("cosign.pub");
+    let out = cosign(
+        ctx.path(),
+        &[
+            "verify-attestation",
+            "--key",
+            wrong.to_str().unwrap(),
+            "--type",
+            "slsaprovenance1",
+            "--insecure-ignore-tlog=true",
+            "--allow-http-registry=true",
+            &remote,
+        ],
+    );
+    assert!(!out.status.success(), "cosign accepted another key");
+    let r = ctx.run(&[
+        "verify",
+        &remote,
+        "--key",
+        wrong.to_str().unwrap(),
+        "--attestations",
+        "--insecure",
+    ]);
+    assert_eq!(r.code(), 1, "{}", r.describe());
+    assert!(r.stderr().contains("does not verify"), "{}", r.describe());
+    let r = ctx.ok(&[
+        "verify",
+        &remote,
+        "--key",
+        "cosign.pub",
+        "--attestations",
+        "--insecure",
+    ]);
+    assert!(
+        r.stdout().contains("verified 3 attestation(s)"),
+        "{}",
+        r.stdout()
+    );
+
+    let out = cosign(ctx.path(), &["tree", "--allow-http-registry=true", &remote]);
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        tree.contains(&format!("sha256-{}.sig", digest.hex()))
+            && tree.contains(&format!("sha256-{}.att", digest.hex())),
+        "{tree}"
+    );
+
+    // Another build of the same inputs, with another key: the same provenance bytes.
+    let again = common::build_fixture(
+        &other,
+        "hello",
+        "hardened",
+        &["--sign-key", "cosign.key"],
+        &[common::COSIGN_TEST_PASSWORD],
+    );
+    assert_eq!(attested_provenance(&again), provenance);
+}
+
 /// Issue 7: a multi-platform image (the `multiarch` fixture: an index with
 /// a linux/amd64 child) pushed with no destination on the command line goes
 /// to armorred.toml's `registry`: the children first, then the index under
