@@ -1599,6 +1599,23 @@ fn cosign(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("run cosign (scripts/setup-system.sh installs it)")
 }
 
+/// `cosign verify-attestation --key <key> --type <kind> <image>`, no Rekor.
+fn verify_attestation(dir: &Path, key: &str, kind: &str, image: &str) -> std::process::Output {
+    cosign(
+        dir,
+        &[
+            "verify-attestation",
+            "--key",
+            key,
+            "--type",
+            kind,
+            "--insecure-ignore-tlog=true",
+            "--allow-http-registry=true",
+            image,
+        ],
+    )
+}
+
 /// `build hello --sign-key` attests SLSA provenance and both SBOMs in
 /// cosign's `.att` manifest; `push` carries it; the real cosign verifies each
 /// predicate type with the key and refuses another key; `verify
@@ -1673,19 +1690,7 @@ fn cli_build_attests_and_cosign_verifies_the_attestations() {
     ]);
     let remote = format!("{}/armorred/hello@{digest}", reg.host());
     for kind in ["slsaprovenance1", "cyclonedx", "spdxjson"] {
-        let out = cosign(
-            ctx.path(),
-            &[
-                "verify-attestation",
-                "--key",
-                "cosign.pub",
-                "--type",
-                kind,
-                "--insecure-ignore-tlog=true",
-                "--allow-http-registry=true",
-                &remote,
-            ],
-        );
+        let out = verify_attestation(ctx.path(), "cosign.pub", kind, &remote);
         assert!(
             out.status.success(),
             "cosign verify-attestation --type {kind}: {}",
@@ -1693,36 +1698,17 @@ fn cli_build_attests_and_cosign_verifies_the_attestations() {
         );
     }
     // cosign filters by predicate type: hello fixes no CVE, so has no VEX.
-    let out = cosign(
-        ctx.path(),
-        &[
-            "verify-attestation",
-            "--key",
-            "cosign.pub",
-            "--type",
-            "openvex",
-            "--insecure-ignore-tlog=true",
-            "--allow-http-registry=true",
-            &remote,
-        ],
-    );
+    let out = verify_attestation(ctx.path(), "cosign.pub", "openvex", &remote);
     assert!(!out.status.success(), "cosign found a VEX attestation");
     // Another key: cosign refuses, and so does armorred.
     let other = TestContext::new();
     other.generate_key_pair();
     let wrong = other.path().join("cosign.pub");
-    let out = cosign(
+    let out = verify_attestation(
         ctx.path(),
-        &[
-            "verify-attestation",
-            "--key",
-            wrong.to_str().unwrap(),
-            "--type",
-            "slsaprovenance1",
-            "--insecure-ignore-tlog=true",
-            "--allow-http-registry=true",
-            &remote,
-        ],
+        wrong.to_str().unwrap(),
+        "slsaprovenance1",
+        &remote,
     );
     assert!(!out.status.success(), "cosign accepted another key");
     let r = ctx.run(&[
@@ -1771,6 +1757,47 @@ fn cli_build_attests_and_cosign_verifies_the_attestations() {
         &[common::COSIGN_TEST_PASSWORD],
     );
     assert_eq!(attested_provenance(&again), provenance);
+
+    // Pushed to the same repository, its attestations are appended to the
+    // `.att` manifest: cosign finds each key's. armorred's check demands every
+    // attestation be by the key it is given, so it now fails closed.
+    let p = other.ok(&[
+        "push",
+        again.to_str().unwrap(),
+        &target.to_string(),
+        "--insecure",
+        "--json",
+    ]);
+    assert!(
+        p.stdout()
+            .contains("cosign attestations: 3 added, 6 in total"),
+        "{}",
+        p.stdout()
+    );
+    let (_, layers) = registry::attestations_remote(&target, &opts()).unwrap();
+    assert_eq!(layers.len(), 6);
+    for key in [ctx.path().join("cosign.pub"), wrong.clone()] {
+        let out = verify_attestation(
+            ctx.path(),
+            key.to_str().unwrap(),
+            "slsaprovenance1",
+            &remote,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let r = ctx.run(&[
+        "verify",
+        &remote,
+        "--key",
+        "cosign.pub",
+        "--attestations",
+        "--insecure",
+    ]);
+    assert_eq!(r.code(), 1, "{}", r.describe());
 }
 
 /// Issue 7: a multi-platform image (the `multiarch` fixture: an index with
