@@ -414,18 +414,21 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
         if let Some(key) = &sign_key {
             sign::layout::sign_layout(&o.layout, Some(&o.reference), key, None, Default::default())
                 .with_context(|| format!("signing {}", o.layout.display()))?;
-            let platform = crate::platform::display(&o.system.oci());
-            crate::attach::attest_image(
-                &o.layout,
-                &crate::attach::AttestInput {
-                    image: &o.written,
-                    plan: &o.plan,
-                    closure: &o.closure,
-                    platform: &platform,
-                    compression: ctx.compression,
-                },
-                key,
-            )?;
+            // Each platform's manifest, as its SBOMs: its own closure and provenance.
+            for i in &o.images {
+                let platform = crate::platform::display(&i.system.oci());
+                crate::attach::attest_image(
+                    &o.layout,
+                    &crate::attach::AttestInput {
+                        image: &i.written,
+                        plan: &o.plan,
+                        closure: &i.closure,
+                        platform: &platform,
+                        compression: ctx.compression,
+                    },
+                    key,
+                )?;
+            }
         }
         if let Some(repo) = &a.push {
             // With --all, --push names the namespace; each image is a repository in it.

@@ -1910,6 +1910,40 @@ fn multiarch_index_pushes_to_the_registry_from_armorred_toml() {
     let v = ctx.run(&["verify", &tagged, "--key", "cosign.pub", "--insecure"]);
     assert!(v.out.status.success(), "{}", v.describe());
     assert!(v.stdout().contains(&index_digest) && v.stdout().contains("tier: hardened"));
+    // The child is attested (its provenance names its platform), in the
+    // layout and in the registry.
+    assert!(
+        notes.contains(&format!("sha256-{}.att", &child[7..])),
+        "{notes}"
+    );
+    let a = ctx
+        .ok(&[
+            "verify",
+            "out/multiarch-hardened",
+            "--ref",
+            &child,
+            "--key",
+            "cosign.pub",
+            "--attestations",
+            "--json",
+        ])
+        .json();
+    assert_eq!(a["manifest_digest"], child.as_str(), "{a}");
+    assert_eq!(
+        a["provenance"]["external_parameters"]["platform"], "linux/amd64",
+        "{a}"
+    );
+    let out = verify_attestation(
+        ctx.path(),
+        "cosign.pub",
+        "slsaprovenance1",
+        &format!("{}/team/multiarch@{child}", reg.host()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A flag wins over the file.
     let elsewhere = format!("{}/other/multiarch:x", reg.host());
