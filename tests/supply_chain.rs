@@ -1007,6 +1007,91 @@ fn signed_hello(ctx: &TestContext) -> (PathBuf, PathBuf, PathBuf) {
     (layout, key, public)
 }
 
+/// `verify --attestations` on a layout fails closed, exit 1 each time: a
+/// layout only signed (`sign`) has none; another key; an attestation by
+/// another key appended; one by the right key about another image.
+#[test]
+fn verify_attestations_on_a_layout_fails_closed() {
+    use armorred::sign::{dsse, keys, layout::attest_digest};
+    let ctx = TestContext::new();
+    let (layout, key, public) = signed_hello(&ctx);
+    let attest = |layout: &Path, public: &Path| {
+        ctx.run(&[
+            "verify",
+            layout.to_str().unwrap(),
+            "--key",
+            public.to_str().unwrap(),
+            "--attestations",
+        ])
+    };
+    let ok = attest(&layout, &public);
+    assert!(ok.out.status.success(), "{}", ok.describe());
+    assert!(
+        ok.stdout().contains("https://slsa.dev/provenance/v1"),
+        "{}",
+        ok.stdout()
+    );
+    let digest = index(&layout)["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fails = |layout: &Path, public: &Path, why: &str| {
+        let r = attest(layout, public);
+        assert_eq!(r.code(), 1, "{}", r.describe());
+        assert!(r.stderr().contains(why), "{why}: {}", r.describe());
+    };
+
+    let (_, other_public) = keypair(&ctx, "other");
+    fails(&layout, &other_public, "does not verify");
+
+    let plain = ctx.path().join("plain");
+    ctx.ok(&[
+        "build",
+        "hello",
+        "--tier",
+        "hardened",
+        "--recipes",
+        repo().join("tests/fixtures/recipes").to_str().unwrap(),
+        "--out",
+        plain.to_str().unwrap(),
+    ]);
+    let plain = plain.join("hello-hardened");
+    assert!(sign(&ctx, &plain, &key).out.status.success());
+    fails(&plain, &public, "no attestations");
+
+    let stranger = copy_layout(&ctx, &layout, "stranger");
+    let statement = |subject: &str| {
+        serde_json::to_vec(&dsse::Statement::about_image(
+            "hello",
+            subject,
+            "https://spdx.dev/Document",
+            serde_json::json!({}),
+        ))
+        .unwrap()
+    };
+    attest_digest(
+        &stranger,
+        &digest,
+        &[("https://spdx.dev/Document", statement(&digest))],
+        &keys::generate(),
+    )
+    .unwrap();
+    fails(&stranger, &public, "does not verify");
+
+    let elsewhere = copy_layout(&ctx, &layout, "elsewhere");
+    let other_image = format!("sha256:{}", "ab".repeat(32));
+    let own_key =
+        keys::decrypt_private_key(&fs::read_to_string(&key).unwrap(), PASS.as_bytes()).unwrap();
+    attest_digest(
+        &elsewhere,
+        &digest,
+        &[("https://spdx.dev/Document", statement(&other_image))],
+        &own_key,
+    )
+    .unwrap();
+    fails(&elsewhere, &public, "not image");
+}
+
 /// `build hello --sign-key` leaves a layout whose index.json lists the image
 /// only, so the real syft reads it in place (as a path and as `oci-dir:`)
 /// while the signature and both SBOMs stay attached. skopeo, umoci, podman
