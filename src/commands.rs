@@ -1007,12 +1007,14 @@ fn verify_attestations(a: &VerifyArgs, key: &keys::VerifyingKey) -> Result<Comma
             a.reference.as_deref(),
             key,
             required,
-        )?
+        )
+        .with_context(|| format!("verifying the attestations of {}", a.target))?
     } else {
         let target = image_ref(&a.target)?;
         let (digest, layers) =
             registry::attestations_remote(&target, &registry_options(&a.registry))?;
-        sign::layout::attestations_outcome(key, digest.as_str(), &layers, required)?
+        sign::layout::attestations_outcome(key, digest.as_str(), &layers, required)
+            .with_context(|| format!("verifying the attestations of {}", a.target))?
     };
     let provenance = o
         .predicate_types
