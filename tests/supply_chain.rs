@@ -1268,7 +1268,8 @@ fn a_layout_with_attachments_in_index_json_is_read_then_moved() {
         .remove("org.armorred.attachments");
     idx["manifests"].as_array_mut().unwrap().extend(listed);
     fs::write(layout.join("index.json"), serde_json::to_vec(&idx).unwrap()).unwrap();
-    assert_eq!(index(&layout)["manifests"].as_array().unwrap().len(), 4);
+    // The image, both SBOMs, the `.sig` and the `.att` manifests.
+    assert_eq!(index(&layout)["manifests"].as_array().unwrap().len(), 5);
     // The shape syft refuses, which is why attachments moved out of index.json
     // (given the bare path, syft falls back to scanning it as a directory and
     // finds no package).
@@ -1286,13 +1287,20 @@ fn a_layout_with_attachments_in_index_json_is_read_then_moved() {
     );
 
     assert!(verify(&ctx, &layout, &public).out.status.success());
+    ctx.ok(&[
+        "verify",
+        l,
+        "--key",
+        public.to_str().unwrap(),
+        "--attestations",
+    ]);
     ctx.ok(&["sbom", l, "--format", "cyclonedx"]);
     assert_eq!(
         ctx.ok(&["inspect", l, "--json"]).json()["attachments"]
             .as_array()
             .unwrap()
             .len(),
-        3
+        4
     );
     let f = ctx.ok(&["fsck", l, "--json"]).json();
     assert_eq!(f["problems"], serde_json::json!([]), "{f}");
@@ -1300,7 +1308,7 @@ fn a_layout_with_attachments_in_index_json_is_read_then_moved() {
     let s = sign(&ctx, &layout, &key);
     assert_eq!(s.json()["signatures"], 1, "{}", s.describe());
     assert_eq!(index(&layout)["manifests"].as_array().unwrap().len(), 1);
-    assert_eq!(attachments(&layout).len(), 3);
+    assert_eq!(attachments(&layout).len(), 4);
     assert!(verify(&ctx, &layout, &public).out.status.success());
     syft_json(l);
 }
