@@ -1800,6 +1800,79 @@ fn cli_build_attests_and_cosign_verifies_the_attestations() {
     assert_eq!(r.code(), 1, "{}", r.describe());
 }
 
+/// An image built from a recorded Debian source (the `patched` fixture):
+/// its provenance lists both tarballs with their sha256, as the record gives
+/// them, and its OpenVEX document is attested too; cosign verifies it by
+/// `--type openvex` once pushed.
+#[test]
+fn provenance_lists_the_debian_tarballs_and_vex_is_attested() {
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    ctx.generate_key_pair();
+    let layout_dir = common::build_fixture(
+        &ctx,
+        "patched",
+        "hardened",
+        &["--sign-key", "cosign.key"],
+        &[common::COSIGN_TEST_PASSWORD],
+    );
+    let v = ctx
+        .ok(&[
+            "verify",
+            layout_dir.to_str().unwrap(),
+            "--key",
+            "cosign.pub",
+            "--attestations",
+            "--json",
+        ])
+        .json();
+    assert!(
+        v["predicate_types"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("https://openvex.dev/ns")),
+        "{v}"
+    );
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(common::repo().join("tests/fixtures/recipes/patched.armorred-patches.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let deps = v["provenance"]["resolved_dependencies"].as_array().unwrap();
+    for tarball in ["origTarball", "debianTarball"] {
+        let want = &record[tarball];
+        assert!(
+            deps.iter().any(|d| d["name"] == want["file"]
+                && d["digest"]["sha256"] == want["sha256"]
+                && d["uri"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("pkg:deb/debian/patched@1.0-1%2Bdeb13u1?arch=source")),
+            "{tarball} missing from {deps:?}"
+        );
+    }
+
+    let digest = v["manifest_digest"].as_str().unwrap().to_string();
+    let target = reg.image("armorred/patched:1.0-hardened");
+    ctx.ok(&[
+        "push",
+        layout_dir.to_str().unwrap(),
+        &target.to_string(),
+        "--insecure",
+    ]);
+    let out = verify_attestation(
+        ctx.path(),
+        "cosign.pub",
+        "openvex",
+        &format!("{}/armorred/patched@{digest}", reg.host()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Issue 7: a multi-platform image (the `multiarch` fixture: an index with
 /// a linux/amd64 child) pushed with no destination on the command line goes
 /// to armorred.toml's `registry`: the children first, then the index under
