@@ -864,6 +864,21 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
                 "build it first: armorred build {image} --tier {tier} (or pass the --out it was built into)"
             ));
         }
+        let missing = |e: Option<&sign::layout::AttestationError>| {
+            matches!(e, Some(sign::layout::AttestationError::Missing { .. }))
+        };
+        let in_layout = match cause.downcast_ref::<sign::layout::LayoutSignError>() {
+            Some(sign::layout::LayoutSignError::Attestation(e)) => Some(e),
+            _ => None,
+        };
+        if missing(cause.downcast_ref()) || missing(in_layout) {
+            return Some(
+                "`build --sign-key` attests each platform's manifest (a multi-platform index is \
+                 signed, not attested: pass a platform's digest with --ref or @sha256:…); \
+                 `sign` alone does not attest"
+                    .into(),
+            );
+        }
     }
     None
 }

@@ -1058,6 +1058,7 @@ fn verify_attestations_on_a_layout_fails_closed() {
     let plain = plain.join("hello-hardened");
     assert!(sign(&ctx, &plain, &key).out.status.success());
     fails(&plain, &public, "no attestations");
+    fails(&plain, &public, "hint: `build --sign-key` attests");
 
     let stranger = copy_layout(&ctx, &layout, "stranger");
     let statement = |subject: &str| {
