@@ -1,10 +1,11 @@
 //! Records the git revision for `armorred --version`, so a binary names the
-//! commit it was built from. Outside a git checkout the revision is "unknown".
+//! commit it was built from, and provenance names it in full. Outside a git
+//! checkout the revision is "unknown".
 use std::process::Command;
 
 fn main() {
     let rev = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
+        .args(["rev-parse", "HEAD"])
         .output()
         .ok()
         .filter(|o| o.status.success())
@@ -12,7 +13,10 @@ fn main() {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=ARMORRED_GIT_REVISION={rev}");
+    // The full commit goes into provenance; `--version` shows the short form.
+    println!("cargo:rustc-env=ARMORRED_GIT_COMMIT={rev}");
+    let short: String = rev.chars().take(12).collect();
+    println!("cargo:rustc-env=ARMORRED_GIT_REVISION={short}");
     println!("cargo:rerun-if-changed=.git/HEAD");
     facts_version();
     println!("cargo:rerun-if-changed=.git/refs");

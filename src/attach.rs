@@ -5,6 +5,8 @@
 //! `subject` is the image manifest, so they travel with the image on push.
 //! [`attach_documents`] attaches any JSON document that way; the layout's
 //! list of attachments belongs to [`crate::oci::attachments`].
+//! [`attest_image`] then signs SLSA provenance and each attached document as
+//! in-toto attestations in cosign's `.att` manifest.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,14 +14,20 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use sha2::{Digest as _, Sha256};
+
 use crate::closure::Closure;
 use crate::oci::attachments::ANNOTATION_SUBJECT;
 use crate::oci::image::WrittenImage;
 use crate::oci::layout::{Descriptor, Layout, Manifest, MAX_JSON_BLOB};
-use crate::oci::{canonical_json, MEDIA_TYPE_MANIFEST};
+use crate::oci::tarball::Compression;
+use crate::oci::{canonical_json, Digest, MEDIA_TYPE_MANIFEST};
 use crate::plan::{rfc3339_utc, BuildPlan};
 use crate::provenance;
 use crate::sbom::{self, SbomInput, CYCLONEDX_MEDIA_TYPE, OPENVEX_MEDIA_TYPE, SPDX_MEDIA_TYPE};
+use crate::sign::dsse::Statement;
+use crate::sign::keys::SigningKey;
+use crate::slsa;
 
 /// The OCI 1.1 empty config for artifacts.
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
@@ -197,30 +205,40 @@ pub fn read_sbom(dir: &Path, reference: Option<&str>, format: SbomFormat) -> Res
     let layout = Layout::open(dir)?;
     let img = layout.load_image(reference)?;
     let digest = img.descriptor.digest.to_string();
-    let attached = layout.attachments_of(&img.descriptor.digest)?;
-    let Some(d) = attached
-        .iter()
-        .find(|d| d.artifact_type.as_deref() == Some(format.media_type()))
-    else {
-        if format == SbomFormat::Openvex {
-            bail!(
-                "{}: no OpenVEX document is attached to image {digest} (one is made only when an applied Debian patch fixes a CVE)",
-                dir.display()
-            );
-        }
-        bail!(
+    match attached_document(&layout, &img.descriptor.digest, format.media_type())? {
+        Some(bytes) => Ok(bytes),
+        None if format == SbomFormat::Openvex => bail!(
+            "{}: no OpenVEX document is attached to image {digest} (one is made only when an applied Debian patch fixes a CVE)",
+            dir.display()
+        ),
+        None => bail!(
             "{}: no {} SBOM is attached to image {digest}",
             dir.display(),
             format.media_type()
-        );
+        ),
+    }
+}
+
+/// The document of `media_type` attached to `subject`, as stored, if any.
+pub fn attached_document(
+    layout: &Layout,
+    subject: &Digest,
+    media_type: &str,
+) -> Result<Option<Vec<u8>>> {
+    let attached = layout.attachments_of(subject)?;
+    let Some(d) = attached
+        .iter()
+        .find(|d| d.artifact_type.as_deref() == Some(media_type))
+    else {
+        return Ok(None);
     };
     let bytes = layout.read_blob(d, MAX_JSON_BLOB)?;
     let m: Manifest = serde_json::from_slice(&bytes)
         .with_context(|| format!("parsing SBOM manifest {}", d.digest))?;
-    if m.subject.as_ref().map(|s| &s.digest) != Some(&img.descriptor.digest) {
+    if m.subject.as_ref().map(|s| &s.digest) != Some(subject) {
         bail!(
             "{}: SBOM manifest {} names another subject",
-            dir.display(),
+            layout.root().display(),
             d.digest
         );
     }
@@ -228,5 +246,81 @@ pub fn read_sbom(dir: &Path, reference: Option<&str>, format: SbomFormat) -> Res
         .layers
         .first()
         .with_context(|| format!("SBOM manifest {} has no layer", d.digest))?;
-    Ok(layout.read_blob(layer, 256 << 20)?)
+    Ok(Some(layout.read_blob(layer, 256 << 20)?))
+}
+
+/// What a build's attestations are made from.
+pub struct AttestInput<'a> {
+    pub image: &'a WrittenImage,
+    pub plan: &'a BuildPlan,
+    pub closure: &'a Closure,
+    /// `linux/amd64`.
+    pub platform: &'a str,
+    pub compression: Compression,
+}
+
+/// The in-toto predicate type of each attached document cosign knows by a
+/// `--type` name: `cyclonedx`, `spdxjson`, `openvex`.
+const DOCUMENT_PREDICATES: [(&str, &str); 3] = [
+    (CYCLONEDX_MEDIA_TYPE, "https://cyclonedx.org/bom"),
+    (SPDX_MEDIA_TYPE, "https://spdx.dev/Document"),
+    (OPENVEX_MEDIA_TYPE, "https://openvex.dev/ns"),
+];
+
+/// Attests a built image with `key`: SLSA provenance, and each attached SBOM
+/// and VEX document as its own statement, appended to the image's
+/// `sha256-<hex>.att` manifest in the layout.
+pub fn attest_image(
+    layout_dir: &Path,
+    input: &AttestInput<'_>,
+    key: &SigningKey,
+) -> Result<crate::sign::layout::AttestOutcome> {
+    let layout = Layout::open(layout_dir)?;
+    let plan = input.plan;
+    let digest = input.image.manifest.digest.to_string();
+    let name = format!("{}:{}", plan.image, input.image.ref_name);
+    let recipe = std::fs::read(&plan.recipe_path)
+        .with_context(|| format!("reading recipe {}", plan.recipe_path.display()))?;
+    let recipe_sha256 = hex::encode(Sha256::digest(&recipe));
+    let provenance = provenance::read_closure(input.closure)
+        .context("reading the Debian origin and patches the store paths record")?;
+    let package = input.closure.roots.first();
+    let drv = package
+        .and_then(|p| input.closure.paths.get(p))
+        .and_then(|i| i.deriver.clone());
+    // The derivation may have been garbage-collected: then it is named only.
+    let drv_sha256 = drv
+        .as_deref()
+        .and_then(|d| std::fs::read(d).ok())
+        .map(|b| hex::encode(Sha256::digest(&b)));
+    let commit = env!("ARMORRED_GIT_COMMIT");
+    let compression = input.compression.id();
+    let statement = slsa::statement(&slsa::ProvenanceInput {
+        image_ref: &name,
+        manifest_digest: &digest,
+        recipe_name: &plan.image,
+        recipe_sha256: &recipe_sha256,
+        tier: plan.tier.as_str(),
+        package_set: plan.package_set.as_str(),
+        platform: input.platform,
+        compression: &compression,
+        source_date_epoch: plan.source_date_epoch,
+        package_drv: drv.as_deref().map(|d| (d, drv_sha256.as_deref())),
+        provenance: &provenance,
+        armorred_version: env!("CARGO_PKG_VERSION"),
+        armorred_commit: (commit != "unknown").then_some(commit),
+    });
+    let mut statements = vec![(slsa::PREDICATE_TYPE, slsa::to_bytes(&statement))];
+    for (media_type, predicate_type) in DOCUMENT_PREDICATES {
+        let Some(doc) = attached_document(&layout, &input.image.manifest.digest, media_type)?
+        else {
+            continue;
+        };
+        let predicate: serde_json::Value = serde_json::from_slice(&doc)
+            .with_context(|| format!("parsing the attached {media_type} document"))?;
+        let s = Statement::about_image(&name, &digest, predicate_type, predicate);
+        statements.push((predicate_type, canonical_json(&s)));
+    }
+    crate::sign::layout::attest_digest(layout_dir, &digest, &statements, key)
+        .with_context(|| format!("attesting image {digest} in {}", layout_dir.display()))
 }

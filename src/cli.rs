@@ -144,6 +144,10 @@ pub struct VerifyArgs {
     /// The image's ref name when the layout holds several, or a child's manifest digest in a multi-platform index.
     #[arg(long = "ref")]
     pub reference: Option<String>,
+    /// Check the attestations instead of the signature: every one verifies with the key and
+    /// names the image, and SLSA provenance is among them; lists their predicate types.
+    #[arg(long)]
+    pub attestations: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[arg(long)]
@@ -237,7 +241,8 @@ pub struct BuildArgs {
     /// Write every layer afresh, without reading or filling the layer cache.
     #[arg(long)]
     pub no_cache: bool,
-    /// Sign each built image with this cosign key (passphrase from COSIGN_PASSWORD or a prompt).
+    /// Sign each built image with this cosign key (passphrase from COSIGN_PASSWORD or a prompt),
+    /// and attest its SLSA provenance, SBOMs and VEX document (cosign's `.att`).
     #[arg(long)]
     pub sign_key: Option<PathBuf>,
     /// Push each built image to this repository, tagged `<version>-<tier>`

@@ -414,6 +414,21 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
         if let Some(key) = &sign_key {
             sign::layout::sign_layout(&o.layout, Some(&o.reference), key, None, Default::default())
                 .with_context(|| format!("signing {}", o.layout.display()))?;
+            // Each platform's manifest, as its SBOMs: its own closure and provenance.
+            for i in &o.images {
+                let platform = crate::platform::display(&i.system.oci());
+                crate::attach::attest_image(
+                    &o.layout,
+                    &crate::attach::AttestInput {
+                        image: &i.written,
+                        plan: &o.plan,
+                        closure: &i.closure,
+                        platform: &platform,
+                        compression: ctx.compression,
+                    },
+                    key,
+                )?;
+            }
         }
         if let Some(repo) = &a.push {
             // With --all, --push names the namespace; each image is a repository in it.
@@ -849,6 +864,21 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
                 "build it first: armorred build {image} --tier {tier} (or pass the --out it was built into)"
             ));
         }
+        let missing = |e: Option<&sign::layout::AttestationError>| {
+            matches!(e, Some(sign::layout::AttestationError::Missing { .. }))
+        };
+        let in_layout = match cause.downcast_ref::<sign::layout::LayoutSignError>() {
+            Some(sign::layout::LayoutSignError::Attestation(e)) => Some(e),
+            _ => None,
+        };
+        if missing(cause.downcast_ref()) || missing(in_layout) {
+            return Some(
+                "`build --sign-key` attests each platform's manifest (a multi-platform index is \
+                 signed, not attested: pass a platform's digest with --ref or @sha256:…); \
+                 `sign` alone does not attest"
+                    .into(),
+            );
+        }
     }
     None
 }
@@ -960,6 +990,9 @@ fn verify(a: &VerifyArgs, project: &ProjectConfig) -> Result<CommandOutput> {
         InputError::Invalid("no public key: pass --key or set `key` in armorred.toml".into())
     })?;
     let key = load_verifying_key(&key_path)?;
+    if a.attestations {
+        return verify_attestations(a, &key);
+    }
     let o = if is_layout(&a.target) {
         sign::layout::verify_layout(Path::new(&a.target), a.reference.as_deref(), &key)
             .with_context(|| format!("verifying {}", a.target))?
@@ -976,6 +1009,58 @@ fn verify(a: &VerifyArgs, project: &ProjectConfig) -> Result<CommandOutput> {
             o.docker_reference,
             o.tier.as_deref().unwrap_or("unknown")
         )
+    }))
+}
+
+/// `verify --attestations`: in a layout or a registry, every attestation of
+/// the image verifies and names it, and SLSA provenance is among them.
+fn verify_attestations(a: &VerifyArgs, key: &keys::VerifyingKey) -> Result<CommandOutput> {
+    let required = crate::slsa::PREDICATE_TYPE;
+    let o = if is_layout(&a.target) {
+        sign::layout::verify_layout_attestations(
+            Path::new(&a.target),
+            a.reference.as_deref(),
+            key,
+            required,
+        )
+        .with_context(|| format!("verifying the attestations of {}", a.target))?
+    } else {
+        let target = image_ref(&a.target)?;
+        let (digest, layers) =
+            registry::attestations_remote(&target, &registry_options(&a.registry))?;
+        sign::layout::attestations_outcome(key, digest.as_str(), &layers, required)
+            .with_context(|| format!("verifying the attestations of {}", a.target))?
+    };
+    let provenance = o
+        .predicate_types
+        .iter()
+        .position(|t| t == required)
+        .map(|i| o.statements[i]["predicate"].clone())
+        .unwrap_or_default();
+    Ok(CommandOutput::ok(if a.json {
+        json(&serde_json::json!({
+            "manifest_digest": o.manifest_digest,
+            "attestation_tag": o.attestation_tag,
+            "key_fingerprint": o.key_fingerprint,
+            "predicate_types": o.predicate_types,
+            "provenance": {
+                "build_type": provenance.pointer("/buildDefinition/buildType"),
+                "builder_id": provenance.pointer("/runDetails/builder/id"),
+                "external_parameters": provenance.pointer("/buildDefinition/externalParameters"),
+                "internal_parameters": provenance.pointer("/buildDefinition/internalParameters"),
+                "resolved_dependencies": provenance.pointer("/buildDefinition/resolvedDependencies"),
+            },
+        }))
+    } else {
+        let mut s = format!(
+            "verified {} attestation(s) of {}\n",
+            o.predicate_types.len(),
+            o.manifest_digest
+        );
+        for t in &o.predicate_types {
+            s.push_str(&format!("  {t}\n"));
+        }
+        s
     }))
 }
 

@@ -41,3 +41,4 @@ pub mod registry;
 pub mod report;
 pub mod sbom;
 pub mod sign;
+pub mod slsa;

@@ -103,6 +103,9 @@ pub struct BuildOutcome {
     /// fields above describe the first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<PlatformOutcome>,
+    /// Every platform's image with its closure, in the recipe's order.
+    #[serde(skip)]
+    pub images: Vec<BuiltImage>,
     #[serde(skip)]
     pub closure: Closure,
     #[serde(skip)]
@@ -123,6 +126,14 @@ pub struct PlatformOutcome {
     pub package: StorePath,
     pub layers: usize,
     pub compressed_size: u64,
+}
+
+/// One platform's image as written, with the closure it holds.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    pub system: System,
+    pub written: WrittenImage,
+    pub closure: Closure,
 }
 
 /// The Nix systems to build one tier for, and whether their images go into
@@ -229,6 +240,15 @@ pub fn build_one(
     } else {
         Vec::new()
     };
+    let built = parts
+        .iter()
+        .zip(&images)
+        .map(|(p, i)| BuiltImage {
+            system: p.system.clone(),
+            written: i.written.clone(),
+            closure: p.closure.clone(),
+        })
+        .collect();
     let layers_written = images.iter().map(|i| i.layers_written).sum();
     let layers_read = images.iter().map(|i| i.layers_read).sum();
     let first = parts.into_iter().next().expect("at least one platform");
@@ -250,6 +270,7 @@ pub fn build_one(
         layers_read,
         verified_hardening: verified,
         platforms,
+        images: built,
         closure: first.closure,
         plan,
         written,

@@ -1566,6 +1566,313 @@ fn cli_push_carries_the_attachments_of_a_signed_build() {
     );
 }
 
+/// The provenance statement (the DSSE payload) attested in a layout.
+fn attested_provenance(layout_dir: &Path) -> Vec<u8> {
+    let layout = Layout::open(layout_dir).unwrap();
+    let digest = layout.load_image(None).unwrap().descriptor.digest;
+    let tag = sign::attestation_tag(digest.as_str());
+    let att = layout
+        .attachments()
+        .unwrap()
+        .into_iter()
+        .find(|d| d.annotations.get(ANNOTATION_REF_NAME) == Some(&tag))
+        .unwrap_or_else(|| panic!("no {tag} in {}", layout_dir.display()));
+    let manifest = layout.read_blob(&att, 1 << 20).unwrap();
+    let layers = sign::parse_attestation_manifest(&manifest, |d| {
+        Ok(layout.blobs().read(&Digest::parse(d).unwrap()).unwrap())
+    })
+    .unwrap();
+    // Provenance is attested first.
+    assert_eq!(layers[0].predicate_type, "https://slsa.dev/provenance/v1");
+    let envelope: sign::dsse::Envelope = serde_json::from_slice(&layers[0].envelope).unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(envelope.payload)
+        .unwrap()
+}
+
+/// `cosign <args>` in `dir`.
+fn cosign(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("cosign")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run cosign (scripts/setup-system.sh installs it)")
+}
+
+/// `cosign verify-attestation --key <key> --type <kind> <image>`, no Rekor.
+fn verify_attestation(dir: &Path, key: &str, kind: &str, image: &str) -> std::process::Output {
+    cosign(
+        dir,
+        &[
+            "verify-attestation",
+            "--key",
+            key,
+            "--type",
+            kind,
+            "--insecure-ignore-tlog=true",
+            "--allow-http-registry=true",
+            image,
+        ],
+    )
+}
+
+/// `build hello --sign-key` attests SLSA provenance and both SBOMs in
+/// cosign's `.att` manifest; `push` carries it; the real cosign verifies each
+/// predicate type with the key and refuses another key; `verify
+/// --attestations` agrees, in the layout and the registry; a second build
+/// attests byte-identical provenance; `cosign tree` lists `.sig` and `.att`.
+#[test]
+fn cli_build_attests_and_cosign_verifies_the_attestations() {
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    ctx.generate_key_pair();
+    let layout_dir = common::build_fixture(
+        &ctx,
+        "hello",
+        "hardened",
+        &["--sign-key", "cosign.key"],
+        &[common::COSIGN_TEST_PASSWORD],
+    );
+    let digest = Layout::open(&layout_dir)
+        .unwrap()
+        .load_image(None)
+        .unwrap()
+        .descriptor
+        .digest;
+    let provenance = attested_provenance(&layout_dir);
+    let statement: serde_json::Value = serde_json::from_slice(&provenance).unwrap();
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(statement["subject"][0]["digest"]["sha256"], digest.hex());
+    let params = &statement["predicate"]["buildDefinition"]["externalParameters"];
+    assert_eq!(params["recipe"]["name"], "hello");
+    assert_eq!(params["tier"], "hardened");
+    assert_eq!(params["platform"], "linux/amd64");
+
+    let local = ctx.ok(&[
+        "verify",
+        "out/hello-hardened",
+        "--key",
+        "cosign.pub",
+        "--attestations",
+        "--json",
+    ]);
+    let v = local.json();
+    assert_eq!(v["manifest_digest"], digest.as_str());
+    let mut types: Vec<&str> = v["predicate_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "https://cyclonedx.org/bom",
+            "https://slsa.dev/provenance/v1",
+            "https://spdx.dev/Document"
+        ],
+        "{v}"
+    );
+    assert_eq!(
+        v["provenance"]["build_type"],
+        armorred::slsa::BUILD_TYPE,
+        "{v}"
+    );
+    assert_eq!(v["provenance"]["external_parameters"]["tier"], "hardened");
+
+    let target = reg.image("armorred/hello:1.0-hardened");
+    ctx.ok(&[
+        "push",
+        "out/hello-hardened",
+        &target.to_string(),
+        "--insecure",
+    ]);
+    let remote = format!("{}/armorred/hello@{digest}", reg.host());
+    for kind in ["slsaprovenance1", "cyclonedx", "spdxjson"] {
+        let out = verify_attestation(ctx.path(), "cosign.pub", kind, &remote);
+        assert!(
+            out.status.success(),
+            "cosign verify-attestation --type {kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // cosign filters by predicate type: hello fixes no CVE, so has no VEX.
+    let out = verify_attestation(ctx.path(), "cosign.pub", "openvex", &remote);
+    assert!(!out.status.success(), "cosign found a VEX attestation");
+    // Another key: cosign refuses, and so does armorred.
+    let other = TestContext::new();
+    other.generate_key_pair();
+    let wrong = other.path().join("cosign.pub");
+    let out = verify_attestation(
+        ctx.path(),
+        wrong.to_str().unwrap(),
+        "slsaprovenance1",
+        &remote,
+    );
+    assert!(!out.status.success(), "cosign accepted another key");
+    let r = ctx.run(&[
+        "verify",
+        &remote,
+        "--key",
+        wrong.to_str().unwrap(),
+        "--attestations",
+        "--insecure",
+    ]);
+    assert_eq!(r.code(), 1, "{}", r.describe());
+    assert!(r.stderr().contains("does not verify"), "{}", r.describe());
+    let r = ctx.ok(&[
+        "verify",
+        &remote,
+        "--key",
+        "cosign.pub",
+        "--attestations",
+        "--insecure",
+    ]);
+    assert!(
+        r.stdout().contains("verified 3 attestation(s)"),
+        "{}",
+        r.stdout()
+    );
+
+    let out = cosign(ctx.path(), &["tree", "--allow-http-registry=true", &remote]);
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        tree.contains(&format!("sha256-{}.sig", digest.hex()))
+            && tree.contains(&format!("sha256-{}.att", digest.hex())),
+        "{tree}"
+    );
+
+    // Another build of the same inputs, with another key: the same provenance bytes.
+    let again = common::build_fixture(
+        &other,
+        "hello",
+        "hardened",
+        &["--sign-key", "cosign.key"],
+        &[common::COSIGN_TEST_PASSWORD],
+    );
+    assert_eq!(attested_provenance(&again), provenance);
+
+    // Pushed to the same repository, its attestations are appended to the
+    // `.att` manifest: cosign finds each key's. armorred's check demands every
+    // attestation be by the key it is given, so it now fails closed.
+    let p = other.ok(&[
+        "push",
+        again.to_str().unwrap(),
+        &target.to_string(),
+        "--insecure",
+        "--json",
+    ]);
+    assert!(
+        p.stdout()
+            .contains("cosign attestations: 3 added, 6 in total"),
+        "{}",
+        p.stdout()
+    );
+    let (_, layers) = registry::attestations_remote(&target, &opts()).unwrap();
+    assert_eq!(layers.len(), 6);
+    for key in [ctx.path().join("cosign.pub"), wrong.clone()] {
+        let out = verify_attestation(
+            ctx.path(),
+            key.to_str().unwrap(),
+            "slsaprovenance1",
+            &remote,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let r = ctx.run(&[
+        "verify",
+        &remote,
+        "--key",
+        "cosign.pub",
+        "--attestations",
+        "--insecure",
+    ]);
+    assert_eq!(r.code(), 1, "{}", r.describe());
+}
+
+/// An image built from a recorded Debian source (the `patched` fixture):
+/// its provenance lists both tarballs with their sha256, as the record gives
+/// them, and its OpenVEX document is attested too; cosign verifies it by
+/// `--type openvex` once pushed.
+#[test]
+fn provenance_lists_the_debian_tarballs_and_vex_is_attested() {
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    ctx.generate_key_pair();
+    let layout_dir = common::build_fixture(
+        &ctx,
+        "patched",
+        "hardened",
+        &["--sign-key", "cosign.key"],
+        &[common::COSIGN_TEST_PASSWORD],
+    );
+    let v = ctx
+        .ok(&[
+            "verify",
+            layout_dir.to_str().unwrap(),
+            "--key",
+            "cosign.pub",
+            "--attestations",
+            "--json",
+        ])
+        .json();
+    assert!(
+        v["predicate_types"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("https://openvex.dev/ns")),
+        "{v}"
+    );
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(common::repo().join("tests/fixtures/recipes/patched.armorred-patches.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let deps = v["provenance"]["resolved_dependencies"].as_array().unwrap();
+    for tarball in ["origTarball", "debianTarball"] {
+        let want = &record[tarball];
+        assert!(
+            deps.iter().any(|d| d["name"] == want["file"]
+                && d["digest"]["sha256"] == want["sha256"]
+                && d["uri"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("pkg:deb/debian/patched@1.0-1%2Bdeb13u1?arch=source")),
+            "{tarball} missing from {deps:?}"
+        );
+    }
+
+    let digest = v["manifest_digest"].as_str().unwrap().to_string();
+    let target = reg.image("armorred/patched:1.0-hardened");
+    ctx.ok(&[
+        "push",
+        layout_dir.to_str().unwrap(),
+        &target.to_string(),
+        "--insecure",
+    ]);
+    let out = verify_attestation(
+        ctx.path(),
+        "cosign.pub",
+        "openvex",
+        &format!("{}/armorred/patched@{digest}", reg.host()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Issue 7: a multi-platform image (the `multiarch` fixture: an index with
 /// a linux/amd64 child) pushed with no destination on the command line goes
 /// to armorred.toml's `registry`: the children first, then the index under
@@ -1676,6 +1983,40 @@ fn multiarch_index_pushes_to_the_registry_from_armorred_toml() {
     let v = ctx.run(&["verify", &tagged, "--key", "cosign.pub", "--insecure"]);
     assert!(v.out.status.success(), "{}", v.describe());
     assert!(v.stdout().contains(&index_digest) && v.stdout().contains("tier: hardened"));
+    // The child is attested (its provenance names its platform), in the
+    // layout and in the registry.
+    assert!(
+        notes.contains(&format!("sha256-{}.att", &child[7..])),
+        "{notes}"
+    );
+    let a = ctx
+        .ok(&[
+            "verify",
+            "out/multiarch-hardened",
+            "--ref",
+            &child,
+            "--key",
+            "cosign.pub",
+            "--attestations",
+            "--json",
+        ])
+        .json();
+    assert_eq!(a["manifest_digest"], child.as_str(), "{a}");
+    assert_eq!(
+        a["provenance"]["external_parameters"]["platform"], "linux/amd64",
+        "{a}"
+    );
+    let out = verify_attestation(
+        ctx.path(),
+        "cosign.pub",
+        "slsaprovenance1",
+        &format!("{}/team/multiarch@{child}", reg.host()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A flag wins over the file.
     let elsewhere = format!("{}/other/multiarch:x", reg.host());

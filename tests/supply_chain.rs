@@ -1007,6 +1007,92 @@ fn signed_hello(ctx: &TestContext) -> (PathBuf, PathBuf, PathBuf) {
     (layout, key, public)
 }
 
+/// `verify --attestations` on a layout fails closed, exit 1 each time: a
+/// layout only signed (`sign`) has none; another key; an attestation by
+/// another key appended; one by the right key about another image.
+#[test]
+fn verify_attestations_on_a_layout_fails_closed() {
+    use armorred::sign::{dsse, keys, layout::attest_digest};
+    let ctx = TestContext::new();
+    let (layout, key, public) = signed_hello(&ctx);
+    let attest = |layout: &Path, public: &Path| {
+        ctx.run(&[
+            "verify",
+            layout.to_str().unwrap(),
+            "--key",
+            public.to_str().unwrap(),
+            "--attestations",
+        ])
+    };
+    let ok = attest(&layout, &public);
+    assert!(ok.out.status.success(), "{}", ok.describe());
+    assert!(
+        ok.stdout().contains("https://slsa.dev/provenance/v1"),
+        "{}",
+        ok.stdout()
+    );
+    let digest = index(&layout)["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fails = |layout: &Path, public: &Path, why: &str| {
+        let r = attest(layout, public);
+        assert_eq!(r.code(), 1, "{}", r.describe());
+        assert!(r.stderr().contains(why), "{why}: {}", r.describe());
+    };
+
+    let (_, other_public) = keypair(&ctx, "other");
+    fails(&layout, &other_public, "does not verify");
+
+    let plain = ctx.path().join("plain");
+    ctx.ok(&[
+        "build",
+        "hello",
+        "--tier",
+        "hardened",
+        "--recipes",
+        repo().join("tests/fixtures/recipes").to_str().unwrap(),
+        "--out",
+        plain.to_str().unwrap(),
+    ]);
+    let plain = plain.join("hello-hardened");
+    assert!(sign(&ctx, &plain, &key).out.status.success());
+    fails(&plain, &public, "no attestations");
+    fails(&plain, &public, "hint: `build --sign-key` attests");
+
+    let stranger = copy_layout(&ctx, &layout, "stranger");
+    let statement = |subject: &str| {
+        serde_json::to_vec(&dsse::Statement::about_image(
+            "hello",
+            subject,
+            "https://spdx.dev/Document",
+            serde_json::json!({}),
+        ))
+        .unwrap()
+    };
+    attest_digest(
+        &stranger,
+        &digest,
+        &[("https://spdx.dev/Document", statement(&digest))],
+        &keys::generate(),
+    )
+    .unwrap();
+    fails(&stranger, &public, "does not verify");
+
+    let elsewhere = copy_layout(&ctx, &layout, "elsewhere");
+    let other_image = format!("sha256:{}", "ab".repeat(32));
+    let own_key =
+        keys::decrypt_private_key(&fs::read_to_string(&key).unwrap(), PASS.as_bytes()).unwrap();
+    attest_digest(
+        &elsewhere,
+        &digest,
+        &[("https://spdx.dev/Document", statement(&other_image))],
+        &own_key,
+    )
+    .unwrap();
+    fails(&elsewhere, &public, "not image");
+}
+
 /// `build hello --sign-key` leaves a layout whose index.json lists the image
 /// only, so the real syft reads it in place (as a path and as `oci-dir:`)
 /// while the signature and both SBOMs stay attached. skopeo, umoci, podman
@@ -1041,9 +1127,11 @@ fn syft_and_the_other_tools_read_a_signed_layout_in_place() {
         k.sort();
         k
     };
+    // build --sign-key also attests: cosign's `.att` manifest sorts before `.sig`.
     let attached = vec![
         "\"application/spdx+json\"".to_string(),
         "\"application/vnd.cyclonedx+json\"".to_string(),
+        format!("sha256-{}.att", &digest[7..]),
         sig_tag.clone(),
     ];
     assert_eq!(kinds(&layout), attached);
@@ -1153,7 +1241,7 @@ fn syft_and_the_other_tools_read_a_signed_layout_in_place() {
     let inspect = ctx.ok(&["inspect", l, "--json"]).json();
     assert_eq!(
         inspect["attachments"].as_array().unwrap().len(),
-        3,
+        4,
         "{inspect}"
     );
     // fsck: every blob reached, none stray (gc after each write kept the
@@ -1181,7 +1269,8 @@ fn a_layout_with_attachments_in_index_json_is_read_then_moved() {
         .remove("org.armorred.attachments");
     idx["manifests"].as_array_mut().unwrap().extend(listed);
     fs::write(layout.join("index.json"), serde_json::to_vec(&idx).unwrap()).unwrap();
-    assert_eq!(index(&layout)["manifests"].as_array().unwrap().len(), 4);
+    // The image, both SBOMs, the `.sig` and the `.att` manifests.
+    assert_eq!(index(&layout)["manifests"].as_array().unwrap().len(), 5);
     // The shape syft refuses, which is why attachments moved out of index.json
     // (given the bare path, syft falls back to scanning it as a directory and
     // finds no package).
@@ -1199,13 +1288,20 @@ fn a_layout_with_attachments_in_index_json_is_read_then_moved() {
     );
 
     assert!(verify(&ctx, &layout, &public).out.status.success());
+    ctx.ok(&[
+        "verify",
+        l,
+        "--key",
+        public.to_str().unwrap(),
+        "--attestations",
+    ]);
     ctx.ok(&["sbom", l, "--format", "cyclonedx"]);
     assert_eq!(
         ctx.ok(&["inspect", l, "--json"]).json()["attachments"]
             .as_array()
             .unwrap()
             .len(),
-        3
+        4
     );
     let f = ctx.ok(&["fsck", l, "--json"]).json();
     assert_eq!(f["problems"], serde_json::json!([]), "{f}");
@@ -1213,7 +1309,7 @@ fn a_layout_with_attachments_in_index_json_is_read_then_moved() {
     let s = sign(&ctx, &layout, &key);
     assert_eq!(s.json()["signatures"], 1, "{}", s.describe());
     assert_eq!(index(&layout)["manifests"].as_array().unwrap().len(), 1);
-    assert_eq!(attachments(&layout).len(), 3);
+    assert_eq!(attachments(&layout).len(), 4);
     assert!(verify(&ctx, &layout, &public).out.status.success());
     syft_json(l);
 }

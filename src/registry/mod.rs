@@ -183,3 +183,13 @@ pub fn signatures_remote(
     let client = Client::new(target, opts)?;
     signatures::read(&client, target)
 }
+
+/// The image's digest and the attestations of its `.att` manifest (none
+/// when there is no such tag).
+pub fn attestations_remote(
+    target: &ImageRef,
+    opts: &RegistryOptions,
+) -> Result<(Digest, Vec<crate::sign::AttestationLayer>), RegistryError> {
+    let client = Client::new(target, opts)?;
+    signatures::read_attestations(&client, target)
+}

@@ -11,7 +11,10 @@ use super::{ImageRef, PushProgress, PushReport, RegistryError};
 use crate::oci::attachments::ANNOTATION_SUBJECT;
 use crate::oci::layout::{Descriptor, Layout, LayoutError, Manifest, MAX_JSON_BLOB};
 use crate::oci::{Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
-use crate::sign::{parse_signature_manifest, signature_tag, SignError, SignatureLayer};
+use crate::sign::{
+    attestation_tag, parse_attestation_manifest, parse_signature_manifest, signature_tag,
+    AttestationLayer, SignError, SignatureLayer,
+};
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
@@ -35,6 +38,8 @@ pub(crate) struct Subject {
     pub manifest: Option<Manifest>,
     /// Signatures from the layout's `sha256-<hex>.sig` manifest.
     pub signatures: Vec<SignatureLayer>,
+    /// Attestations from the layout's `sha256-<hex>.att` manifest.
+    pub attestations: Vec<AttestationLayer>,
     pub attachments: Vec<Attachment>,
 }
 
@@ -138,8 +143,10 @@ fn subject(
 ) -> Result<Subject, RegistryError> {
     let digest = &d.digest;
     let sig_tag = signature_tag(digest.as_str());
+    let att_tag = attestation_tag(digest.as_str());
     let tag_prefix = format!("sha256-{}.", digest.hex());
     let mut signatures = Vec::new();
+    let mut attestations = Vec::new();
     let mut attachments = Vec::new();
     for d in layout.attachments()? {
         let ref_name = d.annotations.get(ANNOTATION_REF_NAME).cloned();
@@ -158,7 +165,16 @@ fn subject(
         }
         if ref_name.as_deref() == Some(sig_tag.as_str()) {
             let bytes = layout.read_blob(&d, MAX_JSON_BLOB)?;
-            signatures.extend(local_signatures(layout, &bytes)?);
+            signatures.extend(local_signatures(layout, &bytes, |m, f| {
+                parse_signature_manifest(m, f)
+            })?);
+            continue;
+        }
+        if ref_name.as_deref() == Some(att_tag.as_str()) {
+            let bytes = layout.read_blob(&d, MAX_JSON_BLOB)?;
+            attestations.extend(local_signatures(layout, &bytes, |m, f| {
+                parse_attestation_manifest(m, f)
+            })?);
             continue;
         }
         let bytes = layout.read_blob(&d, MAX_JSON_BLOB)?;
@@ -190,15 +206,19 @@ fn subject(
         bytes,
         manifest,
         signatures,
+        attestations,
         attachments,
     })
 }
 
-fn local_signatures(
+/// The layers of a cosign signature or attestation manifest in the layout,
+/// read by `parse`.
+fn local_signatures<L>(
     layout: &Layout,
     manifest: &[u8],
-) -> Result<Vec<SignatureLayer>, RegistryError> {
-    parse_signature_manifest(manifest, |d| {
+    parse: impl Fn(&[u8], &dyn Fn(&str) -> Result<Vec<u8>, SignError>) -> Result<Vec<L>, SignError>,
+) -> Result<Vec<L>, RegistryError> {
+    parse(manifest, &|d: &str| {
         let digest = Digest::parse(d).map_err(|e| SignError::BadManifest(e.to_string()))?;
         let path = layout.blobs().path(&digest);
         let too_big = std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_JSON_BLOB);
@@ -363,6 +383,13 @@ fn push_subject(
         let a = signatures::append(client, digest, s.signatures.clone(), counts)?;
         notes.push(format!(
             "{repo}:{} (cosign signatures: {} added, {} in total)",
+            a.tag, a.added, a.total
+        ));
+    }
+    if !s.attestations.is_empty() {
+        let a = signatures::append_attestations(client, digest, s.attestations.clone(), counts)?;
+        notes.push(format!(
+            "{repo}:{} (cosign attestations: {} added, {} in total)",
             a.tag, a.added, a.total
         ));
     }

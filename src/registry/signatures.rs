@@ -10,7 +10,8 @@ use crate::oci::layout::MAX_JSON_BLOB;
 use crate::oci::Digest;
 use crate::sign::keys::SigningKey;
 use crate::sign::{
-    parse_signature_manifest, payload, sign_payload, signature_manifest, signature_tag, SignError,
+    attestation_manifest, attestation_tag, parse_attestation_manifest, parse_signature_manifest,
+    payload, sign_payload, signature_manifest, signature_tag, AttestationLayer, SignError,
     SignatureLayer, OCI_MANIFEST_MEDIA_TYPE,
 };
 
@@ -90,21 +91,41 @@ pub(crate) fn read(
     Ok((digest, layers))
 }
 
+pub(crate) fn read_attestations(
+    client: &Client,
+    target: &ImageRef,
+) -> Result<(Digest, Vec<AttestationLayer>), RegistryError> {
+    let (_, _, digest) = fetch_manifest(client, target)?;
+    let layers = match client.get_manifest(&attestation_tag(digest.as_str()))? {
+        None => Vec::new(),
+        Some((bytes, _)) => parse_attestation_manifest(&bytes, |d| fetch_checked(client, d))
+            .map_err(|source| RegistryError::Signature {
+                registry: client.registry().to_string(),
+                source,
+            })?,
+    };
+    Ok((digest, layers))
+}
+
 /// The signatures in a remote `.sig` manifest, payloads fetched and checked.
 fn parse_remote(client: &Client, manifest: &[u8]) -> Result<Vec<SignatureLayer>, RegistryError> {
-    parse_signature_manifest(manifest, |d| {
-        let digest = Digest::parse(d).map_err(|e| SignError::BadManifest(e.to_string()))?;
-        client
-            .get_blob(&digest, MAX_JSON_BLOB)
-            .map_err(|e| SignError::Fetch {
-                digest: d.to_string(),
-                source: Box::new(e),
-            })
+    parse_signature_manifest(manifest, |d| fetch_checked(client, d)).map_err(|source| {
+        RegistryError::Signature {
+            registry: client.registry().to_string(),
+            source,
+        }
     })
-    .map_err(|source| RegistryError::Signature {
-        registry: client.registry().to_string(),
-        source,
-    })
+}
+
+/// A blob by digest (validated first), for the manifest parsers.
+fn fetch_checked(client: &Client, d: &str) -> Result<Vec<u8>, SignError> {
+    let digest = Digest::parse(d).map_err(|e| SignError::BadManifest(e.to_string()))?;
+    client
+        .get_blob(&digest, MAX_JSON_BLOB)
+        .map_err(|e| SignError::Fetch {
+            digest: d.to_string(),
+            source: Box::new(e),
+        })
 }
 
 /// Appends `new` to the `.sig` manifest of `image`: remote signatures stay,
@@ -116,21 +137,93 @@ pub(crate) fn append(
     new: Vec<SignatureLayer>,
     counts: &mut Counts,
 ) -> Result<Appended, RegistryError> {
-    let tag = signature_tag(image.as_str());
+    append_layers(client, image, new, counts)
+}
+
+/// Appends `new` to the `.att` manifest of `image` as [`append`] does to the
+/// `.sig` manifest: remote attestations stay, in order, ours follow.
+pub(crate) fn append_attestations(
+    client: &Client,
+    image: &Digest,
+    new: Vec<AttestationLayer>,
+    counts: &mut Counts,
+) -> Result<Appended, RegistryError> {
+    append_layers(client, image, new, counts)
+}
+
+/// A kind of layer of a cosign image, as appending needs it.
+trait CosignLayer: Clone + PartialEq + Sized {
+    /// The manifest and what its layers are, for the refusal to drop others.
+    const MANIFEST: &'static str;
+    const WHAT: &'static str;
+    fn tag(image: &Digest) -> String;
+    fn parse(client: &Client, manifest: &[u8]) -> Result<Vec<Self>, RegistryError>;
+    fn manifest(layers: &[Self]) -> (Vec<u8>, Vec<u8>);
+    fn blob(&self) -> &[u8];
+}
+
+impl CosignLayer for SignatureLayer {
+    const MANIFEST: &'static str = "signature";
+    const WHAT: &'static str = "cosign simple-signing signatures";
+    fn tag(image: &Digest) -> String {
+        signature_tag(image.as_str())
+    }
+    fn parse(client: &Client, manifest: &[u8]) -> Result<Vec<Self>, RegistryError> {
+        parse_remote(client, manifest)
+    }
+    fn manifest(layers: &[Self]) -> (Vec<u8>, Vec<u8>) {
+        signature_manifest(layers)
+    }
+    fn blob(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+impl CosignLayer for AttestationLayer {
+    const MANIFEST: &'static str = "attestation";
+    const WHAT: &'static str = "DSSE envelopes";
+    fn tag(image: &Digest) -> String {
+        attestation_tag(image.as_str())
+    }
+    fn parse(client: &Client, manifest: &[u8]) -> Result<Vec<Self>, RegistryError> {
+        parse_attestation_manifest(manifest, |d| fetch_checked(client, d)).map_err(|source| {
+            RegistryError::Signature {
+                registry: client.registry().to_string(),
+                source,
+            }
+        })
+    }
+    fn manifest(layers: &[Self]) -> (Vec<u8>, Vec<u8>) {
+        attestation_manifest(layers)
+    }
+    fn blob(&self) -> &[u8] {
+        &self.envelope
+    }
+}
+
+fn append_layers<L: CosignLayer>(
+    client: &Client,
+    image: &Digest,
+    new: Vec<L>,
+    counts: &mut Counts,
+) -> Result<Appended, RegistryError> {
+    let tag = L::tag(image);
     let existing = match client.get_manifest(&tag)? {
         None => Vec::new(),
         Some((bytes, _)) => {
-            let layers = parse_remote(client, &bytes)?;
-            // parse_signature_manifest skips layers it does not understand;
-            // rewriting the manifest would drop them, so refuse.
+            let layers = L::parse(client, &bytes)?;
+            // The parsers skip layers they do not understand; rewriting the
+            // manifest would drop them, so refuse.
             let raw = raw_layer_count(&bytes);
             if raw != layers.len() {
                 return Err(RegistryError::Protocol {
                     registry: client.registry().to_string(),
                     message: format!(
-                        "the signature manifest at `{tag}` has {} layer(s) that are not cosign \
-                         simple-signing signatures; not rewriting it, which would drop them",
-                        raw - layers.len()
+                        "the {} manifest at `{tag}` has {} layer(s) that are not {}; not \
+                         rewriting it, which would drop them",
+                        L::MANIFEST,
+                        raw - layers.len(),
+                        L::WHAT
                     ),
                 });
             }
@@ -139,19 +232,14 @@ pub(crate) fn append(
     };
     let merged = merge(&existing, new);
     let added = merged.len() - existing.len();
-    if added == 0 {
-        return Ok(Appended {
-            tag,
-            added,
-            total: merged.len(),
-        });
+    if added > 0 {
+        let (manifest, config) = L::manifest(&merged);
+        for layer in &merged[existing.len()..] {
+            counts.push_bytes(client, layer.blob())?;
+        }
+        counts.push_bytes(client, &config)?;
+        client.put_manifest(&tag, OCI_MANIFEST_MEDIA_TYPE, &manifest)?;
     }
-    let (manifest, config) = signature_manifest(&merged);
-    for layer in &merged[existing.len()..] {
-        counts.push_bytes(client, &layer.payload)?;
-    }
-    counts.push_bytes(client, &config)?;
-    client.put_manifest(&tag, OCI_MANIFEST_MEDIA_TYPE, &manifest)?;
     Ok(Appended {
         tag,
         added,
@@ -160,7 +248,7 @@ pub(crate) fn append(
 }
 
 /// `existing`, then each of `new` not already among them.
-pub(crate) fn merge(existing: &[SignatureLayer], new: Vec<SignatureLayer>) -> Vec<SignatureLayer> {
+pub(crate) fn merge<L: Clone + PartialEq>(existing: &[L], new: Vec<L>) -> Vec<L> {
     let mut out = existing.to_vec();
     for layer in new {
         if !out.contains(&layer) {

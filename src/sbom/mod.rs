@@ -41,6 +41,7 @@ use serde_json::Value;
 use crate::closure::Closure;
 use crate::provenance::Provenance;
 
+pub(crate) use ids::deb_purl;
 pub use summary::{component_line, components as cyclonedx_components, ComponentSummary};
 
 pub const SPDX_MEDIA_TYPE: &str = "application/spdx+json";

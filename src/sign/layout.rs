@@ -2,17 +2,20 @@
 //! signature manifest named `sha256-<hex>.sig` (its `ref.name`) among the
 //! image's attachments ([`crate::oci::attachments`]), so `push` carries it to
 //! a registry unchanged under that tag. A new signature is appended to the
-//! manifest, never replacing the earlier ones.
+//! manifest, never replacing the earlier ones. Attestations (DSSE envelopes
+//! of in-toto Statements) go the same way under `sha256-<hex>.att`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
 
+use super::dsse::{self, Statement};
 use super::keys::{SigningKey, VerifyingKey};
 use super::{
-    new_payload_for, parse_signature_manifest, sign_payload, signature_manifest, signature_tag,
-    verify_image, SignError, SignatureLayer, VerifyError,
+    attestation_manifest, attestation_tag, new_payload_for, parse_attestation_manifest,
+    parse_signature_manifest, sign_payload, signature_manifest, signature_tag, verify_image,
+    AttestationLayer, SignError, SignatureLayer, VerifyError,
 };
 use crate::oci::layout::{Descriptor, Index, Layout, LayoutError, MAX_JSON_BLOB};
 use crate::oci::{Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
@@ -25,6 +28,8 @@ pub enum LayoutSignError {
     Sign(#[from] SignError),
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Attestation(#[from] AttestationError),
     #[error("writing the signature into the layout: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -59,6 +64,23 @@ pub fn default_identity(labels: &BTreeMap<String, String>) -> String {
 }
 
 fn existing_signatures(layout: &Layout, tag: &str) -> Result<Vec<SignatureLayer>, LayoutSignError> {
+    tagged_layers(layout, tag, |m, f| parse_signature_manifest(m, f))
+}
+
+fn existing_attestations(
+    layout: &Layout,
+    tag: &str,
+) -> Result<Vec<AttestationLayer>, LayoutSignError> {
+    tagged_layers(layout, tag, |m, f| parse_attestation_manifest(m, f))
+}
+
+/// The layers of the attachment at cosign tag `tag`, read by `parse` with
+/// blobs from the layout; none when there is no such attachment.
+fn tagged_layers<L>(
+    layout: &Layout,
+    tag: &str,
+    parse: impl Fn(&[u8], &dyn Fn(&str) -> Result<Vec<u8>, SignError>) -> Result<Vec<L>, SignError>,
+) -> Result<Vec<L>, LayoutSignError> {
     let Some(desc) = layout
         .attachments()?
         .into_iter()
@@ -67,14 +89,14 @@ fn existing_signatures(layout: &Layout, tag: &str) -> Result<Vec<SignatureLayer>
         return Ok(Vec::new());
     };
     let bytes = layout.read_blob(&desc, MAX_JSON_BLOB)?;
-    let layers = parse_signature_manifest(&bytes, |digest| {
+    let fetch = |digest: &str| {
         let d = Digest::parse(digest).map_err(|e| SignError::BadManifest(e.to_string()))?;
         layout.blobs().read(&d).map_err(|e| SignError::Fetch {
             digest: digest.to_string(),
             source: Box::new(e),
         })
-    })?;
-    Ok(layers)
+    };
+    Ok(parse(&bytes, &fetch)?)
 }
 
 /// Signs the exact manifest bytes of the layout's image, appending to an
@@ -166,22 +188,234 @@ fn sign_digest(
         layers.push(new);
     }
     let (manifest, config) = signature_manifest(&layers);
-    for l in &layers {
-        layout.blobs().put(&l.payload)?;
+    let blobs: Vec<&[u8]> = layers.iter().map(|l| l.payload.as_slice()).collect();
+    let m = put_tagged(layout, &tag, &blobs, &config, &manifest)?;
+    Ok((tag, m, layers.len()))
+}
+
+/// Writes a cosign image (its layer blobs, config and manifest) and makes it
+/// the attachment at `tag`. The new manifest carries the earlier layers, so it
+/// takes the tag's place.
+fn put_tagged(
+    layout: &Layout,
+    tag: &str,
+    blobs: &[&[u8]],
+    config: &[u8],
+    manifest: &[u8],
+) -> Result<Digest, LayoutSignError> {
+    for b in blobs {
+        layout.blobs().put(b)?;
     }
-    layout.blobs().put(&config)?;
-    let m = layout.blobs().put(&manifest)?;
+    layout.blobs().put(config)?;
+    let m = layout.blobs().put(manifest)?;
     layout.blobs().sync_dir()?;
-    // The new manifest carries the earlier signatures: it takes the tag's place.
     layout.put_attachments(&[Descriptor {
         media_type: MEDIA_TYPE_MANIFEST.into(),
         digest: m.digest.clone(),
         size: m.size,
         artifact_type: None,
-        annotations: BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), tag.clone())]),
+        annotations: BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), tag.to_string())]),
         platform: None,
     }])?;
-    Ok((tag, m.digest, layers.len()))
+    Ok(m.digest)
+}
+
+/// What attesting did.
+#[derive(Debug, Serialize)]
+pub struct AttestOutcome {
+    pub attestation_tag: String,
+    pub attestation_manifest: String,
+    pub added: usize,
+    pub attestations: usize,
+}
+
+/// Signs each in-toto statement (bytes, with its predicate type) into a DSSE
+/// envelope and appends it to the `sha256-<hex>.att` manifest of `digest`,
+/// which must be an image (or a platform's manifest) in the layout. An
+/// envelope already there is not added twice, and earlier ones stay.
+pub fn attest_digest(
+    dir: &Path,
+    digest: &str,
+    statements: &[(&str, Vec<u8>)],
+    key: &SigningKey,
+) -> Result<AttestOutcome, LayoutSignError> {
+    let layout = Layout::open(dir)?;
+    let tag = attestation_tag(digest);
+    let mut layers = existing_attestations(&layout, &tag)?;
+    let before = layers.len();
+    for (predicate_type, statement) in statements {
+        // ECDSA signatures are randomized: an identical statement already
+        // signed by this key is not signed again.
+        let key_v = key.verifying_key();
+        let signed_already = layers
+            .iter()
+            .any(|l| dsse::verify_envelope(&key_v, &l.envelope).is_ok_and(|s| &s == statement));
+        if !signed_already {
+            layers.push(AttestationLayer {
+                envelope: dsse::sign_statement(key, statement),
+                predicate_type: predicate_type.to_string(),
+            });
+        }
+    }
+    let added = layers.len() - before;
+    let (manifest, config) = attestation_manifest(&layers);
+    let blobs: Vec<&[u8]> = layers.iter().map(|l| l.envelope.as_slice()).collect();
+    let m = put_tagged(&layout, &tag, &blobs, &config, &manifest)?;
+    Ok(AttestOutcome {
+        attestation_tag: tag,
+        attestation_manifest: m.to_string(),
+        added,
+        attestations: layers.len(),
+    })
+}
+
+/// A verified attestation: its predicate type and statement.
+#[derive(Debug, Serialize)]
+pub struct VerifiedAttestation {
+    pub predicate_type: String,
+    #[serde(skip)]
+    pub statement: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttestationsOutcome {
+    pub manifest_digest: String,
+    pub attestation_tag: String,
+    pub key_fingerprint: String,
+    /// Every predicate type found, in the manifest's order, repeats kept.
+    pub predicate_types: Vec<String>,
+    /// The verified statements, in the same order.
+    #[serde(skip)]
+    pub statements: Vec<serde_json::Value>,
+}
+
+/// Why attestations do not vouch for an image. Each case fails closed.
+#[derive(Debug, thiserror::Error)]
+pub enum AttestationError {
+    #[error("no attestations for image {digest} (expected the `{tag}` manifest)")]
+    Missing { digest: String, tag: String },
+    #[error("attestation {index} ({predicate_type}) of image {digest}: {source}")]
+    Invalid {
+        digest: String,
+        index: usize,
+        predicate_type: String,
+        #[source]
+        source: SignError,
+    },
+    #[error("attestation {index} ({predicate_type}) is about {subjects}, not image {digest}")]
+    SubjectMismatch {
+        digest: String,
+        index: usize,
+        predicate_type: String,
+        subjects: String,
+    },
+    #[error("no {predicate_type} attestation for image {digest}")]
+    PredicateMissing {
+        digest: String,
+        predicate_type: String,
+    },
+}
+
+/// Checks every attestation of `digest` (all must verify with `key` and name
+/// the image as a subject), and returns their statements. Statements are
+/// read from the signed payload, never from the layer annotation.
+pub fn verify_attestation_layers(
+    key: &VerifyingKey,
+    digest: &str,
+    layers: &[AttestationLayer],
+) -> Result<Vec<VerifiedAttestation>, AttestationError> {
+    if layers.is_empty() {
+        return Err(AttestationError::Missing {
+            digest: digest.to_string(),
+            tag: attestation_tag(digest),
+        });
+    }
+    let mut out = Vec::new();
+    for (index, layer) in layers.iter().enumerate() {
+        let invalid = |source| AttestationError::Invalid {
+            digest: digest.to_string(),
+            index,
+            predicate_type: layer.predicate_type.clone(),
+            source,
+        };
+        let bytes = dsse::verify_envelope(key, &layer.envelope).map_err(invalid)?;
+        let statement: Statement<serde_json::Value> =
+            serde_json::from_slice(&bytes).map_err(|e| {
+                invalid(SignError::BadPayload(format!(
+                    "not an in-toto Statement: {e}"
+                )))
+            })?;
+        if statement.kind != dsse::STATEMENT_TYPE_V1 {
+            return Err(invalid(SignError::BadPayload(format!(
+                "_type is {:?}, expected {:?}",
+                statement.kind,
+                dsse::STATEMENT_TYPE_V1
+            ))));
+        }
+        if !statement.names_digest(digest) {
+            return Err(AttestationError::SubjectMismatch {
+                digest: digest.to_string(),
+                index,
+                predicate_type: statement.predicate_type,
+                subjects: statement
+                    .subject
+                    .iter()
+                    .map(|s| format!("{:?}", s.digest))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        out.push(VerifiedAttestation {
+            predicate_type: statement.predicate_type.clone(),
+            statement: serde_json::to_value(&statement).expect("JSON values serialize"),
+        });
+    }
+    Ok(out)
+}
+
+/// `verify --attestations` on a layout: every attestation of the image
+/// verifies with `key` and names it, and one of predicate type `required`
+/// is among them.
+pub fn verify_layout_attestations(
+    dir: &Path,
+    reference: Option<&str>,
+    key: &VerifyingKey,
+    required: &str,
+) -> Result<AttestationsOutcome, LayoutSignError> {
+    let layout = Layout::open(dir)?;
+    let target = image_descriptor(&layout, reference)?;
+    let digest = target.digest.to_string();
+    let tag = attestation_tag(&digest);
+    let layers = existing_attestations(&layout, &tag)?;
+    Ok(attestations_outcome(key, &digest, &layers, required)?)
+}
+
+/// The outcome for `layers` of `digest`: all verify, and one has predicate
+/// type `required`.
+pub fn attestations_outcome(
+    key: &VerifyingKey,
+    digest: &str,
+    layers: &[AttestationLayer],
+    required: &str,
+) -> Result<AttestationsOutcome, AttestationError> {
+    let verified = verify_attestation_layers(key, digest, layers)?;
+    if !verified.iter().any(|v| v.predicate_type == required) {
+        return Err(AttestationError::PredicateMissing {
+            digest: digest.to_string(),
+            predicate_type: required.into(),
+        });
+    }
+    let (predicate_types, statements) = verified
+        .into_iter()
+        .map(|v| (v.predicate_type, v.statement))
+        .unzip();
+    Ok(AttestationsOutcome {
+        manifest_digest: digest.to_string(),
+        attestation_tag: attestation_tag(digest),
+        key_fingerprint: key.fingerprint(),
+        predicate_types,
+        statements,
+    })
 }
 
 /// Checks that a signature made with `key` vouches for the layout's image.
@@ -235,4 +469,85 @@ fn child_tier(layout: &Layout, child: &Descriptor) -> Option<String> {
     c.pointer("/config/Labels/org.armorred.tier")?
         .as_str()
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sign::keys;
+
+    const DIGEST: &str = "sha256:4c1c50d0ffc614f90b93b07d778028dc765548e823f676fb027f61d281ac380d";
+    const OTHER: &str = "sha256:97fc222cee7991b5b061d4d4afdb5f3428fcb0c9054e1690313786befa1e4e36";
+    const PROVENANCE: &str = "https://slsa.dev/provenance/v1";
+
+    fn attestation(key: &SigningKey, digest: &str, predicate_type: &str) -> AttestationLayer {
+        let s = Statement::about_image("hello:1.0", digest, predicate_type, serde_json::json!({}));
+        AttestationLayer {
+            envelope: dsse::sign_statement(key, &serde_json::to_vec(&s).unwrap()),
+            predicate_type: predicate_type.into(),
+        }
+    }
+
+    #[test]
+    fn every_attestation_must_verify_and_name_the_image() {
+        let key = keys::generate();
+        let v = key.verifying_key();
+        let good = vec![
+            attestation(&key, DIGEST, PROVENANCE),
+            attestation(&key, DIGEST, "https://cyclonedx.org/bom"),
+        ];
+        let o = attestations_outcome(&v, DIGEST, &good, PROVENANCE).unwrap();
+        assert_eq!(o.predicate_types, [PROVENANCE, "https://cyclonedx.org/bom"]);
+        assert_eq!(o.attestation_tag, attestation_tag(DIGEST));
+
+        let err = attestations_outcome(&v, DIGEST, &[], PROVENANCE).unwrap_err();
+        assert!(matches!(err, AttestationError::Missing { .. }), "{err}");
+
+        let mut foreign = good.clone();
+        foreign.push(attestation(
+            &keys::generate(),
+            DIGEST,
+            "https://spdx.dev/Document",
+        ));
+        let err = attestations_outcome(&v, DIGEST, &foreign, PROVENANCE).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                AttestationError::Invalid {
+                    index: 2,
+                    source: SignError::SignatureMismatch,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        let mut elsewhere = good.clone();
+        elsewhere.push(attestation(&key, OTHER, "https://spdx.dev/Document"));
+        let err = attestations_outcome(&v, DIGEST, &elsewhere, PROVENANCE).unwrap_err();
+        assert!(
+            matches!(err, AttestationError::SubjectMismatch { index: 2, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains(DIGEST), "{err}");
+
+        let err = attestations_outcome(&v, DIGEST, &good[1..], PROVENANCE).unwrap_err();
+        assert!(
+            matches!(err, AttestationError::PredicateMissing { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_annotation_does_not_decide_the_predicate_type() {
+        let key = keys::generate();
+        let mut layer = attestation(&key, DIGEST, "https://cyclonedx.org/bom");
+        layer.predicate_type = PROVENANCE.into();
+        let err =
+            attestations_outcome(&key.verifying_key(), DIGEST, &[layer], PROVENANCE).unwrap_err();
+        assert!(
+            matches!(err, AttestationError::PredicateMissing { .. }),
+            "{err}"
+        );
+    }
 }

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::dsse::{DSSE_MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION};
 use super::SignError;
 
 pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -23,6 +24,13 @@ pub const OCI_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+jso
 const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+
+/// One attestation: a DSSE envelope ([`super::dsse`]) and its predicate type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationLayer {
+    pub envelope: Vec<u8>,
+    pub predicate_type: String,
+}
 
 /// Go's zero `time.Time`, which is what cosign's signature images carry.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -93,7 +101,53 @@ pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
 /// The manifest and config bytes of a signature image holding `layers`, in
 /// order. To add a signature, pass the existing layers then the new one.
 pub fn signature_manifest(layers: &[SignatureLayer]) -> (Vec<u8>, Vec<u8>) {
-    let digests: Vec<String> = layers.iter().map(|l| sha256_digest(&l.payload)).collect();
+    let raw: Vec<RawLayer<'_>> = layers
+        .iter()
+        .map(|l| {
+            let mut annotations = l.annotations.clone();
+            annotations.insert(SIGNATURE_ANNOTATION.into(), l.signature_b64.clone());
+            RawLayer {
+                media_type: SIMPLE_SIGNING_MEDIA_TYPE,
+                blob: &l.payload,
+                annotations,
+            }
+        })
+        .collect();
+    cosign_image(&raw)
+}
+
+/// The manifest and config bytes of an attestation image (cosign's `.att`
+/// tag) holding `layers`, in order: each a DSSE envelope with its predicate
+/// type annotated and the empty signature annotation cosign writes (the
+/// signature is inside the envelope).
+pub fn attestation_manifest(layers: &[AttestationLayer]) -> (Vec<u8>, Vec<u8>) {
+    let raw: Vec<RawLayer<'_>> = layers
+        .iter()
+        .map(|l| RawLayer {
+            media_type: DSSE_MEDIA_TYPE,
+            blob: &l.envelope,
+            annotations: BTreeMap::from([
+                (SIGNATURE_ANNOTATION.to_string(), String::new()),
+                (
+                    PREDICATE_TYPE_ANNOTATION.to_string(),
+                    l.predicate_type.clone(),
+                ),
+            ]),
+        })
+        .collect();
+    cosign_image(&raw)
+}
+
+struct RawLayer<'a> {
+    media_type: &'static str,
+    blob: &'a [u8],
+    annotations: BTreeMap<String, String>,
+}
+
+/// go-containerregistry's empty image with `layers` appended, as cosign
+/// writes signature and attestation images alike.
+fn cosign_image(layers: &[RawLayer<'_>]) -> (Vec<u8>, Vec<u8>) {
+    let digests: Vec<String> = layers.iter().map(|l| sha256_digest(l.blob)).collect();
     let config = serde_json::to_vec(&Config {
         architecture: "",
         created: ZERO_TIME,
@@ -122,15 +176,11 @@ pub fn signature_manifest(layers: &[SignatureLayer]) -> (Vec<u8>, Vec<u8>) {
         layers: layers
             .iter()
             .zip(digests)
-            .map(|(layer, digest)| {
-                let mut annotations = layer.annotations.clone();
-                annotations.insert(SIGNATURE_ANNOTATION.into(), layer.signature_b64.clone());
-                Descriptor {
-                    media_type: SIMPLE_SIGNING_MEDIA_TYPE.into(),
-                    size: layer.payload.len() as u64,
-                    digest,
-                    annotations,
-                }
+            .map(|(layer, digest)| Descriptor {
+                media_type: layer.media_type.into(),
+                size: layer.blob.len() as u64,
+                digest,
+                annotations: layer.annotations.clone(),
             })
             .collect(),
     };
@@ -146,6 +196,51 @@ pub fn parse_signature_manifest(
     manifest: &[u8],
     fetch_blob: impl Fn(&str) -> Result<Vec<u8>, SignError>,
 ) -> Result<Vec<SignatureLayer>, SignError> {
+    parse_layers(manifest, SIMPLE_SIGNING_MEDIA_TYPE, fetch_blob)?
+        .into_iter()
+        .map(|(digest, payload, mut annotations)| {
+            let signature_b64 = annotations.remove(SIGNATURE_ANNOTATION).ok_or_else(|| {
+                SignError::BadManifest(format!(
+                    "layer {digest} has no `{SIGNATURE_ANNOTATION}` annotation"
+                ))
+            })?;
+            Ok(SignatureLayer {
+                payload,
+                signature_b64,
+                annotations,
+            })
+        })
+        .collect()
+}
+
+/// Reads an attestation manifest as [`parse_signature_manifest`] reads a
+/// signature manifest: DSSE layers only, each blob checked. The predicate type
+/// is the annotation's (empty when missing); a verifier reads the statement's.
+pub fn parse_attestation_manifest(
+    manifest: &[u8],
+    fetch_blob: impl Fn(&str) -> Result<Vec<u8>, SignError>,
+) -> Result<Vec<AttestationLayer>, SignError> {
+    Ok(parse_layers(manifest, DSSE_MEDIA_TYPE, fetch_blob)?
+        .into_iter()
+        .map(|(_, envelope, annotations)| AttestationLayer {
+            envelope,
+            predicate_type: annotations
+                .get(PREDICATE_TYPE_ANNOTATION)
+                .cloned()
+                .unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// A layer read back: its digest, its checked blob and its annotations.
+type ParsedLayer = (String, Vec<u8>, BTreeMap<String, String>);
+
+/// The layers of `media_type`.
+fn parse_layers(
+    manifest: &[u8],
+    media_type: &str,
+    fetch_blob: impl Fn(&str) -> Result<Vec<u8>, SignError>,
+) -> Result<Vec<ParsedLayer>, SignError> {
     let manifest: Manifest =
         serde_json::from_slice(manifest).map_err(|e| SignError::BadManifest(e.to_string()))?;
     if manifest.schema_version != 2 {
@@ -164,32 +259,21 @@ pub fn parse_signature_manifest(
     }
     let mut out = Vec::new();
     for layer in manifest.layers {
-        if layer.media_type != SIMPLE_SIGNING_MEDIA_TYPE {
+        if layer.media_type != media_type {
             continue;
         }
         check_digest_syntax(&layer.digest)?;
-        let mut annotations = layer.annotations;
-        let signature_b64 = annotations.remove(SIGNATURE_ANNOTATION).ok_or_else(|| {
-            SignError::BadManifest(format!(
-                "layer {} has no `{SIGNATURE_ANNOTATION}` annotation",
-                layer.digest
-            ))
-        })?;
-        let payload = fetch_blob(&layer.digest)?;
-        let actual = sha256_digest(&payload);
-        if actual != layer.digest || payload.len() as u64 != layer.size {
+        let blob = fetch_blob(&layer.digest)?;
+        let actual = sha256_digest(&blob);
+        if actual != layer.digest || blob.len() as u64 != layer.size {
             return Err(SignError::BlobMismatch {
                 expected: layer.digest,
                 actual,
                 expected_size: layer.size,
-                actual_size: payload.len() as u64,
+                actual_size: blob.len() as u64,
             });
         }
-        out.push(SignatureLayer {
-            payload,
-            signature_b64,
-            annotations,
-        });
+        out.push((layer.digest, blob, layer.annotations));
     }
     Ok(out)
 }
@@ -209,6 +293,11 @@ fn check_digest_syntax(digest: &str) -> Result<(), SignError> {
 /// The tag cosign stores an image's signatures under: `sha256:abc` → `sha256-abc.sig`.
 pub fn signature_tag(manifest_digest: &str) -> String {
     format!("{}.sig", manifest_digest.replacen(':', "-", 1))
+}
+
+/// The tag cosign stores an image's attestations under: `sha256-abc.att`.
+pub fn attestation_tag(manifest_digest: &str) -> String {
+    format!("{}.att", manifest_digest.replacen(':', "-", 1))
 }
 
 #[cfg(test)]
@@ -330,6 +419,46 @@ mod tests {
             parse_signature_manifest(b"{}", |_| panic!()),
             Err(SignError::BadManifest(_))
         ));
+    }
+
+    #[test]
+    fn attestation_layers_follow_cosigns_layout_and_round_trip() {
+        let layers = vec![
+            AttestationLayer {
+                envelope: b"{\"payloadType\":\"a\"}".to_vec(),
+                predicate_type: "https://slsa.dev/provenance/v1".into(),
+            },
+            AttestationLayer {
+                envelope: b"{\"payloadType\":\"b\"}".to_vec(),
+                predicate_type: "https://cyclonedx.org/bom".into(),
+            },
+        ];
+        let (manifest, config) = attestation_manifest(&layers);
+        let m: Value = serde_json::from_slice(&manifest).unwrap();
+        assert_eq!(m["layers"][0]["mediaType"], DSSE_MEDIA_TYPE);
+        assert_eq!(m["layers"][0]["annotations"][SIGNATURE_ANNOTATION], "");
+        assert_eq!(
+            m["layers"][1]["annotations"]["predicateType"],
+            "https://cyclonedx.org/bom"
+        );
+        let cfg: Value = serde_json::from_slice(&config).unwrap();
+        assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+        let blobs: HashMap<String, Vec<u8>> = layers
+            .iter()
+            .map(|l| (sha256_digest(&l.envelope), l.envelope.clone()))
+            .collect();
+        let parsed = parse_attestation_manifest(&manifest, |d| Ok(blobs[d].clone())).unwrap();
+        assert_eq!(parsed, layers);
+        // A signature manifest holds no attestations, and the other way round.
+        assert!(parse_signature_manifest(&manifest, |_| panic!())
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            attestation_tag(
+                "sha256:97fc222cee7991b5b061d4d4afdb5f3428fcb0c9054e1690313786befa1e4e36"
+            ),
+            "sha256-97fc222cee7991b5b061d4d4afdb5f3428fcb0c9054e1690313786befa1e4e36.att"
+        );
     }
 
     #[test]

@@ -9,12 +9,15 @@
 //! - [`sign_payload`] / [`verify_payload`]: base64 DER ECDSA-SHA256 signatures;
 //! - [`signature_manifest`] / [`parse_signature_manifest`]: the OCI manifest at
 //!   [`signature_tag`] that carries payloads and signatures;
+//! - [`dsse`]: in-toto Statements in DSSE envelopes, and
+//!   [`attestation_manifest`] at [`attestation_tag`] that carries them;
 //! - [`verify_image`]: the check `cosign verify --key` makes, with an error
 //!   that says which part failed.
 //!
 //! Pure apart from key files, the passphrase prompt and the OS random source.
 //! Keyless (Fulcio/Rekor) signing is out of scope.
 
+pub mod dsse;
 mod encrypted;
 mod error;
 pub mod keys;
@@ -28,9 +31,9 @@ use base64::Engine as _;
 pub use error::{SignError, VerifyError};
 pub use keys::{SigningKey, VerifyingKey};
 pub use manifest::{
-    parse_signature_manifest, signature_manifest, signature_tag, SignatureLayer,
-    OCI_CONFIG_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE, SIGNATURE_ANNOTATION,
-    SIMPLE_SIGNING_MEDIA_TYPE,
+    attestation_manifest, attestation_tag, parse_attestation_manifest, parse_signature_manifest,
+    signature_manifest, signature_tag, AttestationLayer, SignatureLayer, OCI_CONFIG_MEDIA_TYPE,
+    OCI_MANIFEST_MEDIA_TYPE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE,
 };
 pub use payload::{new_payload as new_payload_for, SimpleSigning};
 
