@@ -219,6 +219,12 @@ fn locked_nginx_lacks_the_dropped_modules_and_hardened_has_them() {
     let b = nginx();
     let hardened = nginx_v(&b.hardened);
     let locked = nginx_v(&b.locked);
+    // Both tiers are the release Debian 13 ships, with OpenSSL 3.5.
+    for v in [&hardened, &locked] {
+        assert!(v.starts_with("nginx version: nginx/1.26.3\n"), "{v}");
+        assert!(v.contains("built with OpenSSL 3.5."), "{v}");
+    }
+    assert!(hardened.contains("--with-http_v3_module"), "{hardened}");
     for flag in [
         "--with-mail",
         "--with-stream",

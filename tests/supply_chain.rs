@@ -822,17 +822,22 @@ fn cve_ids_are_found_in_names_and_headers() {
     );
 }
 
-/// For every component of both nginx tiers built from a Debian source, the
-/// CVEs the SBOM says its patches resolve, and those the VEX states fixed for
-/// it, are exactly the CVEs the Debian tarball's patches name.
+/// For every component of both nginx tiers and both redis tiers built from a
+/// Debian source, the CVEs the SBOM says its patches resolve, and those the
+/// VEX states fixed for it, are exactly the CVEs the Debian tarball's patches
+/// name.
 #[test]
 fn sbom_and_vex_cves_are_the_debian_tarballs() {
     let sources = std::env::var_os("ARMORRED_SOURCES")
         .map(PathBuf::from)
         .unwrap_or_else(|| cache_home().join("armorred/sources"));
     let b = nginx();
+    b.ctx
+        .ok(&["build", "redis", "--tier", "all", "--out", "redis-out"]);
+    let redis = ["hardened", "locked"].map(|t| b.ctx.path().join(format!("redis-out/redis-{t}")));
     let mut checked = 0;
-    for layout in [&b.hardened, &b.locked] {
+    let mut redis_checked = false;
+    for layout in [&b.hardened, &b.locked, &redis[0], &redis[1]] {
         let l = layout.to_str().unwrap();
         let cdx = b.ctx.ok(&["sbom", l, "--format", "cyclonedx"]).json();
         let vex = b.ctx.run(&["sbom", l, "--format", "openvex"]);
@@ -889,11 +894,12 @@ fn sbom_and_vex_cves_are_the_debian_tarballs() {
                 tarball.display()
             );
             checked += 1;
+            redis_checked |= store_path.contains("-redis-");
         }
     }
     assert!(
-        checked >= 2,
-        "no nginx component records armorred-patches.json: are the Debian-source builds in?"
+        checked >= 2 && redis_checked,
+        "no nginx or redis component records armorred-patches.json: are the Debian-source builds in?"
     );
 }
 
