@@ -1383,6 +1383,86 @@ fn cli_build_sign_push_verify_from_the_registry() {
         "{}",
         v.describe()
     );
+
+    // The real cosign verifies the pushed nginx: its signature, and an
+    // attestation of each of the four types, each about the pushed manifest.
+    let (_, _, digest) =
+        registry::fetch_manifest(&reg.image("armorred/nginx:1.26.3-hardened"), &opts()).unwrap();
+    let remote = format!("{repo}@{digest}");
+    let out = cosign(
+        ctx.path(),
+        &[
+            "verify",
+            "--key",
+            "cosign.pub",
+            "--insecure-ignore-tlog=true",
+            "--allow-http-registry=true",
+            &remote,
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cosign verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let payloads: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    assert!(
+        payloads
+            .iter()
+            .any(|p| p["critical"]["image"]["docker-manifest-digest"] == digest.as_str()),
+        "{text}"
+    );
+    for (kind, predicate_type) in [
+        ("slsaprovenance1", "https://slsa.dev/provenance/v1"),
+        ("cyclonedx", "https://cyclonedx.org/bom"),
+        ("spdxjson", "https://spdx.dev/Document"),
+        ("openvex", "https://openvex.dev/ns"),
+    ] {
+        let out = verify_attestation(ctx.path(), "cosign.pub", kind, &remote);
+        let statements = cosign_statements(&out);
+        assert!(
+            !statements.is_empty(),
+            "cosign verify-attestation --type {kind} printed no statement"
+        );
+        for s in &statements {
+            assert_eq!(s["predicateType"], predicate_type, "--type {kind}: {s}");
+            assert_eq!(s["subject"][0]["digest"]["sha256"], digest.hex(), "{s}");
+        }
+        if kind == "openvex" {
+            // nginx's Debian patches fix CVEs: the VEX says so, about this image.
+            let statements = statements[0]["predicate"]["statements"].as_array().unwrap();
+            assert!(
+                statements.iter().all(|v| v["status"] == "fixed")
+                    && statements
+                        .iter()
+                        .any(|v| v["vulnerability"]["name"].as_str().is_some()),
+                "{statements:?}"
+            );
+        }
+    }
+}
+
+/// The statements `cosign verify-attestation` printed (one DSSE envelope a
+/// line on stdout, its payload base64), asserting that it succeeded.
+fn cosign_statements(out: &std::process::Output) -> Vec<serde_json::Value> {
+    assert!(
+        out.status.success(),
+        "cosign verify-attestation failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let envelope: sign::dsse::Envelope = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("cosign printed no DSSE envelope ({e}): {l}"));
+            let statement = base64::engine::general_purpose::STANDARD
+                .decode(envelope.payload)
+                .unwrap();
+            serde_json::from_slice(&statement).unwrap()
+        })
+        .collect()
 }
 
 /// Issue 6's registry cases through the CLI: each exits 1, names the
