@@ -1546,6 +1546,21 @@ fn cli_push_failures_exit_1_and_name_the_registry() {
     );
 }
 
+/// A new key pair (`cosign.key`, `cosign.pub`) and the fixture `image`'s
+/// hardened tier built and signed (so attested) with it, in a new context.
+fn signed_fixture(image: &str) -> (TestContext, PathBuf) {
+    let ctx = TestContext::new();
+    ctx.generate_key_pair();
+    let layout = common::build_fixture(
+        &ctx,
+        image,
+        "hardened",
+        &["--sign-key", "cosign.key"],
+        &[common::COSIGN_TEST_PASSWORD],
+    );
+    (ctx, layout)
+}
+
 /// `build hello --sign-key`, then `push`: the signature and SBOMs, kept in
 /// the layout's attachments index, travel: the signature under cosign's
 /// `.sig` tag (the real cosign verifies it), the SBOMs by digest with their
@@ -1553,15 +1568,7 @@ fn cli_push_failures_exit_1_and_name_the_registry() {
 #[test]
 fn cli_push_carries_the_attachments_of_a_signed_build() {
     let reg = Registry::start();
-    let ctx = TestContext::new();
-    ctx.generate_key_pair();
-    let layout_dir = common::build_fixture(
-        &ctx,
-        "hello",
-        "hardened",
-        &["--sign-key", "cosign.key"],
-        &[common::COSIGN_TEST_PASSWORD],
-    );
+    let (ctx, layout_dir) = signed_fixture("hello");
     assert_eq!(
         common::index_json(&layout_dir)["manifests"]
             .as_array()
@@ -1704,15 +1711,7 @@ fn verify_attestation(dir: &Path, key: &str, kind: &str, image: &str) -> std::pr
 #[test]
 fn cli_build_attests_and_cosign_verifies_the_attestations() {
     let reg = Registry::start();
-    let ctx = TestContext::new();
-    ctx.generate_key_pair();
-    let layout_dir = common::build_fixture(
-        &ctx,
-        "hello",
-        "hardened",
-        &["--sign-key", "cosign.key"],
-        &[common::COSIGN_TEST_PASSWORD],
-    );
+    let (ctx, layout_dir) = signed_fixture("hello");
     let digest = Layout::open(&layout_dir)
         .unwrap()
         .load_image(None)
@@ -1880,6 +1879,175 @@ fn cli_build_attests_and_cosign_verifies_the_attestations() {
     assert_eq!(r.code(), 1, "{}", r.describe());
 }
 
+/// Replaces the `.att` manifest of `digest` in `repo` (`host:port/name`) with
+/// one holding exactly `layers`: blobs by a monolithic upload, then the
+/// manifest by tag. armorred's own push only ever appends attestations, so
+/// the test writes the distribution API's three requests itself.
+fn replace_attestations(repo: &str, digest: &Digest, layers: &[sign::AttestationLayer]) {
+    let (manifest, config) = sign::attestation_manifest(layers);
+    let (host, name) = repo.split_once('/').unwrap();
+    let base = format!("http://{host}/v2/{name}");
+    for blob in std::iter::once(&config).chain(layers.iter().map(|l| &l.envelope)) {
+        let started = ureq::post(&format!("{base}/blobs/uploads/"))
+            .send_empty()
+            .unwrap();
+        let location = started.headers()["location"].to_str().unwrap().to_string();
+        let location = if location.starts_with('/') {
+            format!("http://{host}{location}")
+        } else {
+            location
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        ureq::put(&format!("{location}{sep}digest={}", Digest::of(blob)))
+            .header("content-type", "application/octet-stream")
+            .send(&blob[..])
+            .unwrap();
+    }
+    ureq::put(&format!(
+        "{base}/manifests/{}",
+        sign::attestation_tag(digest.as_str())
+    ))
+    .header("content-type", sign::OCI_MANIFEST_MEDIA_TYPE)
+    .send(&manifest[..])
+    .unwrap();
+}
+
+/// Three ways an attestation can be wrong, each refused by the real cosign
+/// and by `verify --attestations` alike, on a pushed image whose `.att`
+/// manifest is rewritten in the registry; restoring the original makes both
+/// accept it again, so the refusals come from the change alone.
+#[test]
+fn tampered_attestations_fail_cosign_and_armorred_alike() {
+    use sign::dsse::{self, Envelope};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let reg = Registry::start();
+    let (ctx, layout_dir) = signed_fixture("hello");
+    let target = reg.image("armorred/hello:1.0-hardened");
+    ctx.ok(&[
+        "push",
+        layout_dir.to_str().unwrap(),
+        &target.to_string(),
+        "--insecure",
+    ]);
+    let repo = format!("{}/armorred/hello", reg.host());
+    let (digest, original) = registry::attestations_remote(&target, &opts()).unwrap();
+    let remote = format!("{repo}@{digest}");
+    let provenance = original
+        .iter()
+        .find(|l| l.predicate_type == "https://slsa.dev/provenance/v1")
+        .unwrap()
+        .clone();
+    let key = keys::decrypt_private_key(
+        &std::fs::read_to_string(ctx.path().join("cosign.key")).unwrap(),
+        b"pw",
+    )
+    .unwrap();
+
+    // Both verdicts for the provenance, with `key` (a path in ctx).
+    let verdicts = |key: &str| {
+        let cosign = verify_attestation(ctx.path(), key, "slsaprovenance1", &remote);
+        let armorred = ctx.run(&[
+            "verify",
+            &remote,
+            "--key",
+            key,
+            "--attestations",
+            "--insecure",
+        ]);
+        (cosign, armorred)
+    };
+    let refused = |case: &str, key: &str, armorred_says: &[&str]| {
+        let (cosign, armorred) = verdicts(key);
+        let cosign_err = String::from_utf8_lossy(&cosign.stderr).into_owned();
+        assert!(!cosign.status.success(), "{case}: cosign accepted it");
+        assert_eq!(armorred.code(), 1, "{case}: {}", armorred.describe());
+        for needle in armorred_says {
+            assert!(
+                armorred.stderr().contains(needle),
+                "{case}: `{needle}` missing: {}",
+                armorred.describe()
+            );
+        }
+        cosign_err
+    };
+    let (cosign, armorred) = verdicts("cosign.pub");
+    cosign_statements(&cosign);
+    assert_eq!(armorred.code(), 0, "{}", armorred.describe());
+
+    // (a) Another key. cosign decodes each DSSE envelope of the `.att`
+    // manifest and checks its signatures over the pre-authentication encoding
+    // with the given key, needing one to verify (its DSSE "threshold" of 1);
+    // none does, so no attestation is left to match `--type`.
+    let other = TestContext::new();
+    other.generate_key_pair();
+    let wrong = other.path().join("cosign.pub");
+    let err = refused("another key", wrong.to_str().unwrap(), &["does not verify"]);
+    assert!(
+        err.contains(
+            "no matching attestations: accepted signatures do not match threshold, Found: 0"
+        ),
+        "{err}"
+    );
+
+    // (b) A statement about another image, signed with the right key, as the
+    // only attestation. Its signature verifies; then cosign's in-toto claim
+    // verifier decodes the payload and requires a subject whose sha256 is the
+    // image's digest ("no matching subject digest found").
+    let mut statement: serde_json::Value = serde_json::from_slice(
+        &b64.decode(
+            serde_json::from_slice::<Envelope>(&provenance.envelope)
+                .unwrap()
+                .payload,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let elsewhere = Digest::of(b"another image");
+    statement["subject"][0]["digest"]["sha256"] = elsewhere.hex().into();
+    let about_another = sign::AttestationLayer {
+        envelope: dsse::sign_statement(&key, &serde_json::to_vec(&statement).unwrap()),
+        predicate_type: provenance.predicate_type.clone(),
+    };
+    replace_attestations(&repo, &digest, &[about_another]);
+    let err = refused(
+        "another subject",
+        "cosign.pub",
+        &[elsewhere.hex(), &format!("not image {digest}")],
+    );
+    assert!(
+        err.contains("no matching attestations: no matching subject digest found"),
+        "{err}"
+    );
+
+    // (c) The provenance with one byte of its predicate changed after
+    // signing (still valid JSON: the tier's last letter). The envelope is
+    // well formed and the layer's digest matches its blob (cosign checks
+    // that first), but the signature over the pre-authentication encoding of
+    // the new payload does not verify: the threshold check of (a) fails.
+    let mut envelope: Envelope = serde_json::from_slice(&provenance.envelope).unwrap();
+    let payload = String::from_utf8(b64.decode(&envelope.payload).unwrap()).unwrap();
+    assert!(payload.contains(r#""tier":"hardened""#), "{payload}");
+    envelope.payload = b64.encode(payload.replace(r#""tier":"hardened""#, r#""tier":"hardenee""#));
+    let edited = sign::AttestationLayer {
+        envelope: serde_json::to_vec(&envelope).unwrap(),
+        predicate_type: provenance.predicate_type.clone(),
+    };
+    replace_attestations(&repo, &digest, &[edited]);
+    let err = refused("edited predicate", "cosign.pub", &["does not verify"]);
+    assert!(
+        err.contains(
+            "no matching attestations: accepted signatures do not match threshold, Found: 0"
+        ),
+        "{err}"
+    );
+
+    // The original attestations written back by the same helper verify again.
+    replace_attestations(&repo, &digest, &original);
+    let (cosign, armorred) = verdicts("cosign.pub");
+    cosign_statements(&cosign);
+    assert_eq!(armorred.code(), 0, "{}", armorred.describe());
+}
+
 /// An image built from a recorded Debian source (the `patched` fixture):
 /// its provenance lists both tarballs with their sha256, as the record gives
 /// them, and its OpenVEX document is attested too; cosign verifies it by
@@ -1887,15 +2055,7 @@ fn cli_build_attests_and_cosign_verifies_the_attestations() {
 #[test]
 fn provenance_lists_the_debian_tarballs_and_vex_is_attested() {
     let reg = Registry::start();
-    let ctx = TestContext::new();
-    ctx.generate_key_pair();
-    let layout_dir = common::build_fixture(
-        &ctx,
-        "patched",
-        "hardened",
-        &["--sign-key", "cosign.key"],
-        &[common::COSIGN_TEST_PASSWORD],
-    );
+    let (ctx, layout_dir) = signed_fixture("patched");
     let v = ctx
         .ok(&[
             "verify",
