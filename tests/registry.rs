@@ -1653,30 +1653,6 @@ fn cli_push_carries_the_attachments_of_a_signed_build() {
     );
 }
 
-/// The provenance statement (the DSSE payload) attested in a layout.
-fn attested_provenance(layout_dir: &Path) -> Vec<u8> {
-    let layout = Layout::open(layout_dir).unwrap();
-    let digest = layout.load_image(None).unwrap().descriptor.digest;
-    let tag = sign::attestation_tag(digest.as_str());
-    let att = layout
-        .attachments()
-        .unwrap()
-        .into_iter()
-        .find(|d| d.annotations.get(ANNOTATION_REF_NAME) == Some(&tag))
-        .unwrap_or_else(|| panic!("no {tag} in {}", layout_dir.display()));
-    let manifest = layout.read_blob(&att, 1 << 20).unwrap();
-    let layers = sign::parse_attestation_manifest(&manifest, |d| {
-        Ok(layout.blobs().read(&Digest::parse(d).unwrap()).unwrap())
-    })
-    .unwrap();
-    // Provenance is attested first.
-    assert_eq!(layers[0].predicate_type, "https://slsa.dev/provenance/v1");
-    let envelope: sign::dsse::Envelope = serde_json::from_slice(&layers[0].envelope).unwrap();
-    base64::engine::general_purpose::STANDARD
-        .decode(envelope.payload)
-        .unwrap()
-}
-
 /// `cosign <args>` in `dir`.
 fn cosign(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new("cosign")
@@ -1718,7 +1694,7 @@ fn cli_build_attests_and_cosign_verifies_the_attestations() {
         .unwrap()
         .descriptor
         .digest;
-    let provenance = attested_provenance(&layout_dir);
+    let provenance = common::attested_provenance(&layout_dir);
     let statement: serde_json::Value = serde_json::from_slice(&provenance).unwrap();
     assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(statement["subject"][0]["digest"]["sha256"], digest.hex());
@@ -1835,7 +1811,7 @@ fn cli_build_attests_and_cosign_verifies_the_attestations() {
         &["--sign-key", "cosign.key"],
         &[common::COSIGN_TEST_PASSWORD],
     );
-    assert_eq!(attested_provenance(&again), provenance);
+    assert_eq!(common::attested_provenance(&again), provenance);
 
     // Pushed to the same repository, its attestations are appended to the
     // `.att` manifest: cosign finds each key's. armorred's check demands every
