@@ -1441,6 +1441,45 @@ fn cli_build_sign_push_verify_from_the_registry() {
             );
         }
     }
+
+    // oras finds the SBOMs and the VEX document as referrers of the pushed
+    // manifest (through the referrers tag, distribution 2.8 having no
+    // referrers API), by artifact type, each the manifest the layout holds.
+    let out = sh("oras", &["discover", "--plain-http", &remote]);
+    let tree = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = tree.lines();
+    assert_eq!(
+        lines.next(),
+        Some(remote.as_str()),
+        "oras discover:\n{tree}"
+    );
+    let names: Vec<&str> = lines
+        .map(|l| l.trim_start_matches(['├', '└', '│', '─', ' ']))
+        .collect();
+    let mut discovered: Vec<(String, String)> = names
+        .chunks(2)
+        .map(|pair| (pair[0].to_string(), pair.get(1).unwrap_or(&"").to_string()))
+        .collect();
+    discovered.sort();
+    let layout = Layout::open(&ctx.path().join("out/nginx-hardened")).unwrap();
+    let mut attached: Vec<(String, String)> = layout
+        .attachments_of(&digest)
+        .unwrap()
+        .into_iter()
+        .filter_map(|d| Some((d.artifact_type?, d.digest.to_string())))
+        .collect();
+    attached.sort();
+    let types: Vec<&str> = attached.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "application/spdx+json",
+            "application/vnd.cyclonedx+json",
+            "application/vnd.openvex+json"
+        ],
+        "oras discover:\n{tree}"
+    );
+    assert_eq!(discovered, attached, "oras discover:\n{tree}");
 }
 
 /// The statements `cosign verify-attestation` printed (one DSSE envelope a
