@@ -2272,6 +2272,21 @@ fn multiarch_index_pushes_to_the_registry_from_armorred_toml() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The index by its tag: armorred checks the attestations of each child.
+    let a = ctx
+        .ok(&[
+            "verify",
+            &tagged,
+            "--key",
+            "cosign.pub",
+            "--attestations",
+            "--insecure",
+            "--json",
+        ])
+        .json();
+    assert_eq!(a["manifest_digest"], index_digest.as_str(), "{a}");
+    assert_eq!(a["children"][0]["manifest_digest"], child.as_str(), "{a}");
+    assert_eq!(a["children"].as_array().unwrap().len(), 1, "{a}");
 
     // A flag wins over the file.
     let elsewhere = format!("{}/other/multiarch:x", reg.host());
