@@ -2023,6 +2023,26 @@ fn tampered_attestations_fail_cosign_and_armorred_alike() {
         envelope: dsse::sign_statement(&key, &serde_json::to_vec(&statement).unwrap()),
         predicate_type: provenance.predicate_type.clone(),
     };
+    // Appended beside the image's own, it fails only armorred, which demands
+    // that every attestation name the image; cosign accepts the image as
+    // soon as one attestation of the type verifies.
+    let mut appended = original.clone();
+    appended.push(about_another.clone());
+    replace_attestations(&repo, &digest, &appended);
+    let (cosign, armorred) = verdicts("cosign.pub");
+    let shown = cosign_statements(&cosign);
+    assert!(
+        shown
+            .iter()
+            .all(|s| s["subject"][0]["digest"]["sha256"] == digest.hex()),
+        "cosign printed a statement about another image: {shown:?}"
+    );
+    assert_eq!(armorred.code(), 1, "{}", armorred.describe());
+    assert!(
+        armorred.stderr().contains(&format!("not image {digest}")),
+        "{}",
+        armorred.describe()
+    );
     replace_attestations(&repo, &digest, &[about_another]);
     let err = refused(
         "another subject",
