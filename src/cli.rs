@@ -145,7 +145,8 @@ pub struct VerifyArgs {
     #[arg(long = "ref")]
     pub reference: Option<String>,
     /// Check the attestations instead of the signature: every one verifies with the key and
-    /// names the image, and SLSA provenance is among them; lists their predicate types.
+    /// names the image, and SLSA provenance is among them; lists their predicate types. For a
+    /// multi-platform index, this holds for every child.
     #[arg(long)]
     pub attestations: bool,
     #[command(flatten)]

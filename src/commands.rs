@@ -873,9 +873,8 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
         };
         if missing(cause.downcast_ref()) || missing(in_layout) {
             return Some(
-                "`build --sign-key` attests each platform's manifest (a multi-platform index is \
-                 signed, not attested: pass a platform's digest with --ref or @sha256:…); \
-                 `sign` alone does not attest"
+                "`build --sign-key` attests the image, or each platform's manifest of a \
+                 multi-platform index; `sign` alone does not attest"
                     .into(),
             );
         }
@@ -1013,55 +1012,126 @@ fn verify(a: &VerifyArgs, project: &ProjectConfig) -> Result<CommandOutput> {
 }
 
 /// `verify --attestations`: in a layout or a registry, every attestation of
-/// the image verifies and names it, and SLSA provenance is among them.
+/// the image verifies and names it, and SLSA provenance is among them; for a
+/// multi-platform index, of every child.
 fn verify_attestations(a: &VerifyArgs, key: &keys::VerifyingKey) -> Result<CommandOutput> {
+    use sign::layout::AttestedTarget;
     let required = crate::slsa::PREDICATE_TYPE;
-    let o = if is_layout(&a.target) {
+    let attested = if is_layout(&a.target) {
         sign::layout::verify_layout_attestations(
             Path::new(&a.target),
             a.reference.as_deref(),
             key,
             required,
         )
-        .with_context(|| format!("verifying the attestations of {}", a.target))?
+        .map_err(anyhow::Error::from)
     } else {
-        let target = image_ref(&a.target)?;
-        let (digest, layers) =
-            registry::attestations_remote(&target, &registry_options(&a.registry))?;
-        sign::layout::attestations_outcome(key, digest.as_str(), &layers, required)
-            .with_context(|| format!("verifying the attestations of {}", a.target))?
-    };
+        remote_attestations(&a.target, key, &registry_options(&a.registry), required)
+    }
+    .with_context(|| format!("verifying the attestations of {}", a.target))?;
+    Ok(CommandOutput::ok(match (&attested, a.json) {
+        (AttestedTarget::Image(o), true) => json(&attestations_json(o, required)),
+        (AttestedTarget::Image(o), false) => attestations_text(o),
+        (
+            AttestedTarget::Index {
+                manifest_digest,
+                children,
+            },
+            true,
+        ) => json(&serde_json::json!({
+            "manifest_digest": manifest_digest,
+            "children": children
+                .iter()
+                .map(|o| attestations_json(o, required))
+                .collect::<Vec<_>>(),
+        })),
+        (
+            AttestedTarget::Index {
+                manifest_digest,
+                children,
+            },
+            false,
+        ) => {
+            let mut s = format!(
+                "verified the attestations of the {} platform manifest(s) of index {manifest_digest}\n",
+                children.len()
+            );
+            for o in children {
+                s.push_str(&attestations_text(o));
+            }
+            s
+        }
+    }))
+}
+
+/// The attestations of a registry image, or of each child of an index.
+fn remote_attestations(
+    target: &str,
+    key: &keys::VerifyingKey,
+    opts: &registry::RegistryOptions,
+    required: &str,
+) -> Result<sign::layout::AttestedTarget> {
+    let target = image_ref(target)?;
+    let (manifest, media_type, digest) = registry::fetch_manifest(&target, opts)?;
+    if media_type != crate::oci::MEDIA_TYPE_INDEX {
+        let (digest, layers) = registry::attestations_remote(&target.with_digest(&digest), opts)?;
+        return Ok(sign::layout::AttestedTarget::Image(
+            sign::layout::attestations_outcome(key, digest.as_str(), &layers, required)?,
+        ));
+    }
+    let index: crate::oci::layout::Index =
+        serde_json::from_slice(&manifest).context("parsing the image index")?;
+    let children = index
+        .manifests
+        .iter()
+        .map(|child| {
+            let (d, layers) =
+                registry::attestations_remote(&target.with_digest(&child.digest), opts)?;
+            Ok((d.to_string(), layers))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(sign::layout::index_attestations(
+        key,
+        digest.as_str(),
+        &children,
+        required,
+    )?)
+}
+
+/// `verify --attestations --json` of one image.
+fn attestations_json(o: &sign::layout::AttestationsOutcome, required: &str) -> serde_json::Value {
     let provenance = o
         .predicate_types
         .iter()
         .position(|t| t == required)
         .map(|i| o.statements[i]["predicate"].clone())
         .unwrap_or_default();
-    Ok(CommandOutput::ok(if a.json {
-        json(&serde_json::json!({
-            "manifest_digest": o.manifest_digest,
-            "attestation_tag": o.attestation_tag,
-            "key_fingerprint": o.key_fingerprint,
-            "predicate_types": o.predicate_types,
-            "provenance": {
-                "build_type": provenance.pointer("/buildDefinition/buildType"),
-                "builder_id": provenance.pointer("/runDetails/builder/id"),
-                "external_parameters": provenance.pointer("/buildDefinition/externalParameters"),
-                "internal_parameters": provenance.pointer("/buildDefinition/internalParameters"),
-                "resolved_dependencies": provenance.pointer("/buildDefinition/resolvedDependencies"),
-            },
-        }))
-    } else {
-        let mut s = format!(
-            "verified {} attestation(s) of {}\n",
-            o.predicate_types.len(),
-            o.manifest_digest
-        );
-        for t in &o.predicate_types {
-            s.push_str(&format!("  {t}\n"));
-        }
-        s
-    }))
+    serde_json::json!({
+        "manifest_digest": o.manifest_digest,
+        "attestation_tag": o.attestation_tag,
+        "key_fingerprint": o.key_fingerprint,
+        "predicate_types": o.predicate_types,
+        "provenance": {
+            "build_type": provenance.pointer("/buildDefinition/buildType"),
+            "builder_id": provenance.pointer("/runDetails/builder/id"),
+            "external_parameters": provenance.pointer("/buildDefinition/externalParameters"),
+            "internal_parameters": provenance.pointer("/buildDefinition/internalParameters"),
+            "resolved_dependencies": provenance.pointer("/buildDefinition/resolvedDependencies"),
+        },
+    })
+}
+
+/// `verify --attestations` of one image, as text.
+fn attestations_text(o: &sign::layout::AttestationsOutcome) -> String {
+    let mut s = format!(
+        "verified {} attestation(s) of {}\n",
+        o.predicate_types.len(),
+        o.manifest_digest
+    );
+    for t in &o.predicate_types {
+        s.push_str(&format!("  {t}\n"));
+    }
+    s
 }
 
 /// Verifies a registry image: its signature (cosign's `.sig` tag) and its tier label.

@@ -249,6 +249,91 @@ fn two_platforms_build_an_index_with_the_host_child() {
     );
 }
 
+/// `build --sign-key` attests each child of the index with its own
+/// provenance; `verify --attestations` on the index checks every child's,
+/// and fails, naming the child, when one child's `.att` is gone.
+#[test]
+fn verify_attestations_of_an_index_needs_every_child() {
+    let ctx = TestContext::new();
+    ctx.generate_key_pair();
+    let recipes = recipes();
+    let v = ctx
+        .ok_env(
+            &[
+                "build",
+                "multiarch",
+                "--tier",
+                "hardened",
+                "--recipes",
+                &recipes,
+                "--out",
+                "out",
+                "--sign-key",
+                "cosign.key",
+                "--json",
+            ],
+            &[COSIGN_TEST_PASSWORD],
+        )
+        .json();
+    let top = v["images"][0]["manifest_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let child = v["images"][0]["platforms"][0]["manifest_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let layout = ctx.path().join("out/multiarch-hardened");
+    let l = layout.to_str().unwrap();
+    let verify = |l: &str, json: bool| {
+        let mut args = vec!["verify", l, "--key", "cosign.pub", "--attestations"];
+        if json {
+            args.push("--json");
+        }
+        ctx.run(&args)
+    };
+    let r = verify(l, true);
+    assert!(r.out.status.success(), "{}", r.describe());
+    let a = r.json();
+    assert_eq!(a["manifest_digest"], top.as_str(), "{a}");
+    let children = a["children"].as_array().unwrap();
+    assert_eq!(children.len(), 1, "{a}");
+    assert_eq!(children[0]["manifest_digest"], child.as_str(), "{a}");
+    assert_eq!(
+        children[0]["provenance"]["external_parameters"]["platform"], "linux/amd64",
+        "{a}"
+    );
+    let text = verify(l, false).stdout();
+    assert!(
+        text.contains(&format!("platform manifest(s) of index {top}"))
+            && text.contains(&format!("attestation(s) of {child}")),
+        "{text}"
+    );
+
+    // The child's attestations removed: the index no longer verifies.
+    let child_att = format!("sha256-{}.att", &child[7..]);
+    edit_attachments(&layout, |list| {
+        let before = list.len();
+        list.retain(|d| {
+            d["annotations"]["org.opencontainers.image.ref.name"] != child_att.as_str()
+        });
+        assert_eq!(list.len(), before - 1, "no {child_att} among {list:?}");
+    });
+    let r = verify(l, false);
+    assert_eq!(r.code(), 1, "{}", r.describe());
+    assert!(
+        r.stderr()
+            .contains(&format!("no attestations for image {child}")),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stderr().contains("hint: `build --sign-key` attests"),
+        "{}",
+        r.describe()
+    );
+}
+
 #[test]
 fn platform_selection_errors_name_the_platform() {
     let ctx = TestContext::new();

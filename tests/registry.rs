@@ -1383,6 +1383,125 @@ fn cli_build_sign_push_verify_from_the_registry() {
         "{}",
         v.describe()
     );
+
+    // The real cosign verifies the pushed nginx: its signature, and an
+    // attestation of each of the four types, each about the pushed manifest.
+    let (_, _, digest) =
+        registry::fetch_manifest(&reg.image("armorred/nginx:1.26.3-hardened"), &opts()).unwrap();
+    let remote = format!("{repo}@{digest}");
+    let out = cosign(
+        ctx.path(),
+        &[
+            "verify",
+            "--key",
+            "cosign.pub",
+            "--insecure-ignore-tlog=true",
+            "--allow-http-registry=true",
+            &remote,
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cosign verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let payloads: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    assert!(
+        payloads
+            .iter()
+            .any(|p| p["critical"]["image"]["docker-manifest-digest"] == digest.as_str()),
+        "{text}"
+    );
+    for (kind, predicate_type) in [
+        ("slsaprovenance1", "https://slsa.dev/provenance/v1"),
+        ("cyclonedx", "https://cyclonedx.org/bom"),
+        ("spdxjson", "https://spdx.dev/Document"),
+        ("openvex", "https://openvex.dev/ns"),
+    ] {
+        let out = verify_attestation(ctx.path(), "cosign.pub", kind, &remote);
+        let statements = cosign_statements(&out);
+        assert!(
+            !statements.is_empty(),
+            "cosign verify-attestation --type {kind} printed no statement"
+        );
+        for s in &statements {
+            assert_eq!(s["predicateType"], predicate_type, "--type {kind}: {s}");
+            assert_eq!(s["subject"][0]["digest"]["sha256"], digest.hex(), "{s}");
+        }
+        if kind == "openvex" {
+            // nginx's Debian patches fix CVEs: the VEX says so, about this image.
+            let statements = statements[0]["predicate"]["statements"].as_array().unwrap();
+            assert!(
+                statements.iter().all(|v| v["status"] == "fixed")
+                    && statements
+                        .iter()
+                        .any(|v| v["vulnerability"]["name"].as_str().is_some()),
+                "{statements:?}"
+            );
+        }
+    }
+
+    // oras finds the SBOMs and the VEX document as referrers of the pushed
+    // manifest (through the referrers tag, distribution 2.8 having no
+    // referrers API), by artifact type, each the manifest the layout holds.
+    let out = sh("oras", &["discover", "--plain-http", &remote]);
+    let tree = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = tree.lines();
+    assert_eq!(
+        lines.next(),
+        Some(remote.as_str()),
+        "oras discover:\n{tree}"
+    );
+    let names: Vec<&str> = lines
+        .map(|l| l.trim_start_matches(['├', '└', '│', '─', ' ']))
+        .collect();
+    let mut discovered: Vec<(String, String)> = names
+        .chunks(2)
+        .map(|pair| (pair[0].to_string(), pair.get(1).unwrap_or(&"").to_string()))
+        .collect();
+    discovered.sort();
+    let layout = Layout::open(&ctx.path().join("out/nginx-hardened")).unwrap();
+    let mut attached: Vec<(String, String)> = layout
+        .attachments_of(&digest)
+        .unwrap()
+        .into_iter()
+        .filter_map(|d| Some((d.artifact_type?, d.digest.to_string())))
+        .collect();
+    attached.sort();
+    let types: Vec<&str> = attached.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "application/spdx+json",
+            "application/vnd.cyclonedx+json",
+            "application/vnd.openvex+json"
+        ],
+        "oras discover:\n{tree}"
+    );
+    assert_eq!(discovered, attached, "oras discover:\n{tree}");
+}
+
+/// The statements `cosign verify-attestation` printed (one DSSE envelope a
+/// line on stdout, its payload base64), asserting that it succeeded.
+fn cosign_statements(out: &std::process::Output) -> Vec<serde_json::Value> {
+    assert!(
+        out.status.success(),
+        "cosign verify-attestation failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let envelope: sign::dsse::Envelope = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("cosign printed no DSSE envelope ({e}): {l}"));
+            let statement = base64::engine::general_purpose::STANDARD
+                .decode(envelope.payload)
+                .unwrap();
+            serde_json::from_slice(&statement).unwrap()
+        })
+        .collect()
 }
 
 /// Issue 6's registry cases through the CLI: each exits 1, names the
@@ -1466,6 +1585,21 @@ fn cli_push_failures_exit_1_and_name_the_registry() {
     );
 }
 
+/// A new key pair (`cosign.key`, `cosign.pub`) and the fixture `image`'s
+/// hardened tier built and signed (so attested) with it, in a new context.
+fn signed_fixture(image: &str) -> (TestContext, PathBuf) {
+    let ctx = TestContext::new();
+    ctx.generate_key_pair();
+    let layout = common::build_fixture(
+        &ctx,
+        image,
+        "hardened",
+        &["--sign-key", "cosign.key"],
+        &[common::COSIGN_TEST_PASSWORD],
+    );
+    (ctx, layout)
+}
+
 /// `build hello --sign-key`, then `push`: the signature and SBOMs, kept in
 /// the layout's attachments index, travel: the signature under cosign's
 /// `.sig` tag (the real cosign verifies it), the SBOMs by digest with their
@@ -1473,15 +1607,7 @@ fn cli_push_failures_exit_1_and_name_the_registry() {
 #[test]
 fn cli_push_carries_the_attachments_of_a_signed_build() {
     let reg = Registry::start();
-    let ctx = TestContext::new();
-    ctx.generate_key_pair();
-    let layout_dir = common::build_fixture(
-        &ctx,
-        "hello",
-        "hardened",
-        &["--sign-key", "cosign.key"],
-        &[common::COSIGN_TEST_PASSWORD],
-    );
+    let (ctx, layout_dir) = signed_fixture("hello");
     assert_eq!(
         common::index_json(&layout_dir)["manifests"]
             .as_array()
@@ -1566,30 +1692,6 @@ fn cli_push_carries_the_attachments_of_a_signed_build() {
     );
 }
 
-/// The provenance statement (the DSSE payload) attested in a layout.
-fn attested_provenance(layout_dir: &Path) -> Vec<u8> {
-    let layout = Layout::open(layout_dir).unwrap();
-    let digest = layout.load_image(None).unwrap().descriptor.digest;
-    let tag = sign::attestation_tag(digest.as_str());
-    let att = layout
-        .attachments()
-        .unwrap()
-        .into_iter()
-        .find(|d| d.annotations.get(ANNOTATION_REF_NAME) == Some(&tag))
-        .unwrap_or_else(|| panic!("no {tag} in {}", layout_dir.display()));
-    let manifest = layout.read_blob(&att, 1 << 20).unwrap();
-    let layers = sign::parse_attestation_manifest(&manifest, |d| {
-        Ok(layout.blobs().read(&Digest::parse(d).unwrap()).unwrap())
-    })
-    .unwrap();
-    // Provenance is attested first.
-    assert_eq!(layers[0].predicate_type, "https://slsa.dev/provenance/v1");
-    let envelope: sign::dsse::Envelope = serde_json::from_slice(&layers[0].envelope).unwrap();
-    base64::engine::general_purpose::STANDARD
-        .decode(envelope.payload)
-        .unwrap()
-}
-
 /// `cosign <args>` in `dir`.
 fn cosign(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new("cosign")
@@ -1624,22 +1726,14 @@ fn verify_attestation(dir: &Path, key: &str, kind: &str, image: &str) -> std::pr
 #[test]
 fn cli_build_attests_and_cosign_verifies_the_attestations() {
     let reg = Registry::start();
-    let ctx = TestContext::new();
-    ctx.generate_key_pair();
-    let layout_dir = common::build_fixture(
-        &ctx,
-        "hello",
-        "hardened",
-        &["--sign-key", "cosign.key"],
-        &[common::COSIGN_TEST_PASSWORD],
-    );
+    let (ctx, layout_dir) = signed_fixture("hello");
     let digest = Layout::open(&layout_dir)
         .unwrap()
         .load_image(None)
         .unwrap()
         .descriptor
         .digest;
-    let provenance = attested_provenance(&layout_dir);
+    let provenance = common::attested_provenance(&layout_dir);
     let statement: serde_json::Value = serde_json::from_slice(&provenance).unwrap();
     assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(statement["subject"][0]["digest"]["sha256"], digest.hex());
@@ -1756,7 +1850,7 @@ fn cli_build_attests_and_cosign_verifies_the_attestations() {
         &["--sign-key", "cosign.key"],
         &[common::COSIGN_TEST_PASSWORD],
     );
-    assert_eq!(attested_provenance(&again), provenance);
+    assert_eq!(common::attested_provenance(&again), provenance);
 
     // Pushed to the same repository, its attestations are appended to the
     // `.att` manifest: cosign finds each key's. armorred's check demands every
@@ -1800,6 +1894,195 @@ fn cli_build_attests_and_cosign_verifies_the_attestations() {
     assert_eq!(r.code(), 1, "{}", r.describe());
 }
 
+/// Replaces the `.att` manifest of `digest` in `repo` (`host:port/name`) with
+/// one holding exactly `layers`: blobs by a monolithic upload, then the
+/// manifest by tag. armorred's own push only ever appends attestations, so
+/// the test writes the distribution API's three requests itself.
+fn replace_attestations(repo: &str, digest: &Digest, layers: &[sign::AttestationLayer]) {
+    let (manifest, config) = sign::attestation_manifest(layers);
+    let (host, name) = repo.split_once('/').unwrap();
+    let base = format!("http://{host}/v2/{name}");
+    for blob in std::iter::once(&config).chain(layers.iter().map(|l| &l.envelope)) {
+        let started = ureq::post(&format!("{base}/blobs/uploads/"))
+            .send_empty()
+            .unwrap();
+        let location = started.headers()["location"].to_str().unwrap().to_string();
+        let location = if location.starts_with('/') {
+            format!("http://{host}{location}")
+        } else {
+            location
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        ureq::put(&format!("{location}{sep}digest={}", Digest::of(blob)))
+            .header("content-type", "application/octet-stream")
+            .send(&blob[..])
+            .unwrap();
+    }
+    ureq::put(&format!(
+        "{base}/manifests/{}",
+        sign::attestation_tag(digest.as_str())
+    ))
+    .header("content-type", sign::OCI_MANIFEST_MEDIA_TYPE)
+    .send(&manifest[..])
+    .unwrap();
+}
+
+/// Three ways an attestation can be wrong, each refused by the real cosign
+/// and by `verify --attestations` alike, on a pushed image whose `.att`
+/// manifest is rewritten in the registry; restoring the original makes both
+/// accept it again, so the refusals come from the change alone.
+#[test]
+fn tampered_attestations_fail_cosign_and_armorred_alike() {
+    use sign::dsse::{self, Envelope};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let reg = Registry::start();
+    let (ctx, layout_dir) = signed_fixture("hello");
+    let target = reg.image("armorred/hello:1.0-hardened");
+    ctx.ok(&[
+        "push",
+        layout_dir.to_str().unwrap(),
+        &target.to_string(),
+        "--insecure",
+    ]);
+    let repo = format!("{}/armorred/hello", reg.host());
+    let (digest, original) = registry::attestations_remote(&target, &opts()).unwrap();
+    let remote = format!("{repo}@{digest}");
+    let provenance = original
+        .iter()
+        .find(|l| l.predicate_type == "https://slsa.dev/provenance/v1")
+        .unwrap()
+        .clone();
+    let key = keys::decrypt_private_key(
+        &std::fs::read_to_string(ctx.path().join("cosign.key")).unwrap(),
+        b"pw",
+    )
+    .unwrap();
+
+    // Both verdicts for the provenance, with `key` (a path in ctx).
+    let verdicts = |key: &str| {
+        let cosign = verify_attestation(ctx.path(), key, "slsaprovenance1", &remote);
+        let armorred = ctx.run(&[
+            "verify",
+            &remote,
+            "--key",
+            key,
+            "--attestations",
+            "--insecure",
+        ]);
+        (cosign, armorred)
+    };
+    let refused = |case: &str, key: &str, armorred_says: &[&str]| {
+        let (cosign, armorred) = verdicts(key);
+        let cosign_err = String::from_utf8_lossy(&cosign.stderr).into_owned();
+        assert!(!cosign.status.success(), "{case}: cosign accepted it");
+        assert_eq!(armorred.code(), 1, "{case}: {}", armorred.describe());
+        for needle in armorred_says {
+            assert!(
+                armorred.stderr().contains(needle),
+                "{case}: `{needle}` missing: {}",
+                armorred.describe()
+            );
+        }
+        cosign_err
+    };
+    let (cosign, armorred) = verdicts("cosign.pub");
+    cosign_statements(&cosign);
+    assert_eq!(armorred.code(), 0, "{}", armorred.describe());
+
+    // (a) Another key. cosign decodes each DSSE envelope of the `.att`
+    // manifest and checks its signatures over the pre-authentication encoding
+    // with the given key, needing one to verify (its DSSE "threshold" of 1);
+    // none does, so no attestation is left to match `--type`.
+    let other = TestContext::new();
+    other.generate_key_pair();
+    let wrong = other.path().join("cosign.pub");
+    let err = refused("another key", wrong.to_str().unwrap(), &["does not verify"]);
+    assert!(
+        err.contains(
+            "no matching attestations: accepted signatures do not match threshold, Found: 0"
+        ),
+        "{err}"
+    );
+
+    // (b) A statement about another image, signed with the right key, as the
+    // only attestation. Its signature verifies; then cosign's in-toto claim
+    // verifier decodes the payload and requires a subject whose sha256 is the
+    // image's digest ("no matching subject digest found").
+    let mut statement: serde_json::Value = serde_json::from_slice(
+        &b64.decode(
+            serde_json::from_slice::<Envelope>(&provenance.envelope)
+                .unwrap()
+                .payload,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let elsewhere = Digest::of(b"another image");
+    statement["subject"][0]["digest"]["sha256"] = elsewhere.hex().into();
+    let about_another = sign::AttestationLayer {
+        envelope: dsse::sign_statement(&key, &serde_json::to_vec(&statement).unwrap()),
+        predicate_type: provenance.predicate_type.clone(),
+    };
+    // Appended beside the image's own, it fails only armorred, which demands
+    // that every attestation name the image; cosign accepts the image as
+    // soon as one attestation of the type verifies.
+    let mut appended = original.clone();
+    appended.push(about_another.clone());
+    replace_attestations(&repo, &digest, &appended);
+    let (cosign, armorred) = verdicts("cosign.pub");
+    let shown = cosign_statements(&cosign);
+    assert!(
+        shown
+            .iter()
+            .all(|s| s["subject"][0]["digest"]["sha256"] == digest.hex()),
+        "cosign printed a statement about another image: {shown:?}"
+    );
+    assert_eq!(armorred.code(), 1, "{}", armorred.describe());
+    assert!(
+        armorred.stderr().contains(&format!("not image {digest}")),
+        "{}",
+        armorred.describe()
+    );
+    replace_attestations(&repo, &digest, &[about_another]);
+    let err = refused(
+        "another subject",
+        "cosign.pub",
+        &[elsewhere.hex(), &format!("not image {digest}")],
+    );
+    assert!(
+        err.contains("no matching attestations: no matching subject digest found"),
+        "{err}"
+    );
+
+    // (c) The provenance with one byte of its predicate changed after
+    // signing (still valid JSON: the tier's last letter). The envelope is
+    // well formed and the layer's digest matches its blob (cosign checks
+    // that first), but the signature over the pre-authentication encoding of
+    // the new payload does not verify: the threshold check of (a) fails.
+    let mut envelope: Envelope = serde_json::from_slice(&provenance.envelope).unwrap();
+    let payload = String::from_utf8(b64.decode(&envelope.payload).unwrap()).unwrap();
+    assert!(payload.contains(r#""tier":"hardened""#), "{payload}");
+    envelope.payload = b64.encode(payload.replace(r#""tier":"hardened""#, r#""tier":"hardenee""#));
+    let edited = sign::AttestationLayer {
+        envelope: serde_json::to_vec(&envelope).unwrap(),
+        predicate_type: provenance.predicate_type.clone(),
+    };
+    replace_attestations(&repo, &digest, &[edited]);
+    let err = refused("edited predicate", "cosign.pub", &["does not verify"]);
+    assert!(
+        err.contains(
+            "no matching attestations: accepted signatures do not match threshold, Found: 0"
+        ),
+        "{err}"
+    );
+
+    // The original attestations written back by the same helper verify again.
+    replace_attestations(&repo, &digest, &original);
+    let (cosign, armorred) = verdicts("cosign.pub");
+    cosign_statements(&cosign);
+    assert_eq!(armorred.code(), 0, "{}", armorred.describe());
+}
+
 /// An image built from a recorded Debian source (the `patched` fixture):
 /// its provenance lists both tarballs with their sha256, as the record gives
 /// them, and its OpenVEX document is attested too; cosign verifies it by
@@ -1807,15 +2090,7 @@ fn cli_build_attests_and_cosign_verifies_the_attestations() {
 #[test]
 fn provenance_lists_the_debian_tarballs_and_vex_is_attested() {
     let reg = Registry::start();
-    let ctx = TestContext::new();
-    ctx.generate_key_pair();
-    let layout_dir = common::build_fixture(
-        &ctx,
-        "patched",
-        "hardened",
-        &["--sign-key", "cosign.key"],
-        &[common::COSIGN_TEST_PASSWORD],
-    );
+    let (ctx, layout_dir) = signed_fixture("patched");
     let v = ctx
         .ok(&[
             "verify",
@@ -2017,6 +2292,21 @@ fn multiarch_index_pushes_to_the_registry_from_armorred_toml() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The index by its tag: armorred checks the attestations of each child.
+    let a = ctx
+        .ok(&[
+            "verify",
+            &tagged,
+            "--key",
+            "cosign.pub",
+            "--attestations",
+            "--insecure",
+            "--json",
+        ])
+        .json();
+    assert_eq!(a["manifest_digest"], index_digest.as_str(), "{a}");
+    assert_eq!(a["children"][0]["manifest_digest"], child.as_str(), "{a}");
+    assert_eq!(a["children"].as_array().unwrap().len(), 1, "{a}");
 
     // A flag wins over the file.
     let elsewhere = format!("{}/other/multiarch:x", reg.host());

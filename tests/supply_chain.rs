@@ -1319,3 +1319,106 @@ fn a_layout_with_attachments_in_index_json_is_read_then_moved() {
     assert!(verify(&ctx, &layout, &public).out.status.success());
     syft_json(l);
 }
+
+/// The Debian source tarballs the provenance of a signed nginx build lists
+/// in `resolvedDependencies` are exactly the fixed-output fetches in the
+/// build graph of the package's derivation, as Nix records them: each
+/// fetch's file name (its URL's) and the sha256 of the file in the store,
+/// which is the `outputHash` Nix checked. The derivation named is the
+/// package's deriver, with the sha256 of the `.drv` file.
+#[test]
+fn provenance_tarballs_are_the_fetches_nix_built_nginx_from() {
+    use std::collections::BTreeSet;
+    let ctx = TestContext::new();
+    let (key, _) = keypair(&ctx, "k");
+    ctx.ok_env(
+        &[
+            "build",
+            "nginx",
+            "--tier",
+            "hardened",
+            "--out",
+            "out",
+            "--sign-key",
+            key.to_str().unwrap(),
+        ],
+        &[("COSIGN_PASSWORD", PASS)],
+    );
+    let layout = ctx.path().join("out/nginx-hardened");
+    let statement: Value = serde_json::from_slice(&attested_provenance(&layout)).unwrap();
+    let deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+
+    // The package's store path, as the image's config names it, and its
+    // derivation as Nix knows it.
+    let config = armorred::oci::layout::Layout::open(&layout)
+        .unwrap()
+        .load_image(None)
+        .unwrap()
+        .config;
+    let package = config["config"]["Labels"]["org.armorred.nix.package"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = |program: &str, args: &[&str]| {
+        String::from_utf8(sh(program, args).stdout)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let drv = text("nix-store", &["--query", "--deriver", &package]);
+    let drv_sha256 = hex::encode(Sha256::digest(fs::read(&drv).unwrap()));
+    assert!(
+        deps.iter()
+            .any(|d| d["uri"] == drv.as_str() && d["digest"]["sha256"] == drv_sha256.as_str()),
+        "{drv} (sha256 {drv_sha256}) is not in {deps:#?}"
+    );
+
+    // Every fixed-output fetch of a Debian source file the build graph holds
+    // (`nix show-derivation` of each requisite .drv: `outputHash` set, the
+    // output's name an upstream or Debian tarball or a format 1 diff).
+    let tarball =
+        regex::Regex::new(r"\.(orig\.tar\.[a-z0-9]+|debian\.tar\.[a-z0-9]+|diff\.gz)$").unwrap();
+    let fetches: Vec<String> = text("nix-store", &["--query", "--requisites", &drv])
+        .lines()
+        .filter(|p| {
+            p.strip_suffix(".drv")
+                .is_some_and(|name| tarball.is_match(name))
+        })
+        .map(str::to_string)
+        .collect();
+    let mut args = vec![
+        "--extra-experimental-features",
+        "nix-command",
+        "show-derivation",
+    ];
+    args.extend(fetches.iter().map(String::as_str));
+    let shown: Value = serde_json::from_str(&text("nix", &args)).unwrap();
+    let mut from_nix = BTreeSet::new();
+    for (path, d) in shown.as_object().unwrap() {
+        let env = &d["env"];
+        let Some(hash) = env["outputHash"].as_str() else {
+            panic!("{path} is not a fixed-output derivation: {d}")
+        };
+        let url = env["url"].as_str().unwrap();
+        let file = url.rsplit('/').next().unwrap().to_string();
+        let out = d["outputs"]["out"]["path"].as_str().unwrap();
+        let read = hex::encode(Sha256::digest(fs::read(out).unwrap()));
+        assert_eq!(read, hash, "{out}, fetched from {url}");
+        from_nix.insert((file, read));
+    }
+    assert!(from_nix.len() >= 20, "{from_nix:#?}");
+
+    let attested: BTreeSet<(String, String)> = deps
+        .iter()
+        .filter(|d| d["uri"].as_str().unwrap().contains("?arch=source"))
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap().to_string(),
+                d["digest"]["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(attested, from_nix, "provenance tarballs vs Nix's fetches");
+}

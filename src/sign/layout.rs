@@ -114,11 +114,7 @@ pub fn sign_layout(
     let target = image_descriptor(&layout, reference)?;
     let mut digests = vec![target.digest.to_string()];
     let identity = if target.media_type == MEDIA_TYPE_INDEX {
-        let bytes = layout.read_blob(&target, MAX_JSON_BLOB)?;
-        let index: Index = serde_json::from_slice(&bytes).map_err(|e| LayoutError::BadJson {
-            path: layout.blobs().path(&target.digest),
-            message: e.to_string(),
-        })?;
+        let index = read_index(&layout, &target)?;
         digests.extend(index.manifests.iter().map(|m| m.digest.to_string()));
         // The children share the image's labels; name it from this platform's.
         let labels = layout
@@ -373,21 +369,72 @@ pub fn verify_attestation_layers(
     Ok(out)
 }
 
+/// What `verify --attestations` vouched for: an image, or a multi-platform
+/// index through every one of its children (the index itself is signed, not
+/// attested: its children are what run, and each has its own provenance).
+#[derive(Debug)]
+pub enum AttestedTarget {
+    Image(AttestationsOutcome),
+    Index {
+        manifest_digest: String,
+        children: Vec<AttestationsOutcome>,
+    },
+}
+
 /// `verify --attestations` on a layout: every attestation of the image
 /// verifies with `key` and names it, and one of predicate type `required`
-/// is among them.
+/// is among them; for an index, that holds for each child.
 pub fn verify_layout_attestations(
     dir: &Path,
     reference: Option<&str>,
     key: &VerifyingKey,
     required: &str,
-) -> Result<AttestationsOutcome, LayoutSignError> {
+) -> Result<AttestedTarget, LayoutSignError> {
     let layout = Layout::open(dir)?;
     let target = image_descriptor(&layout, reference)?;
+    let attested = |digest: &str| existing_attestations(&layout, &attestation_tag(digest));
     let digest = target.digest.to_string();
-    let tag = attestation_tag(&digest);
-    let layers = existing_attestations(&layout, &tag)?;
-    Ok(attestations_outcome(key, &digest, &layers, required)?)
+    if target.media_type != MEDIA_TYPE_INDEX {
+        let layers = attested(&digest)?;
+        return Ok(AttestedTarget::Image(attestations_outcome(
+            key, &digest, &layers, required,
+        )?));
+    }
+    let children = read_index(&layout, &target)?
+        .manifests
+        .iter()
+        .map(|child| {
+            let d = child.digest.to_string();
+            let layers = attested(&d)?;
+            Ok((d, layers))
+        })
+        .collect::<Result<Vec<_>, LayoutSignError>>()?;
+    Ok(index_attestations(key, &digest, &children, required)?)
+}
+
+/// [`attestations_outcome`] for each child (its digest and attestation
+/// layers) of the index `digest`: every child must pass. An index without
+/// children vouches for nothing, so it fails as unattested.
+pub fn index_attestations(
+    key: &VerifyingKey,
+    digest: &str,
+    children: &[(String, Vec<AttestationLayer>)],
+    required: &str,
+) -> Result<AttestedTarget, AttestationError> {
+    if children.is_empty() {
+        return Err(AttestationError::Missing {
+            digest: digest.to_string(),
+            tag: attestation_tag(digest),
+        });
+    }
+    let children = children
+        .iter()
+        .map(|(d, layers)| attestations_outcome(key, d, layers, required))
+        .collect::<Result<_, _>>()?;
+    Ok(AttestedTarget::Index {
+        manifest_digest: digest.to_string(),
+        children,
+    })
 }
 
 /// The outcome for `layers` of `digest`: all verify, and one has predicate
@@ -431,11 +478,7 @@ pub fn verify_layout(
     let v = verify_image(key, &digest, &layers)?;
     let tier = if target.media_type == MEDIA_TYPE_INDEX {
         // A multi-platform index: every child must carry its own signature.
-        let bytes = layout.read_blob(&target, MAX_JSON_BLOB)?;
-        let index: Index = serde_json::from_slice(&bytes).map_err(|e| LayoutError::BadJson {
-            path: layout.blobs().path(&target.digest),
-            message: e.to_string(),
-        })?;
+        let index = read_index(&layout, &target)?;
         let mut tier = None;
         for child in &index.manifests {
             let d = child.digest.to_string();
@@ -457,6 +500,15 @@ pub fn verify_layout(
         docker_reference: v.payload.critical.identity.docker_reference.clone(),
         tier,
         key_fingerprint: key.fingerprint(),
+    })
+}
+
+/// The image index `target` names in the layout.
+fn read_index(layout: &Layout, target: &Descriptor) -> Result<Index, LayoutError> {
+    let bytes = layout.read_blob(target, MAX_JSON_BLOB)?;
+    serde_json::from_slice(&bytes).map_err(|e| LayoutError::BadJson {
+        path: layout.blobs().path(&target.digest),
+        message: e.to_string(),
     })
 }
 
@@ -486,6 +538,60 @@ mod tests {
             envelope: dsse::sign_statement(key, &serde_json::to_vec(&s).unwrap()),
             predicate_type: predicate_type.into(),
         }
+    }
+
+    #[test]
+    fn an_index_needs_every_childs_attestations() {
+        let key = keys::generate();
+        let v = key.verifying_key();
+        const INDEX: &str =
+            "sha256:1c1c50d0ffc614f90b93b07d778028dc765548e823f676fb027f61d281ac380d";
+        let both = [
+            (
+                DIGEST.to_string(),
+                vec![attestation(&key, DIGEST, PROVENANCE)],
+            ),
+            (
+                OTHER.to_string(),
+                vec![attestation(&key, OTHER, PROVENANCE)],
+            ),
+        ];
+        match index_attestations(&v, INDEX, &both, PROVENANCE).unwrap() {
+            AttestedTarget::Index {
+                manifest_digest,
+                children,
+            } => {
+                assert_eq!(manifest_digest, INDEX);
+                let digests: Vec<&str> = children
+                    .iter()
+                    .map(|c| c.manifest_digest.as_str())
+                    .collect();
+                assert_eq!(digests, [DIGEST, OTHER]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // One child without its `.att`: the index fails, naming that child.
+        let mut one_missing = both.clone();
+        one_missing[1].1.clear();
+        let err = index_attestations(&v, INDEX, &one_missing, PROVENANCE).unwrap_err();
+        assert!(
+            matches!(&err, AttestationError::Missing { digest, .. } if digest == OTHER),
+            "{err}"
+        );
+        // A child attested about its sibling does not count for itself.
+        let mut swapped = both.clone();
+        swapped[1].1 = vec![attestation(&key, DIGEST, PROVENANCE)];
+        let err = index_attestations(&v, INDEX, &swapped, PROVENANCE).unwrap_err();
+        assert!(
+            matches!(&err, AttestationError::SubjectMismatch { digest, .. } if digest == OTHER),
+            "{err}"
+        );
+        // No children vouch for nothing.
+        let err = index_attestations(&v, INDEX, &[], PROVENANCE).unwrap_err();
+        assert!(
+            matches!(&err, AttestationError::Missing { digest, .. } if digest == INDEX),
+            "{err}"
+        );
     }
 
     #[test]

@@ -454,6 +454,32 @@ pub fn edit_attachments(layout: &Path, edit: impl FnOnce(&mut Vec<serde_json::Va
     .unwrap();
 }
 
+/// The provenance statement (the DSSE payload) attested in a layout.
+pub fn attested_provenance(layout_dir: &Path) -> Vec<u8> {
+    let layout = armorred::oci::layout::Layout::open(layout_dir).unwrap();
+    let digest = layout.load_image(None).unwrap().descriptor.digest;
+    let tag = armorred::sign::attestation_tag(digest.as_str());
+    let att = layout
+        .attachments()
+        .unwrap()
+        .into_iter()
+        .find(|d| d.annotations.get(armorred::oci::ANNOTATION_REF_NAME) == Some(&tag))
+        .unwrap_or_else(|| panic!("no {tag} in {}", layout_dir.display()));
+    let manifest = layout.read_blob(&att, 1 << 20).unwrap();
+    let layers = armorred::sign::parse_attestation_manifest(&manifest, |d| {
+        Ok(layout
+            .blobs()
+            .read(&armorred::oci::Digest::parse(d).unwrap())
+            .unwrap())
+    })
+    .unwrap();
+    // Provenance is attested first.
+    assert_eq!(layers[0].predicate_type, "https://slsa.dev/provenance/v1");
+    let envelope: armorred::sign::dsse::Envelope =
+        serde_json::from_slice(&layers[0].envelope).unwrap();
+    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, envelope.payload).unwrap()
+}
+
 /// The real syft's catalog of `source` (`oci-dir:DIR`, or a layout path as
 /// users type it), as syft JSON. Panics with syft's stderr when it fails.
 pub fn syft_json(source: &str) -> serde_json::Value {
