@@ -32,7 +32,7 @@ pub mod recipe;
 pub mod rootfs;
 pub mod store_path;
 pub mod tier;
-// -- helper modules (each added by its owner) --
+// -- readers, checks, attachments and registry --
 pub mod analyze;
 pub mod archive;
 pub mod compat;

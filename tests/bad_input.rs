@@ -1,4 +1,4 @@
-//! Issue 6 §1: every bad input gets a clear error naming the culprit, the
+//! Every bad input gets a clear error naming the culprit, the
 //! documented exit code (1 build/check failed, 2 usage/input error), no
 //! panic or backtrace, and a previously good image in --out stays untouched.
 

@@ -1,4 +1,4 @@
-//! Issue 5 §4: `build --all` over a mix of good and bad recipes, through
+//! `build --all` over a mix of good and bad recipes, through
 //! the real binary and real Nix: it keeps going, prints a summary table and
 //! exits 1 when any image failed.
 

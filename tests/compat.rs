@@ -1,4 +1,4 @@
-//! Issue 7: `armorred compat` against a stand-in for the official nginx
+//! `armorred compat` against a stand-in for the official nginx
 //! image (buildah, FROM scratch, the official runtime contract). The
 //! differences nginx.toml declares pass the hardened tier; one it does not
 //! declare fails it (exit 1, naming the field); the locked tier only warns.

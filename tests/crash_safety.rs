@@ -1,4 +1,4 @@
-//! Issue 6 §2: a `kill -9` at any point of a build leaves either the old image
+//! A `kill -9` at any point of a build leaves either the old image
 //! or the new one in --out, never a mix; leftovers are cleaned by the next run.
 
 mod common;

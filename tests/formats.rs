@@ -1,4 +1,4 @@
-//! Issue 7: output formats and ergonomics, on nginx built through real Nix.
+//! Output formats and ergonomics, on nginx built through real Nix.
 //! A docker archive loads in podman and serves HTTP 200; an OCI archive
 //! is read by skopeo; both are byte-for-byte reproducible. Completions,
 //! man pages and `armorred.toml` come from the same CLI definitions.

@@ -1,4 +1,4 @@
-//! Issue 3: binary-level proof of every hardening claim, on nginx built in
+//! Binary-level proof of every hardening claim, on nginx built in
 //! both tiers through real Nix; Debian's checksec is the independent
 //! cross-check. Also: the gate refuses an unhardened package, and the locked
 //! tier really lacks the modules it drops.

@@ -1,4 +1,4 @@
-//! Issue 5 §2: the layer cache, through the real binary and real Nix. Each
+//! The layer cache, through the real binary and real Nix. Each
 //! test has its own cache directory inside its temp dir.
 
 mod common;

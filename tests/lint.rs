@@ -1,4 +1,4 @@
-//! Issue 6 §4: CIS Docker Benchmark section 4 per image. nginx passes in both
+//! CIS Docker Benchmark section 4 per image. nginx passes in both
 //! tiers; each check has a fixture that fails it.
 
 mod common;

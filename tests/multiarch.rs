@@ -1,4 +1,4 @@
-//! Issue 7, multi-arch: a recipe listing `x86_64-linux` and `aarch64-linux`
+//! Multi-arch: a recipe listing `x86_64-linux` and `aarch64-linux`
 //! builds what this machine can (x86_64-linux, the offline package set is
 //! host-only), warns naming aarch64-linux, and writes an OCI image index with
 //! one linux/amd64 child. skopeo, umoci and podman read it; every armorred

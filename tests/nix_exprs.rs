@@ -1,5 +1,5 @@
-//! The Nix expressions of the nixpkgs package set and the flake (issues 6
-//! and 7), checked with `nix-instantiate` only: nixpkgs itself cannot be
+//! The Nix expressions of the nixpkgs package set and the flake,
+//! checked with `nix-instantiate` only: nixpkgs itself cannot be
 //! downloaded here and Debian's Nix 2.8 could not evaluate it anyway.
 //!
 //! * every `*.nix` file in the repository parses;

@@ -1,4 +1,4 @@
-//! Issue 2: nginx built in both tiers from the offline set through real Nix,
+//! nginx built in both tiers from the offline set through real Nix,
 //! checked with real clients (umoci, skopeo, podman).
 
 mod common;

@@ -1504,7 +1504,7 @@ fn cosign_statements(out: &std::process::Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Issue 6's registry cases through the CLI: each exits 1, names the
+/// Registry failures through the CLI: each exits 1, names the
 /// registry, and leaves the local image untouched.
 #[test]
 fn cli_push_failures_exit_1_and_name_the_registry() {
@@ -2148,7 +2148,7 @@ fn provenance_lists_the_debian_tarballs_and_vex_is_attested() {
     );
 }
 
-/// Issue 7: a multi-platform image (the `multiarch` fixture: an index with
+/// A multi-platform image (the `multiarch` fixture: an index with
 /// a linux/amd64 child) pushed with no destination on the command line goes
 /// to armorred.toml's `registry`: the children first, then the index under
 /// the tag, each with its signature, the SBOMs as referrers of the child.

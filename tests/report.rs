@@ -1,4 +1,4 @@
-//! Issue 7: `armorred report` on nginx built in both tiers through real Nix.
+//! `armorred report` on nginx built in both tiers through real Nix.
 //! Every figure in the report must be the one `analyze --json` and
 //! `inspect --json` measure; the HTML page must render in headless
 //! Chromium; a Debian-like upstream (built with buildah) must be counted

@@ -1,4 +1,4 @@
-//! Issue 4 on real images: cosign-format keys, signing and verification of
+//! Supply chain on real images: cosign-format keys, signing and verification of
 //! OCI layouts (with an independent Python checker), each verification
 //! failure, and SBOMs of the built closure validated by the reference tools.
 
