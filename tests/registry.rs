@@ -2380,3 +2380,119 @@ fn multiarch_index_pushes_to_the_registry_from_armorred_toml() {
     );
     assert!(!ctx.path().join("unbuilt").exists());
 }
+
+/// `cosign <args>` in `dir` with the test passphrase, asserting success.
+fn cosign_ok(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("cosign")
+        .args(args)
+        .current_dir(dir)
+        .env(
+            common::COSIGN_TEST_PASSWORD.0,
+            common::COSIGN_TEST_PASSWORD.1,
+        )
+        .output()
+        .expect("run cosign (scripts/setup-tools.sh installs it)");
+    assert!(
+        out.status.success(),
+        "cosign {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The real cosign and armorred, both ways: a key pair cosign generates signs
+/// armorred's build and cosign verifies it; cosign signs with a key pair
+/// armorred generated and armorred verifies that signature; and each
+/// verifies the other's signature with the other's key.
+#[test]
+fn cosign_and_armorred_keys_and_signatures_work_both_ways() {
+    let reg = Registry::start();
+    let ctx = TestContext::new();
+    let pass = [common::COSIGN_TEST_PASSWORD];
+    // cosign's key pair, in cosign's own encrypted format
+    std::fs::create_dir(ctx.path().join("c")).unwrap();
+    cosign_ok(&ctx.path().join("c"), &["generate-key-pair"]);
+    // armorred's key pair
+    ctx.ok_env(&["generate-key-pair", "--output-key-prefix", "a"], &pass);
+
+    // armorred builds and signs with cosign's private key
+    let layout = common::build_fixture(
+        &ctx,
+        "hello",
+        "hardened",
+        &["--sign-key", "c/cosign.key"],
+        &pass,
+    );
+    let target = reg.image("armorred/hello:1.0-hardened");
+    let push = ctx.ok(&[
+        "push",
+        layout.to_str().unwrap(),
+        &target.to_string(),
+        "--insecure",
+        "--json",
+    ]);
+    let digest = push.json()["manifest_digest"].as_str().unwrap().to_string();
+    let by_digest = format!("{}/armorred/hello@{digest}", reg.host());
+    let no_tlog = ["--insecure-ignore-tlog=true", "--allow-http-registry=true"];
+
+    // cosign verifies armorred's signature made with cosign's key
+    let mut args = vec!["verify", "--key", "c/cosign.pub"];
+    args.extend(no_tlog);
+    args.push(&by_digest);
+    let out = cosign_ok(ctx.path(), &args);
+    assert!(out.contains(&digest), "{out}");
+
+    // cosign signs the same image with armorred's private key (appended to
+    // the `.sig` manifest); armorred and cosign both verify it with a.pub
+    let mut args = vec!["sign", "--key", "a.key", "--tlog-upload=false", "-y"];
+    args.extend(["--allow-http-registry=true"]);
+    args.push(&by_digest);
+    cosign_ok(ctx.path(), &args);
+    let mut args = vec!["verify", "--key", "a.pub"];
+    args.extend(no_tlog);
+    args.push(&by_digest);
+    cosign_ok(ctx.path(), &args);
+    let v = ctx.ok(&[
+        "verify",
+        &target.to_string(),
+        "--key",
+        "a.pub",
+        "--insecure",
+    ]);
+    assert!(v.stdout().contains("tier: hardened"), "{}", v.stdout());
+    // and armorred still verifies its own signature with cosign's public key
+    ctx.ok(&[
+        "verify",
+        &target.to_string(),
+        "--key",
+        "c/cosign.pub",
+        "--insecure",
+    ]);
+
+    // a key that signed nothing here is refused by both
+    ctx.ok_env(
+        &["generate-key-pair", "--output-key-prefix", "other"],
+        &pass,
+    );
+    let refused = ctx.run(&[
+        "verify",
+        &target.to_string(),
+        "--key",
+        "other.pub",
+        "--insecure",
+    ]);
+    assert_eq!(refused.code(), 1, "{}", refused.describe());
+    let mut args = vec!["verify", "--key", "other.pub"];
+    args.extend(no_tlog);
+    args.push(&by_digest);
+    let out = Command::new("cosign")
+        .args(&args)
+        .current_dir(ctx.path())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "cosign accepted a key that signed nothing"
+    );
+}
