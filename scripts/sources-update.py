@@ -369,8 +369,17 @@ def update_one(name, pin, indexes, mirrors, sources_dir, log):
         archive, mirror, directory, orig, deb = where
         suite = cand.suite
         same_version = pin.get("debianVersion") == cand.version
-        # A pin that does not move needs no download, unless asked to check it.
+        # A pin that does not move needs no download; when the version is
+        # indexed, the signed index still says whether its files changed.
         if same_version and pin.get("debian", {}).get("file") == deb:
+            if cand.indexed:
+                for fname, pinned in ((orig, pin.get("sha256")), (deb, pin["debian"].get("sha256"))):
+                    signed = cand.files.get(fname, {}).get("sha256")
+                    if signed and pinned and signed != pinned:
+                        raise UpdateError(
+                            f"{name}: {fname} of {cand.version} is pinned as {pinned} but the signed index "
+                            f"says {signed} (a changed tarball behind an unchanged version)"
+                        )
             new = dict(pin)
             new["newerUnfetchable"] = unfetchable
             return new, None

@@ -191,6 +191,18 @@ class Update(unittest.TestCase):
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertIn("changed tarball behind an unchanged version", r.stderr)
 
+    def test_pin_differing_from_the_signed_index_is_an_error(self):
+        # the pool serves the indexed u11; the pin claims other bytes for it
+        pool = os.path.join(self.sec, "pool/updates/main/n/nginx")
+        write_bytes(os.path.join(pool, "nginx_1.26.3-3+deb13u11.debian.tar.xz"), self.u9)
+        pins = self.read_pins()
+        pins["nginx"]["debianVersion"] = "1.26.3-3+deb13u11"
+        pins["nginx"]["debian"] = {"file": "nginx_1.26.3-3+deb13u11.debian.tar.xz", "sha256": "0" * 64}
+        self.write_pins(pins)
+        r = self.run_update("--check", "--only", "nginx")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("the signed index says", r.stderr)
+
     def test_nothing_fetchable_is_an_error_naming_what_was_tried(self):
         for f in os.listdir(os.path.join(self.sec, "pool/updates/main/n/nginx")):
             if ".debian.tar." in f:
