@@ -1673,32 +1673,42 @@ fn cli_push_carries_the_attachments_of_a_signed_build() {
         assert_eq!(m.subject.unwrap().digest, digest);
     }
     // The real cosign verifies what was pushed (no Rekor here).
-    let out = Command::new("cosign")
-        .args([
+    cosign_ok(
+        ctx.path(),
+        &[
             "verify",
             "--key",
             "cosign.pub",
             "--insecure-ignore-tlog=true",
             "--allow-http-registry=true",
             &format!("{}/armorred/hello@{digest}", reg.host()),
-        ])
-        .current_dir(ctx.path())
-        .output()
-        .expect("run cosign (scripts/setup-system.sh installs it)");
-    assert!(
-        out.status.success(),
-        "cosign verify: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
 }
 
-/// `cosign <args>` in `dir`.
+/// `cosign <args>` in `dir`, with the test key pairs' passphrase.
 fn cosign(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new("cosign")
         .args(args)
         .current_dir(dir)
+        .env(
+            common::COSIGN_TEST_PASSWORD.0,
+            common::COSIGN_TEST_PASSWORD.1,
+        )
         .output()
-        .expect("run cosign (scripts/setup-system.sh installs it)")
+        .expect("run cosign (scripts/setup-tools.sh installs it)")
+}
+
+/// [`cosign`], asserting success; its stdout.
+fn cosign_ok(dir: &Path, args: &[&str]) -> String {
+    let out = cosign(dir, args);
+    assert!(
+        out.status.success(),
+        "cosign {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `cosign verify-attestation --key <key> --type <kind> <image>`, no Rekor.
@@ -1716,6 +1726,16 @@ fn verify_attestation(dir: &Path, key: &str, kind: &str, image: &str) -> std::pr
             image,
         ],
     )
+}
+
+/// [`verify_attestation`], asserting that cosign accepts.
+fn assert_attestation_verifies(dir: &Path, key: &str, kind: &str, image: &str) {
+    let out = verify_attestation(dir, key, kind, image);
+    assert!(
+        out.status.success(),
+        "cosign verify-attestation --type {kind}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `build hello --sign-key` attests SLSA provenance and both SBOMs in
@@ -1784,12 +1804,7 @@ fn cli_build_attests_and_cosign_verifies_the_attestations() {
     ]);
     let remote = format!("{}/armorred/hello@{digest}", reg.host());
     for kind in ["slsaprovenance1", "cyclonedx", "spdxjson"] {
-        let out = verify_attestation(ctx.path(), "cosign.pub", kind, &remote);
-        assert!(
-            out.status.success(),
-            "cosign verify-attestation --type {kind}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_attestation_verifies(ctx.path(), "cosign.pub", kind, &remote);
     }
     // cosign filters by predicate type: hello fixes no CVE, so has no VEX.
     let out = verify_attestation(ctx.path(), "cosign.pub", "openvex", &remote);
@@ -1871,16 +1886,11 @@ fn cli_build_attests_and_cosign_verifies_the_attestations() {
     let (_, layers) = registry::attestations_remote(&target, &opts()).unwrap();
     assert_eq!(layers.len(), 6);
     for key in [ctx.path().join("cosign.pub"), wrong.clone()] {
-        let out = verify_attestation(
+        assert_attestation_verifies(
             ctx.path(),
             key.to_str().unwrap(),
             "slsaprovenance1",
             &remote,
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
         );
     }
     let r = ctx.run(&[
@@ -2135,16 +2145,11 @@ fn provenance_lists_the_debian_tarballs_and_vex_is_attested() {
         &target.to_string(),
         "--insecure",
     ]);
-    let out = verify_attestation(
+    assert_attestation_verifies(
         ctx.path(),
         "cosign.pub",
         "openvex",
         &format!("{}/armorred/patched@{digest}", reg.host()),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -2281,16 +2286,11 @@ fn multiarch_index_pushes_to_the_registry_from_armorred_toml() {
         a["provenance"]["external_parameters"]["platform"], "linux/amd64",
         "{a}"
     );
-    let out = verify_attestation(
+    assert_attestation_verifies(
         ctx.path(),
         "cosign.pub",
         "slsaprovenance1",
         &format!("{}/team/multiarch@{child}", reg.host()),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     // The index by its tag: armorred checks the attestations of each child.
     let a = ctx
@@ -2381,26 +2381,6 @@ fn multiarch_index_pushes_to_the_registry_from_armorred_toml() {
     assert!(!ctx.path().join("unbuilt").exists());
 }
 
-/// `cosign <args>` in `dir` with the test passphrase, asserting success.
-fn cosign_ok(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("cosign")
-        .args(args)
-        .current_dir(dir)
-        .env(
-            common::COSIGN_TEST_PASSWORD.0,
-            common::COSIGN_TEST_PASSWORD.1,
-        )
-        .output()
-        .expect("run cosign (scripts/setup-tools.sh installs it)");
-    assert!(
-        out.status.success(),
-        "cosign {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The real cosign and armorred, both ways: a key pair cosign generates signs
 /// armorred's build and cosign verifies it; cosign signs with a key pair
 /// armorred generated and armorred verifies that signature; and each
@@ -2486,13 +2466,8 @@ fn cosign_and_armorred_keys_and_signatures_work_both_ways() {
     let mut args = vec!["verify", "--key", "other.pub"];
     args.extend(no_tlog);
     args.push(&by_digest);
-    let out = Command::new("cosign")
-        .args(&args)
-        .current_dir(ctx.path())
-        .output()
-        .unwrap();
     assert!(
-        !out.status.success(),
+        !cosign(ctx.path(), &args).status.success(),
         "cosign accepted a key that signed nothing"
     );
 }
