@@ -539,7 +539,7 @@ pub fn check_entrypoint(plan: &BuildPlan, built: &BuiltOutputs, closure: &Closur
         .any(|p| target.starts_with(p.as_path()));
     if !in_closure || !target.exists() {
         // A recipe mistake, so an input error (exit 2).
-        return Err(crate::commands::InputError::Invalid(format!(
+        return Err(crate::error::InputError::Invalid(format!(
             "entrypoint `{program}` is not in the closure (it resolves to `{}`); \
              add a `runtime.links` entry that points into the package, or fix `runtime.entrypoint`",
             target.display()

@@ -8,10 +8,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use armorred::cli::Cli;
-use armorred::commands;
+mod cli;
+mod commands;
+mod progress;
+
+use cli::Cli;
 use armorred::pipeline::{LogReporter, Reporter};
-use armorred::progress::{self, BarReporter};
+use progress::BarReporter;
 
 fn init_tracing<W>(cli: &Cli, color: bool, writer: W)
 where
@@ -65,11 +68,11 @@ fn main() -> ExitCode {
             for cause in e.chain().skip(1) {
                 msg.push_str(&format!("\n  caused by: {cause}"));
             }
-            if let Some(h) = commands::hint(&e) {
+            if let Some(h) = armorred::error::hint(&e) {
                 msg.push_str(&format!("\nhint: {h}"));
             }
             eprintln!("{msg}");
-            ExitCode::from(commands::exit_code(&e))
+            ExitCode::from(armorred::error::exit_code(&e))
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Progress on a terminal: one line per image being built, a spinner with
 //! Nix's last log line while Nix builds, then a bar of layers written (count
-//! and compressed bytes). [`crate::pipeline::LogReporter`] is the plain
+//! and compressed bytes). [`armorred::pipeline::LogReporter`] is the plain
 //! alternative; the binary picks one with [`bars_wanted`].
 //!
 //! Log events still print while bars are drawn: [`BarReporter::log_writer`]
@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::oci::tarball::LayerBlob;
-use crate::pipeline::Reporter;
-use crate::tier::Tier;
+use armorred::oci::tarball::LayerBlob;
+use armorred::pipeline::Reporter;
+use armorred::tier::Tier;
 
 /// Bars only where someone watches: stderr is a terminal that can redraw,
 /// and neither `--no-progress` nor `--quiet` asked for less.

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::plan::PackageSet;
-use crate::tier::{Tier, TierSelection};
+use armorred::plan::PackageSet;
+use armorred::tier::{Tier, TierSelection};
 
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -223,7 +223,7 @@ pub struct BuildArgs {
     pub out: Option<PathBuf>,
     /// Also write an archive beside each layout: `oci-archive` (`<out>/<image>-<tier>.oci.tar`) or `docker-archive` (`.docker.tar`).
     #[arg(long, value_enum, default_value = "oci")]
-    pub format: crate::archive::OutputFormat,
+    pub format: armorred::archive::OutputFormat,
     /// Build only this platform of the recipe's `image.platforms` (repeatable).
     #[arg(long = "platform")]
     pub platforms: Vec<String>,
@@ -314,7 +314,7 @@ pub struct SbomArgs {
     pub layout: PathBuf,
     /// Which document of the image.
     #[arg(long, value_enum, default_value = "spdx")]
-    pub format: crate::attach::SbomFormat,
+    pub format: armorred::attach::SbomFormat,
     /// The image's ref name when the layout holds several, or a child's manifest digest in a multi-platform index.
     #[arg(long = "ref")]
     pub reference: Option<String>,
@@ -341,7 +341,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub upstream: Option<String>,
     #[arg(long, value_enum, default_value = "md")]
-    pub format: crate::report::ReportFormat,
+    pub format: armorred::report::ReportFormat,
     /// Write the report to this file (atomically) instead of stdout.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -415,10 +415,6 @@ pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
 }
 
 fn parse_tier_selection(s: &str) -> Result<TierSelection, String> {
-    s.parse()
-}
-
-pub fn parse_tier(s: &str) -> Result<Tier, String> {
     s.parse()
 }
 

@@ -6,25 +6,26 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::cache::{CacheReport, LayerCache};
+use armorred::cache::{CacheReport, LayerCache};
 use crate::cli::{
     BuildArgs, Cli, Command, CompressionArg, FsckArgs, GenerateKeyPairArgs, InspectArgs, ListArgs,
     NixArgs, PlanArgs, PushArgs, RecipeArgs, RegistryArgs, SignArgs, VerifyArgs,
 };
 use crate::cli::{CompatArgs, ManArgs, ReportArgs};
-use crate::config::ProjectConfig;
-use crate::nix::{self, NixEnv, NixInvocation, NixOptions};
-use crate::oci::image::DirectLayers;
-use crate::oci::layout::Layout;
-use crate::oci::rootfs_view::ScanLayers;
-use crate::oci::tarball::Compression;
-use crate::pipeline::{self, BuildContext, BuildOutcome, Reporter};
-use crate::plan::{BuildPlan, PlanOptions};
-use crate::recipe::{self, Recipe, RecipeLoadError};
-use crate::registry;
-use crate::sign::{self, keys};
-use crate::tier::Tier;
-use crate::{inspect, process};
+use armorred::config::ProjectConfig;
+use armorred::nix::{self, NixEnv, NixInvocation, NixOptions};
+use armorred::oci::image::DirectLayers;
+use armorred::oci::layout::Layout;
+use armorred::oci::rootfs_view::ScanLayers;
+use armorred::oci::tarball::Compression;
+use armorred::pipeline::{self, BuildContext, BuildOutcome, Reporter};
+use armorred::plan::{BuildPlan, PlanOptions};
+use armorred::recipe::{self, Recipe};
+use armorred::registry;
+use armorred::sign::{self, keys};
+use armorred::error::InputError;
+use armorred::tier::Tier;
+use armorred::{inspect, process};
 
 /// What a command produced: text for stdout and whether it succeeded.
 #[derive(Debug, Default)]
@@ -43,23 +44,6 @@ impl CommandOutput {
     }
 }
 
-/// Input problems: exit code 2.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    #[error("unknown image `{image}`: no recipe {}", path.display())]
-    UnknownImage { image: String, path: PathBuf },
-    #[error("recipes directory {} cannot be read", .0.display())]
-    RecipesDir(PathBuf, #[source] std::io::Error),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("no image `{image}` tier `{tier}`: {} is not an OCI image layout", path.display())]
-    MissingLayout {
-        image: String,
-        tier: Tier,
-        path: PathBuf,
-    },
-}
-
 pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
     // Flags (and their env vars) override armorred.toml, which overrides built-in defaults.
     let project = ProjectConfig::load_from(Path::new("."))?;
@@ -74,11 +58,11 @@ pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
                 Some(p) => pipeline::lint_policy(&Recipe::load(p)?),
                 None => Default::default(),
             };
-            let r = crate::lint::lint_layout(&a.layout, a.reference.as_deref(), &policy)?;
+            let r = armorred::lint::lint_layout(&a.layout, a.reference.as_deref(), &policy)?;
             let stdout = if a.json {
                 json(&r)
             } else {
-                crate::lint::render(&r)
+                armorred::lint::render(&r)
             };
             Ok(CommandOutput {
                 stdout,
@@ -86,24 +70,24 @@ pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
             })
         }
         Command::Sbom(a) => {
-            let bytes = crate::attach::read_sbom(&a.layout, a.reference.as_deref(), a.format)?;
+            let bytes = armorred::attach::read_sbom(&a.layout, a.reference.as_deref(), a.format)?;
             match &a.output {
                 None => Ok(CommandOutput::ok(
                     String::from_utf8_lossy(&bytes).into_owned(),
                 )),
                 Some(path) => {
-                    crate::archive::write_file_atomic(path, &bytes)
+                    armorred::archive::write_file_atomic(path, &bytes)
                         .with_context(|| format!("writing {}", path.display()))?;
                     Ok(CommandOutput::ok(format!("{}\n", path.display())))
                 }
             }
         }
         Command::Analyze(a) => {
-            let r = crate::analysis::analyze_layout(&a.layout, a.reference.as_deref())?;
+            let r = armorred::analysis::analyze_layout(&a.layout, a.reference.as_deref())?;
             Ok(CommandOutput::ok(if a.json {
                 json(&r)
             } else {
-                crate::analysis::render(&r)
+                armorred::analysis::render(&r)
             }))
         }
         Command::GenerateKeyPair(a) => generate_key_pair(a),
@@ -308,10 +292,10 @@ struct BuildSummary<'a> {
     layer_cache: Option<CacheReport>,
     /// With `--format oci-archive|docker-archive`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    archives: Vec<crate::archive::WrittenArchive>,
+    archives: Vec<armorred::archive::WrittenArchive>,
     /// Listed platforms this machine cannot build, each with how to build it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    skipped_platforms: Vec<crate::platform::SkippedPlatform>,
+    skipped_platforms: Vec<armorred::platform::SkippedPlatform>,
 }
 
 /// Which of `r`'s platforms to build here. Nix is asked what it can build
@@ -320,8 +304,8 @@ fn platform_selection(
     r: &Recipe,
     wanted: &[String],
     ctx: &BuildContext<'_>,
-) -> Result<crate::platform::PlatformSelection> {
-    use crate::platform::{self, NixCapabilities, System};
+) -> Result<armorred::platform::PlatformSelection> {
+    use armorred::platform::{self, NixCapabilities, System};
     let listed = r.platforms();
     let chosen = platform::selected(&r.image.name, &listed, wanted).map_err(InputError::Invalid)?;
     let host = System::host().unwrap_or(System::X86_64_LINUX);
@@ -416,10 +400,10 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
                 .with_context(|| format!("signing {}", o.layout.display()))?;
             // Each platform's manifest, as its SBOMs: its own closure and provenance.
             for i in &o.images {
-                let platform = crate::platform::display(&i.system.oci());
-                crate::attach::attest_image(
+                let platform = armorred::platform::display(&i.system.oci());
+                armorred::attach::attest_image(
                     &o.layout,
-                    &crate::attach::AttestInput {
+                    &armorred::attach::AttestInput {
                         image: &i.written,
                         plan: &o.plan,
                         closure: &i.closure,
@@ -454,7 +438,7 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
         if let Some(dest) = a.format.archive_path(&o.layout) {
             let tag = format!("{}:{}", project.repository(&o.image), o.reference);
             let mtime = ctx.plan_options.source_date_epoch.max(0) as u64;
-            let w = crate::archive::write_archive(
+            let w = armorred::archive::write_archive(
                 &o.layout,
                 Some(&o.reference),
                 a.format,
@@ -469,7 +453,7 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
     };
     // `--jobs` images at once (each a Nix build, then its layers); with
     // --all a failure stops nothing, otherwise it stops what has not started.
-    let results = crate::parallel::map_until(
+    let results = armorred::parallel::map_until(
         &images,
         usize::from(a.jobs),
         |(r, tier, targets)| {
@@ -643,14 +627,14 @@ struct PlanReport {
     package_meta: Option<nix::PackageMeta>,
     /// With `--layers`: the built package and its layers, in image order.
     #[serde(skip_serializing_if = "Option::is_none")]
-    package: Option<crate::store_path::StorePath>,
+    package: Option<armorred::store_path::StorePath>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    layers: Option<Vec<crate::layers::PlannedLayer>>,
+    layers: Option<Vec<armorred::layers::PlannedLayer>>,
 }
 
 /// `plan --layers` as text: one line a layer, a line a path under merged ones.
-fn render_layers(s: &mut String, layers: &[crate::layers::PlannedLayer]) {
-    use crate::layers::PlannedKind;
+fn render_layers(s: &mut String, layers: &[armorred::layers::PlannedLayer]) {
+    use armorred::layers::PlannedKind;
     let mib = |b: u64| b as f64 / f64::from(1 << 20);
     s.push_str(&format!(
         "  layers:    {} (lowest first; popularity = closure paths depending on it)\n",
@@ -812,76 +796,6 @@ fn fsck(a: &FsckArgs) -> Result<CommandOutput> {
     Ok(CommandOutput { stdout, failed })
 }
 
-/// Exit code 2 for usage and input errors, 1 for everything else.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    use crate::oci::layout::LayoutError;
-    for cause in err.chain() {
-        if cause.is::<InputError>()
-            || cause.is::<crate::config::ConfigError>()
-            || cause.is::<recipe::RecipeError>()
-            || cause.is::<RecipeLoadError>()
-        {
-            return 2;
-        }
-        // Hostile or damaged image content is bad input, like a bad layout.
-        if let Some(v) = cause.downcast_ref::<crate::oci::rootfs_view::ViewError>() {
-            use crate::oci::rootfs_view::ViewError as V;
-            if matches!(
-                v,
-                V::Hostile { .. }
-                    | V::TooLarge { .. }
-                    | V::SizeMismatch { .. }
-                    | V::DigestMismatch { .. }
-            ) {
-                return 2;
-            }
-        }
-        if let Some(l) = cause.downcast_ref::<LayoutError>() {
-            return match l {
-                LayoutError::Io { .. } => 1,
-                _ => 2,
-            };
-        }
-    }
-    1
-}
-
-/// A next step for the user, where one is obvious.
-pub fn hint(err: &anyhow::Error) -> Option<String> {
-    for cause in err.chain() {
-        if let Some(n) = cause.downcast_ref::<nix::NixError>() {
-            return n.hint().map(str::to_string);
-        }
-        if let Some(InputError::UnknownImage { .. }) = cause.downcast_ref::<InputError>() {
-            return Some(
-                "`armorred list` shows the recipes; --recipes DIR picks another directory".into(),
-            );
-        }
-        if let Some(InputError::MissingLayout { image, tier, .. }) =
-            cause.downcast_ref::<InputError>()
-        {
-            return Some(format!(
-                "build it first: armorred build {image} --tier {tier} (or pass the --out it was built into)"
-            ));
-        }
-        let missing = |e: Option<&sign::layout::AttestationError>| {
-            matches!(e, Some(sign::layout::AttestationError::Missing { .. }))
-        };
-        let in_layout = match cause.downcast_ref::<sign::layout::LayoutSignError>() {
-            Some(sign::layout::LayoutSignError::Attestation(e)) => Some(e),
-            _ => None,
-        };
-        if missing(cause.downcast_ref()) || missing(in_layout) {
-            return Some(
-                "`build --sign-key` attests the image, or each platform's manifest of a \
-                 multi-platform index; `sign` alone does not attest"
-                    .into(),
-            );
-        }
-    }
-    None
-}
-
 fn generate_key_pair(a: &GenerateKeyPairArgs) -> Result<CommandOutput> {
     let pass = keys::passphrase_from_env_or_prompt(true)?;
     let (key, public) = keys::write_key_pair(&a.output_key_prefix, &pass).with_context(|| {
@@ -951,8 +865,8 @@ fn sign(a: &SignArgs, project: &ProjectConfig) -> Result<CommandOutput> {
             .with_context(|| format!("signing {}", a.target))?;
         // A multi-platform index: sign every child too, as `cosign sign --recursive`.
         let (bytes, media_type, _) = registry::fetch_manifest(&target.with_digest(&digest), &opts)?;
-        if media_type == crate::oci::MEDIA_TYPE_INDEX {
-            let index: crate::oci::layout::Index =
+        if media_type == armorred::oci::MEDIA_TYPE_INDEX {
+            let index: armorred::oci::layout::Index =
                 serde_json::from_slice(&bytes).context("parsing the image index")?;
             for child in &index.manifests {
                 registry::sign_remote(&target.with_digest(&child.digest), &key, &opts, &optional)
@@ -1016,7 +930,7 @@ fn verify(a: &VerifyArgs, project: &ProjectConfig) -> Result<CommandOutput> {
 /// multi-platform index, of every child.
 fn verify_attestations(a: &VerifyArgs, key: &keys::VerifyingKey) -> Result<CommandOutput> {
     use sign::layout::AttestedTarget;
-    let required = crate::slsa::PREDICATE_TYPE;
+    let required = armorred::slsa::PREDICATE_TYPE;
     let attested = if is_layout(&a.target) {
         sign::layout::verify_layout_attestations(
             Path::new(&a.target),
@@ -1073,13 +987,13 @@ fn remote_attestations(
 ) -> Result<sign::layout::AttestedTarget> {
     let target = image_ref(target)?;
     let (manifest, media_type, digest) = registry::fetch_manifest(&target, opts)?;
-    if media_type != crate::oci::MEDIA_TYPE_INDEX {
+    if media_type != armorred::oci::MEDIA_TYPE_INDEX {
         let (digest, layers) = registry::attestations_remote(&target.with_digest(&digest), opts)?;
         return Ok(sign::layout::AttestedTarget::Image(
             sign::layout::attestations_outcome(key, digest.as_str(), &layers, required)?,
         ));
     }
-    let index: crate::oci::layout::Index =
+    let index: armorred::oci::layout::Index =
         serde_json::from_slice(&manifest).context("parsing the image index")?;
     let children = index
         .manifests
@@ -1145,10 +1059,10 @@ fn verify_remote(
     let v = sign::verify_image(key, digest.as_str(), &layers)?;
     let (mut manifest, media_type, _) =
         registry::fetch_manifest(&target.with_digest(&digest), opts)?;
-    if media_type == crate::oci::MEDIA_TYPE_INDEX {
+    if media_type == armorred::oci::MEDIA_TYPE_INDEX {
         // A multi-platform index: every child must carry its own signature,
         // as `verify` of a layout demands; the tier comes from the first.
-        let index: crate::oci::layout::Index =
+        let index: armorred::oci::layout::Index =
             serde_json::from_slice(&manifest).context("parsing the image index")?;
         for child in &index.manifests {
             let at = target.with_digest(&child.digest);
@@ -1162,7 +1076,7 @@ fn verify_remote(
             .context("the image index has no children")?;
         manifest = registry::fetch_manifest(&target.with_digest(&first.digest), opts)?.0;
     }
-    let m: crate::oci::layout::Manifest =
+    let m: armorred::oci::layout::Manifest =
         serde_json::from_slice(&manifest).context("parsing the image manifest")?;
     let config = registry::fetch_blob(&target, &m.config.digest, opts)?;
     let config: serde_json::Value =
@@ -1244,8 +1158,8 @@ fn default_repository(project: &ProjectConfig, image: &str, flag: &str) -> Resul
 }
 
 /// An upstream named on the command line, opened as a layout.
-fn open_upstream(name: &str, insecure: bool) -> Result<crate::report::OpenedImage> {
-    let source = crate::report::ImageSource::parse(name)
+fn open_upstream(name: &str, insecure: bool) -> Result<armorred::report::OpenedImage> {
+    let source = armorred::report::ImageSource::parse(name)
         .map_err(|e| InputError::Invalid(format!("upstream `{name}`: {e:#}")))?;
     source.open(insecure)
 }
@@ -1270,12 +1184,12 @@ fn report_cmd(a: &ReportArgs, project: &ProjectConfig) -> Result<CommandOutput> 
         .as_deref()
         .map(|u| open_upstream(u, a.insecure))
         .transpose()?;
-    let report = crate::report::collect(&a.image, &out, upstream.as_ref())?;
-    let text = crate::report::render(&report, a.format);
+    let report = armorred::report::collect(&a.image, &out, upstream.as_ref())?;
+    let text = armorred::report::render(&report, a.format);
     match &a.output {
         None => Ok(CommandOutput::ok(text)),
         Some(path) => {
-            crate::archive::write_file_atomic(path, text.as_bytes())
+            armorred::archive::write_file_atomic(path, text.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
             Ok(CommandOutput::ok(format!("{}\n", path.display())))
         }
@@ -1290,7 +1204,7 @@ fn check_image_name(image: &str) -> Result<()> {
 }
 
 fn compat_cmd(a: &CompatArgs, project: &ProjectConfig) -> Result<CommandOutput> {
-    use crate::compat::{self, RuntimeContract};
+    use armorred::compat::{self, RuntimeContract};
     let recipe = load_recipe(&project.recipes_dir(a.recipes.as_deref()), &a.image)?;
     let out = project.out_dir(a.out.as_deref());
     let name = a.upstream.as_deref().unwrap_or(&recipe.image.upstream);
@@ -1299,7 +1213,7 @@ fn compat_cmd(a: &CompatArgs, project: &ProjectConfig) -> Result<CommandOutput> 
     let mut reports = Vec::new();
     for tier in a.tier.tiers() {
         let dir = pipeline::layout_dir(&out, &a.image, tier);
-        let ours = RuntimeContract::of_image(&crate::report::OpenedImage::layout(&dir, None))
+        let ours = RuntimeContract::of_image(&armorred::report::OpenedImage::layout(&dir, None))
             .with_context(|| format!("reading `{}` tier `{tier}`", a.image))?;
         let diffs = compat::compare(&theirs, &ours);
         let r = compat::judge(
@@ -1347,7 +1261,7 @@ fn man_cmd(a: &ManArgs) -> Result<CommandOutput> {
     let mut s = String::new();
     for (name, roff) in &pages {
         let path = dir.join(name);
-        crate::archive::write_file_atomic(&path, roff)
+        armorred::archive::write_file_atomic(&path, roff)
             .with_context(|| format!("writing {}", path.display()))?;
         s.push_str(&format!("{}\n", path.display()));
     }
@@ -1357,8 +1271,8 @@ fn man_cmd(a: &ManArgs) -> Result<CommandOutput> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::rootfs_view::ViewError;
-    use crate::oci::Digest;
+    use armorred::oci::rootfs_view::ViewError;
+    use armorred::oci::Digest;
 
     #[test]
     fn hostile_layer_content_is_an_input_error() {

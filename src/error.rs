@@ -1,0 +1,99 @@
+//! What the user sees of an error: its exit code (2 for usage and input
+//! problems, 1 for everything else) and a hint where the next step is obvious.
+//!
+//! It classifies the typed errors of the stages below it, so it sits above
+//! them and below the pipeline and the binary, which only map its answer to a
+//! process exit.
+
+use std::path::PathBuf;
+
+use crate::tier::Tier;
+use crate::{config, nix, oci, recipe, sign};
+
+/// Input problems: exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("unknown image `{image}`: no recipe {}", path.display())]
+    UnknownImage { image: String, path: PathBuf },
+    #[error("recipes directory {} cannot be read", .0.display())]
+    RecipesDir(PathBuf, #[source] std::io::Error),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no image `{image}` tier `{tier}`: {} is not an OCI image layout", path.display())]
+    MissingLayout {
+        image: String,
+        tier: Tier,
+        path: PathBuf,
+    },
+}
+
+/// Exit code 2 for usage and input errors, 1 for everything else.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    use oci::layout::LayoutError;
+    for cause in err.chain() {
+        if cause.is::<InputError>()
+            || cause.is::<config::ConfigError>()
+            || cause.is::<recipe::RecipeError>()
+            || cause.is::<recipe::RecipeLoadError>()
+        {
+            return 2;
+        }
+        // Hostile or damaged image content is bad input, like a bad layout.
+        if let Some(v) = cause.downcast_ref::<oci::rootfs_view::ViewError>() {
+            use oci::rootfs_view::ViewError as V;
+            if matches!(
+                v,
+                V::Hostile { .. }
+                    | V::TooLarge { .. }
+                    | V::SizeMismatch { .. }
+                    | V::DigestMismatch { .. }
+            ) {
+                return 2;
+            }
+        }
+        if let Some(l) = cause.downcast_ref::<LayoutError>() {
+            return match l {
+                LayoutError::Io { .. } => 1,
+                _ => 2,
+            };
+        }
+    }
+    1
+}
+
+/// A next step for the user, where one is obvious.
+pub fn hint(err: &anyhow::Error) -> Option<String> {
+    for cause in err.chain() {
+        if let Some(n) = cause.downcast_ref::<nix::NixError>() {
+            return n.hint().map(str::to_string);
+        }
+        if let Some(InputError::UnknownImage { .. }) = cause.downcast_ref::<InputError>() {
+            return Some(
+                "`armorred list` shows the recipes; --recipes DIR picks another directory".into(),
+            );
+        }
+        if let Some(InputError::MissingLayout { image, tier, .. }) =
+            cause.downcast_ref::<InputError>()
+        {
+            return Some(format!(
+                "build it first: armorred build {image} --tier {tier} (or pass the --out it was built into)"
+            ));
+        }
+        let missing = |e: Option<&sign::layout::AttestationError>| {
+            matches!(e, Some(sign::layout::AttestationError::Missing { .. }))
+        };
+        let in_layout = match cause.downcast_ref::<sign::layout::LayoutSignError>() {
+            Some(sign::layout::LayoutSignError::Attestation(e)) => Some(e),
+            _ => None,
+        };
+        if missing(cause.downcast_ref()) || missing(in_layout) {
+            return Some(
+                "`build --sign-key` attests the image, or each platform's manifest of a \
+                 multi-platform index; `sign` alone does not attest"
+                    .into(),
+            );
+        }
+    }
+    None
+}
+
