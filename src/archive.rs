@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use crate::oci::media_types::*;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +35,6 @@ use crate::oci::{
 };
 
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
-const HEALTHCHECK_ANNOTATION: &str = "org.armorred.healthcheck";
 
 /// What `build --format` writes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -423,7 +423,7 @@ fn docker_archive<W: Write>(
 /// The OCI config with the healthcheck annotation moved into Docker's
 /// `config.Healthcheck` (durations in nanoseconds).
 fn docker_config(config: &[u8], annotations: &BTreeMap<String, String>) -> Result<Vec<u8>, String> {
-    let Some(h) = annotations.get(HEALTHCHECK_ANNOTATION) else {
+    let Some(h) = annotations.get(ANNOTATION_HEALTHCHECK) else {
         return Ok(config.to_vec());
     };
     #[derive(Deserialize)]
@@ -435,7 +435,7 @@ fn docker_config(config: &[u8], annotations: &BTreeMap<String, String>) -> Resul
         start_period: Option<String>,
         retries: Option<u32>,
     }
-    let hc: Hc = serde_json::from_str(h).map_err(|e| format!("{HEALTHCHECK_ANNOTATION}: {e}"))?;
+    let hc: Hc = serde_json::from_str(h).map_err(|e| format!("{ANNOTATION_HEALTHCHECK}: {e}"))?;
     let mut v: serde_json::Value =
         serde_json::from_slice(config).map_err(|e| format!("config: {e}"))?;
     let mut d = serde_json::Map::new();
@@ -796,7 +796,7 @@ mod tests {
         let mut annotations = BTreeMap::new();
         if healthcheck {
             annotations.insert(
-                HEALTHCHECK_ANNOTATION.to_string(),
+                ANNOTATION_HEALTHCHECK.to_string(),
                 r#"{"interval":"1m30s","retries":3,"test":["CMD","/bin/probe"]}"#.to_string(),
             );
         }

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use crate::oci::media_types::*;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -24,13 +25,12 @@ use crate::oci::tarball::Compression;
 use crate::oci::{canonical_json, Digest, MEDIA_TYPE_MANIFEST};
 use crate::plan::{rfc3339_utc, BuildPlan};
 use crate::provenance;
-use crate::sbom::{self, SbomInput, CYCLONEDX_MEDIA_TYPE, OPENVEX_MEDIA_TYPE, SPDX_MEDIA_TYPE};
+use crate::sbom::{self, SbomInput};
 use crate::sign::dsse::Statement;
 use crate::sign::keys::SigningKey;
 use crate::slsa;
 
 /// The OCI 1.1 empty config for artifacts.
-const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 
 /// Licenses and CPEs the package set knows, by pname (`nix/offline/metadata.json`).
 #[derive(Debug, Default, Deserialize)]
@@ -70,9 +70,9 @@ pub enum SbomFormat {
 impl SbomFormat {
     pub fn media_type(self) -> &'static str {
         match self {
-            SbomFormat::Spdx => SPDX_MEDIA_TYPE,
-            SbomFormat::Cyclonedx => CYCLONEDX_MEDIA_TYPE,
-            SbomFormat::Openvex => OPENVEX_MEDIA_TYPE,
+            SbomFormat::Spdx => MEDIA_TYPE_SPDX,
+            SbomFormat::Cyclonedx => MEDIA_TYPE_CYCLONEDX,
+            SbomFormat::Openvex => MEDIA_TYPE_OPENVEX,
         }
     }
 }
@@ -122,16 +122,16 @@ pub fn attach_sboms(
     };
     let mut docs = vec![
         (
-            SPDX_MEDIA_TYPE,
+            MEDIA_TYPE_SPDX,
             sbom::to_canonical_bytes(&sbom::spdx(&input)),
         ),
         (
-            CYCLONEDX_MEDIA_TYPE,
+            MEDIA_TYPE_CYCLONEDX,
             sbom::to_canonical_bytes(&sbom::cyclonedx(&input)),
         ),
     ];
     if let Some(vex) = sbom::openvex(&input) {
-        docs.push((OPENVEX_MEDIA_TYPE, sbom::to_canonical_bytes(&vex)));
+        docs.push((MEDIA_TYPE_OPENVEX, sbom::to_canonical_bytes(&vex)));
     }
     attach_documents(layout, &img.manifest, &docs, &created)
 }
@@ -161,7 +161,7 @@ pub fn attach_documents(
             media_type: Some(MEDIA_TYPE_MANIFEST.into()),
             artifact_type: Some(media_type.to_string()),
             config: Descriptor {
-                media_type: EMPTY_MEDIA_TYPE.into(),
+                media_type: MEDIA_TYPE_EMPTY.into(),
                 digest: empty.digest.clone(),
                 size: empty.size,
                 artifact_type: None,
@@ -262,9 +262,9 @@ pub struct AttestInput<'a> {
 /// The in-toto predicate type of each attached document cosign knows by a
 /// `--type` name: `cyclonedx`, `spdxjson`, `openvex`.
 const DOCUMENT_PREDICATES: [(&str, &str); 3] = [
-    (CYCLONEDX_MEDIA_TYPE, "https://cyclonedx.org/bom"),
-    (SPDX_MEDIA_TYPE, "https://spdx.dev/Document"),
-    (OPENVEX_MEDIA_TYPE, "https://openvex.dev/ns"),
+    (MEDIA_TYPE_CYCLONEDX, "https://cyclonedx.org/bom"),
+    (MEDIA_TYPE_SPDX, "https://spdx.dev/Document"),
+    (MEDIA_TYPE_OPENVEX, "https://openvex.dev/ns"),
 ];
 
 /// Attests a built image with `key`: SLSA provenance, and each attached SBOM

@@ -19,6 +19,7 @@ pub mod layers;
 pub mod lint;
 pub mod nix;
 pub mod oci;
+pub mod package_set;
 pub mod parallel;
 pub mod pipeline;
 pub mod plan;

@@ -14,6 +14,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::OnceLock;
+use crate::oci::media_types::*;
 
 use anyhow::Result;
 use regex::bytes::Regex;
@@ -26,7 +27,6 @@ use crate::recipe::SecretAllowance;
 
 /// Files larger than this are not scanned for secrets (binaries and data).
 pub const MAX_SCAN_BYTES: u64 = 16 << 20;
-pub const HEALTHCHECK_ANNOTATION: &str = "org.armorred.healthcheck";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -179,7 +179,7 @@ pub fn lint_image(
         }],
     });
 
-    let hc = img.manifest.annotations.get(HEALTHCHECK_ANNOTATION);
+    let hc = img.manifest.annotations.get(ANNOTATION_HEALTHCHECK);
     checks.push(Check {
         id: "4.6",
         title: "Add HEALTHCHECK instruction to the container image",
@@ -189,7 +189,7 @@ pub fn lint_image(
             (true, false) => Status::Fail,
         },
         details: match hc {
-            Some(h) => vec![format!("{HEALTHCHECK_ANNOTATION}={h}")],
+            Some(h) => vec![format!("{ANNOTATION_HEALTHCHECK}={h}")],
             None if policy.healthcheck_expected => {
                 vec!["the recipe declares a healthcheck but the image carries none".into()]
             }

@@ -25,7 +25,7 @@ use crate::platform::System;
 use crate::recipe::Recipe;
 use crate::rootfs;
 use crate::store_path::StorePath;
-use crate::tier::Tier;
+use crate::tier::{layout_dir, Tier};
 
 /// Where progress goes. The CLI decides between bars and plain log lines;
 /// the pipeline only reports events.
@@ -152,11 +152,6 @@ impl Targets {
             index: false,
         }
     }
-}
-
-/// `<out>/<image>-<tier>`: one OCI layout per image and tier.
-pub fn layout_dir(out: &Path, image: &str, tier: Tier) -> PathBuf {
-    out.join(format!("{image}-{tier}"))
 }
 
 /// One platform's Nix outputs, ready to become an image.

@@ -6,9 +6,7 @@
 //! prints it without building anything.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use serde::Serialize;
 
@@ -18,42 +16,7 @@ use crate::tier::Tier;
 /// The default cap on the number of layers (one per store path below it).
 pub const DEFAULT_MAX_LAYERS: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PackageSet {
-    /// `nix/offline`: pinned upstream tarballs, host clang, no network.
-    Offline,
-    /// `nix/` overlay over the nixpkgs pinned in `flake.lock` (Nix ≥ 2.18).
-    Nixpkgs,
-}
-
-impl PackageSet {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PackageSet::Offline => "offline",
-            PackageSet::Nixpkgs => "nixpkgs",
-        }
-    }
-}
-
-impl fmt::Display for PackageSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for PackageSet {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "offline" => Ok(PackageSet::Offline),
-            "nixpkgs" => Ok(PackageSet::Nixpkgs),
-            o => Err(format!(
-                "unknown package set `{o}`: expected `offline` or `nixpkgs`"
-            )),
-        }
-    }
-}
+pub use crate::package_set::PackageSet;
 
 /// The compiler hardening switches of one tier. The always-on base set
 /// (FORTIFY_SOURCE=3, stack protector, stack-clash, PIE, RELRO, BIND_NOW,

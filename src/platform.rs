@@ -12,8 +12,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::oci::layout::Platform;
-use crate::plan::PackageSet;
+use crate::package_set::PackageSet;
 
 /// Nix systems armorred knows, with their OCI `architecture` and `variant`
 /// (the image-spec's GOARCH names). Only Linux: images run on a Linux kernel.
@@ -29,6 +28,15 @@ const TABLE: [(&str, &str, Option<&str>); 8] = [
     ("powerpc64le-linux", "ppc64le", None),
     ("s390x-linux", "s390x", None),
 ];
+
+/// An OCI descriptor's `platform`: the system as image indexes name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
 
 /// A Nix system name armorred can make an image for, e.g. `aarch64-linux`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -1,6 +1,7 @@
 //! The two security tiers every image comes in.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,12 @@ impl FromStr for TierSelection {
                 .map_err(|_| format!("unknown tier `{t}`: expected `hardened`, `locked` or `all`")),
         }
     }
+}
+
+/// `<out>/<image>-<tier>`: one OCI layout per image and tier, the one place
+/// that names where a build writes and where readers look for it.
+pub fn layout_dir(out: &Path, image: &str, tier: Tier) -> PathBuf {
+    out.join(format!("{image}-{tier}"))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::oci::media_types::*;
 
 use oci_spec::image::{
     Arch, ConfigBuilder, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder,
@@ -238,7 +239,7 @@ fn manifest_annotations(plan: &BuildPlan) -> BTreeMap<String, String> {
     // it as `Healthcheck`, OCI layouts as this annotation.
     if let Some(h) = &plan.runtime.healthcheck {
         a.insert(
-            crate::lint::HEALTHCHECK_ANNOTATION.to_string(),
+            ANNOTATION_HEALTHCHECK.to_string(),
             String::from_utf8(canonical_json(h)).expect("JSON is UTF-8"),
         );
     }

@@ -39,13 +39,7 @@ pub struct Descriptor {
     pub platform: Option<Platform>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    pub architecture: String,
-    pub os: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
+pub use crate::platform::Platform;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -437,7 +431,7 @@ impl Layout {
         index: Option<LoadedIndex>,
     ) -> Result<LoadedImage, LayoutError> {
         if descriptor.media_type != MEDIA_TYPE_MANIFEST
-            && descriptor.media_type != "application/vnd.docker.distribution.manifest.v2+json"
+            && descriptor.media_type != crate::oci::MEDIA_TYPE_DOCKER_MANIFEST
         {
             return Err(LayoutError::UnsupportedMediaType {
                 path: self.index_path(),
@@ -492,7 +486,7 @@ impl Layout {
             }
             seen.insert(d.digest.clone(), d.size);
             let is_manifest = d.media_type == MEDIA_TYPE_MANIFEST
-                || d.media_type == "application/vnd.docker.distribution.manifest.v2+json";
+                || d.media_type == crate::oci::MEDIA_TYPE_DOCKER_MANIFEST;
             if is_manifest {
                 match self.read_json::<Manifest>(&d) {
                     Ok((_, m)) => {
@@ -683,7 +677,7 @@ pub(crate) mod tests {
             media_type: Some(MEDIA_TYPE_MANIFEST.into()),
             artifact_type: None,
             config: descriptor(
-                "application/vnd.oci.image.config.v1+json",
+                MEDIA_TYPE_CONFIG,
                 digest.clone(),
                 size,
             ),

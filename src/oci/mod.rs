@@ -11,18 +11,13 @@ pub mod digest;
 pub mod image;
 pub mod index;
 pub mod layout;
+pub mod media_types;
 pub mod rootfs_view;
 pub mod tarball;
 
 pub use digest::Digest;
+pub use media_types::*;
 
-pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const MEDIA_TYPE_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-pub const MEDIA_TYPE_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
-pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// Serializes to canonical JSON: serde_json's map is ordered by key (the
 /// `preserve_order` feature is off), and no whitespace is added, so equal

@@ -13,6 +13,7 @@ use std::io::{Cursor, Read};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
+use crate::oci::media_types::*;
 
 use sha2::{Digest as _, Sha256};
 use ureq::http::{self, HeaderMap, Method};
@@ -30,7 +31,6 @@ pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+
     application/vnd.oci.image.index.v1+json, \
     application/vnd.docker.distribution.manifest.v2+json, \
     application/vnd.docker.distribution.manifest.list.v2+json";
-const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The longest a single socket read or write may block. Large blobs are
@@ -427,12 +427,12 @@ impl Client {
     /// without it answers 404 (distribution 2.8 has no such route).
     pub(crate) fn referrers_supported(&self, subject: &Digest) -> Result<bool, RegistryError> {
         let call = Call::new(Method::GET, self.url(&format!("referrers/{subject}")))
-            .header("accept", INDEX_MEDIA_TYPE);
+            .header("accept", MEDIA_TYPE_INDEX);
         let reply = self.send(&call, self.retries)?;
         match reply.status {
             200 => Ok(reply
                 .header("content-type")
-                .is_some_and(|c| c.starts_with(INDEX_MEDIA_TYPE))),
+                .is_some_and(|c| c.starts_with(MEDIA_TYPE_INDEX))),
             404 | 405 | 400 | 501 => Ok(false),
             _ => Err(self.status_error(&call, &reply, 1)),
         }

@@ -1,6 +1,7 @@
 //! Push: plan from the layout (no network), then execute against a registry.
 
 use std::collections::BTreeSet;
+use crate::oci::media_types::*;
 
 use serde_json::Value;
 
@@ -16,7 +17,6 @@ use crate::sign::{
     AttestationLayer, SignError, SignatureLayer,
 };
 
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// Everything to send, read and checked from the layout up front.
 #[derive(Debug)]
@@ -150,7 +150,7 @@ fn subject(
     let mut attachments = Vec::new();
     for d in layout.attachments()? {
         let ref_name = d.annotations.get(ANNOTATION_REF_NAME).cloned();
-        if d.media_type != MEDIA_TYPE_MANIFEST && d.media_type != DOCKER_MANIFEST {
+        if d.media_type != MEDIA_TYPE_MANIFEST && d.media_type != MEDIA_TYPE_DOCKER_MANIFEST {
             if ref_name
                 .as_deref()
                 .is_some_and(|r| r.starts_with(&tag_prefix))

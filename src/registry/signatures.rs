@@ -2,6 +2,7 @@
 //! appended to (never replaced), and signed in place.
 
 use std::collections::BTreeMap;
+use crate::oci::media_types::*;
 
 use super::client::Client;
 use super::push::Counts;
@@ -12,7 +13,7 @@ use crate::sign::keys::SigningKey;
 use crate::sign::{
     attestation_manifest, attestation_tag, parse_attestation_manifest, parse_signature_manifest,
     payload, sign_payload, signature_manifest, signature_tag, AttestationLayer, SignError,
-    SignatureLayer, OCI_MANIFEST_MEDIA_TYPE,
+    SignatureLayer,
 };
 
 /// What appending did.
@@ -238,7 +239,7 @@ fn append_layers<L: CosignLayer>(
             counts.push_bytes(client, layer.blob())?;
         }
         counts.push_bytes(client, &config)?;
-        client.put_manifest(&tag, OCI_MANIFEST_MEDIA_TYPE, &manifest)?;
+        client.put_manifest(&tag, MEDIA_TYPE_MANIFEST, &manifest)?;
     }
     Ok(Appended {
         tag,

@@ -603,7 +603,7 @@ pub fn collect(image: &str, out_dir: &Path, upstream: Option<&OpenedImage>) -> R
         columns.push(describe(u, Role::Upstream).context("measuring the upstream image")?);
     }
     for tier in Tier::ALL {
-        let dir = crate::pipeline::layout_dir(out_dir, image, tier);
+        let dir = crate::tier::layout_dir(out_dir, image, tier);
         let img = OpenedImage::layout(&dir, None);
         columns.push(
             describe(&img, tier.into()).with_context(|| {

@@ -44,9 +44,6 @@ use crate::provenance::Provenance;
 pub(crate) use ids::deb_purl;
 pub use summary::{component_line, components as cyclonedx_components, ComponentSummary};
 
-pub const SPDX_MEDIA_TYPE: &str = "application/spdx+json";
-pub const CYCLONEDX_MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";
-pub const OPENVEX_MEDIA_TYPE: &str = "application/vnd.openvex+json";
 
 /// What the SBOMs are made from. All of it is known after the image is built.
 #[derive(Debug, Clone, Copy)]

@@ -11,14 +11,13 @@
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use crate::oci::media_types::*;
 
 use super::keys::{SigningKey, VerifyingKey};
 use super::{sign_payload, verify_payload, SignError};
 
 /// The media type of an attestation layer in a `.att` manifest.
-pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 /// `payloadType` of an envelope holding an in-toto Statement.
-pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// `_type` of an in-toto Statement v1.
 pub const STATEMENT_TYPE_V1: &str = "https://in-toto.io/Statement/v1";
 /// The layer annotation cosign gives an attestation: its predicate type.
@@ -109,11 +108,11 @@ impl<P> Statement<P> {
 /// Signs `statement` (in-toto JSON bytes) into envelope bytes.
 pub fn sign_statement(key: &SigningKey, statement: &[u8]) -> Vec<u8> {
     let envelope = Envelope {
-        payload_type: IN_TOTO_PAYLOAD_TYPE.into(),
+        payload_type: PAYLOAD_TYPE_IN_TOTO.into(),
         payload: BASE64.encode(statement),
         signatures: vec![EnvelopeSignature {
             keyid: String::new(),
-            sig: sign_payload(key, &pae(IN_TOTO_PAYLOAD_TYPE, statement)),
+            sig: sign_payload(key, &pae(PAYLOAD_TYPE_IN_TOTO, statement)),
         }],
     };
     serde_json::to_vec(&envelope).expect("an envelope of strings serializes")
@@ -124,9 +123,9 @@ pub fn sign_statement(key: &SigningKey, statement: &[u8]) -> Vec<u8> {
 pub fn verify_envelope(key: &VerifyingKey, envelope: &[u8]) -> Result<Vec<u8>, SignError> {
     let envelope: Envelope = serde_json::from_slice(envelope)
         .map_err(|e| SignError::BadPayload(format!("not a DSSE envelope: {e}")))?;
-    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+    if envelope.payload_type != PAYLOAD_TYPE_IN_TOTO {
         return Err(SignError::BadPayload(format!(
-            "payloadType is {:?}, expected {IN_TOTO_PAYLOAD_TYPE:?}",
+            "payloadType is {:?}, expected {PAYLOAD_TYPE_IN_TOTO:?}",
             envelope.payload_type
         )));
     }
@@ -192,7 +191,7 @@ mod tests {
         let parsed: Envelope = serde_json::from_slice(&env).unwrap();
         verify_payload(
             &key.verifying_key(),
-            &pae(IN_TOTO_PAYLOAD_TYPE, statement),
+            &pae(PAYLOAD_TYPE_IN_TOTO, statement),
             &parsed.signatures[0].sig,
         )
         .unwrap();

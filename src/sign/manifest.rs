@@ -12,17 +12,14 @@
 //! Pure: blobs come in through a caller-supplied fetch function.
 
 use std::collections::BTreeMap;
+use crate::oci::media_types::*;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::dsse::{DSSE_MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION};
+use super::dsse::{PREDICATE_TYPE_ANNOTATION};
 use super::SignError;
 
-pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
-const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 
 /// One attestation: a DSSE envelope ([`super::dsse`]) and its predicate type.
@@ -107,7 +104,7 @@ pub fn signature_manifest(layers: &[SignatureLayer]) -> (Vec<u8>, Vec<u8>) {
             let mut annotations = l.annotations.clone();
             annotations.insert(SIGNATURE_ANNOTATION.into(), l.signature_b64.clone());
             RawLayer {
-                media_type: SIMPLE_SIGNING_MEDIA_TYPE,
+                media_type: MEDIA_TYPE_COSIGN_SIMPLE_SIGNING,
                 blob: &l.payload,
                 annotations,
             }
@@ -124,7 +121,7 @@ pub fn attestation_manifest(layers: &[AttestationLayer]) -> (Vec<u8>, Vec<u8>) {
     let raw: Vec<RawLayer<'_>> = layers
         .iter()
         .map(|l| RawLayer {
-            media_type: DSSE_MEDIA_TYPE,
+            media_type: MEDIA_TYPE_DSSE,
             blob: &l.envelope,
             annotations: BTreeMap::from([
                 (SIGNATURE_ANNOTATION.to_string(), String::new()),
@@ -166,9 +163,9 @@ fn cosign_image(layers: &[RawLayer<'_>]) -> (Vec<u8>, Vec<u8>) {
 
     let manifest = Manifest {
         schema_version: 2,
-        media_type: Some(OCI_MANIFEST_MEDIA_TYPE.into()),
+        media_type: Some(MEDIA_TYPE_MANIFEST.into()),
         config: Descriptor {
-            media_type: OCI_CONFIG_MEDIA_TYPE.into(),
+            media_type: MEDIA_TYPE_CONFIG.into(),
             size: config.len() as u64,
             digest: sha256_digest(&config),
             annotations: BTreeMap::new(),
@@ -196,7 +193,7 @@ pub fn parse_signature_manifest(
     manifest: &[u8],
     fetch_blob: impl Fn(&str) -> Result<Vec<u8>, SignError>,
 ) -> Result<Vec<SignatureLayer>, SignError> {
-    parse_layers(manifest, SIMPLE_SIGNING_MEDIA_TYPE, fetch_blob)?
+    parse_layers(manifest, MEDIA_TYPE_COSIGN_SIMPLE_SIGNING, fetch_blob)?
         .into_iter()
         .map(|(digest, payload, mut annotations)| {
             let signature_b64 = annotations.remove(SIGNATURE_ANNOTATION).ok_or_else(|| {
@@ -220,7 +217,7 @@ pub fn parse_attestation_manifest(
     manifest: &[u8],
     fetch_blob: impl Fn(&str) -> Result<Vec<u8>, SignError>,
 ) -> Result<Vec<AttestationLayer>, SignError> {
-    Ok(parse_layers(manifest, DSSE_MEDIA_TYPE, fetch_blob)?
+    Ok(parse_layers(manifest, MEDIA_TYPE_DSSE, fetch_blob)?
         .into_iter()
         .map(|(_, envelope, annotations)| AttestationLayer {
             envelope,
@@ -250,10 +247,10 @@ fn parse_layers(
         )));
     }
     match manifest.media_type.as_deref() {
-        None | Some(OCI_MANIFEST_MEDIA_TYPE) | Some(DOCKER_MANIFEST_MEDIA_TYPE) => {}
+        None | Some(MEDIA_TYPE_MANIFEST) | Some(MEDIA_TYPE_DOCKER_MANIFEST) => {}
         Some(other) => {
             return Err(SignError::BadManifest(format!(
-                "media type is `{other}`, expected `{OCI_MANIFEST_MEDIA_TYPE}`"
+                "media type is `{other}`, expected `{MEDIA_TYPE_MANIFEST}`"
             )))
         }
     }
@@ -402,7 +399,7 @@ mod tests {
         assert!(parse_signature_manifest(manifest.as_bytes(), |_| panic!())
             .unwrap()
             .is_empty());
-        let manifest = manifest.replace("application/vnd.in-toto+json", SIMPLE_SIGNING_MEDIA_TYPE);
+        let manifest = manifest.replace("application/vnd.in-toto+json", MEDIA_TYPE_COSIGN_SIMPLE_SIGNING);
         let err =
             parse_signature_manifest(manifest.as_bytes(), |_| Ok(payload.clone())).unwrap_err();
         assert!(err.to_string().contains(SIGNATURE_ANNOTATION), "{err}");
@@ -435,7 +432,7 @@ mod tests {
         ];
         let (manifest, config) = attestation_manifest(&layers);
         let m: Value = serde_json::from_slice(&manifest).unwrap();
-        assert_eq!(m["layers"][0]["mediaType"], DSSE_MEDIA_TYPE);
+        assert_eq!(m["layers"][0]["mediaType"], MEDIA_TYPE_DSSE);
         assert_eq!(m["layers"][0]["annotations"][SIGNATURE_ANNOTATION], "");
         assert_eq!(
             m["layers"][1]["annotations"]["predicateType"],

@@ -32,8 +32,8 @@ pub use error::{SignError, VerifyError};
 pub use keys::{SigningKey, VerifyingKey};
 pub use manifest::{
     attestation_manifest, attestation_tag, parse_attestation_manifest, parse_signature_manifest,
-    signature_manifest, signature_tag, AttestationLayer, SignatureLayer, OCI_CONFIG_MEDIA_TYPE,
-    OCI_MANIFEST_MEDIA_TYPE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE,
+    signature_manifest, signature_tag, AttestationLayer, SignatureLayer,
+    SIGNATURE_ANNOTATION,
 };
 pub use payload::{new_payload as new_payload_for, SimpleSigning};
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use armorred::plan::PackageSet;
-use armorred::tier::{Tier, TierSelection};
+use armorred::tier::TierSelection;
 
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),

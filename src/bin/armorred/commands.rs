@@ -1169,7 +1169,7 @@ fn report_cmd(a: &ReportArgs, project: &ProjectConfig) -> Result<CommandOutput> 
     let out = project.out_dir(a.out.as_deref());
     // Before the upstream is fetched: a missing tier is the likelier mistake.
     for tier in Tier::ALL {
-        let path = pipeline::layout_dir(&out, &a.image, tier);
+        let path = armorred::tier::layout_dir(&out, &a.image, tier);
         if !path.join("oci-layout").is_file() {
             return Err(InputError::MissingLayout {
                 image: a.image.clone(),
@@ -1212,7 +1212,7 @@ fn compat_cmd(a: &CompatArgs, project: &ProjectConfig) -> Result<CommandOutput> 
     let theirs = RuntimeContract::of_image(&upstream).context("reading the upstream image")?;
     let mut reports = Vec::new();
     for tier in a.tier.tiers() {
-        let dir = pipeline::layout_dir(&out, &a.image, tier);
+        let dir = armorred::tier::layout_dir(&out, &a.image, tier);
         let ours = RuntimeContract::of_image(&armorred::report::OpenedImage::layout(&dir, None))
             .with_context(|| format!("reading `{}` tier `{tier}`", a.image))?;
         let diffs = compat::compare(&theirs, &ours);
