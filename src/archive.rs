@@ -30,7 +30,7 @@ use crate::oci::blob::BlobStore;
 use crate::oci::digest::{Digest, HashingReader, HashingWriter};
 use crate::oci::layout::{Descriptor, Index, Layout, LayoutError, Manifest, MAX_JSON_BLOB};
 use crate::oci::{
-    canonical_json, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_GZIP,
+    ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_GZIP,
     MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD, MEDIA_TYPE_MANIFEST,
 };
 
@@ -207,21 +207,6 @@ fn atomic_tar(
     Ok((digest, size))
 }
 
-/// Writes a file for people to read (mode 0644, where temp files are
-/// 0600) atomically: temp file beside it, fsync, rename, fsync the directory.
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let dir = dir.unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o644))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    File::open(dir)?.sync_all()
-}
-
 fn check_copied(path: &Path, d: &Descriptor, got: (Digest, u64)) -> Result<(), ArchiveError> {
     if got.1 != d.size || got.0 != d.digest {
         return Err(ArchiveError::Corrupt {
@@ -281,7 +266,7 @@ fn oci_archive<W: Write>(
             .map_err(io_at(&path))?;
         check_copied(&path, d, r.finish())?;
     }
-    t.bytes("index.json", &canonical_json(&index)).map_err(w)?;
+    t.bytes("index.json", &crate::base::json::canonical(&index)).map_err(w)?;
     t.bytes("oci-layout", OCI_LAYOUT).map_err(w)?;
     Ok(())
 }
@@ -460,7 +445,7 @@ fn docker_config(config: &[u8], annotations: &BTreeMap<String, String>) -> Resul
     cfg.as_object_mut()
         .ok_or("config.config is not an object")?
         .insert("Healthcheck".into(), serde_json::Value::Object(d));
-    Ok(canonical_json(&v))
+    Ok(crate::base::json::canonical(&v))
 }
 
 /// Go's duration syntax (`30s`, `1m30s`, `500ms`) in nanoseconds.
@@ -714,7 +699,7 @@ pub fn import_docker_archive(path: &Path, dest: &Path) -> Result<String, Archive
     };
     let m = layout
         .blobs()
-        .put(&canonical_json(&manifest))
+        .put(&crate::base::json::canonical(&manifest))
         .map_err(io_at(dest))?;
     let reference = entry
         .repo_tags
@@ -792,7 +777,7 @@ mod tests {
             "config": {"User": "65534"},
             "rootfs": {"type": "layers", "diff_ids": [l.diff_id.to_string()]},
         });
-        let c = layout.blobs().put(&canonical_json(&config)).unwrap();
+        let c = layout.blobs().put(&crate::base::json::canonical(&config)).unwrap();
         let mut annotations = BTreeMap::new();
         if healthcheck {
             annotations.insert(
@@ -823,7 +808,7 @@ mod tests {
             subject: None,
             annotations,
         };
-        let mb = layout.blobs().put(&canonical_json(&m)).unwrap();
+        let mb = layout.blobs().put(&crate::base::json::canonical(&m)).unwrap();
         layout
             .write_index(&Index {
                 manifests: vec![Descriptor {

@@ -22,8 +22,8 @@ use crate::oci::attachments::ANNOTATION_SUBJECT;
 use crate::oci::image::WrittenImage;
 use crate::oci::layout::{Descriptor, Layout, Manifest, MAX_JSON_BLOB};
 use crate::oci::tarball::Compression;
-use crate::oci::{canonical_json, Digest, MEDIA_TYPE_MANIFEST};
-use crate::plan::{rfc3339_utc, BuildPlan};
+use crate::oci::{Digest, MEDIA_TYPE_MANIFEST};
+use crate::plan::BuildPlan;
 use crate::provenance;
 use crate::sbom::{self, SbomInput};
 use crate::sign::dsse::Statement;
@@ -103,7 +103,7 @@ pub fn attach_sboms(
         .iter()
         .filter_map(|(k, e)| e.cpe.clone().map(|c| (k.clone(), c)))
         .collect();
-    let created = rfc3339_utc(plan.source_date_epoch);
+    let created = crate::base::time::rfc3339_utc(plan.source_date_epoch);
     let digest = img.manifest.digest.to_string();
     let provenance = provenance::read_closure(closure)
         .context("reading the Debian origin and patches the store paths record")?;
@@ -123,15 +123,15 @@ pub fn attach_sboms(
     let mut docs = vec![
         (
             MEDIA_TYPE_SPDX,
-            sbom::to_canonical_bytes(&sbom::spdx(&input)),
+            crate::base::json::canonical_pretty(&sbom::spdx(&input)),
         ),
         (
             MEDIA_TYPE_CYCLONEDX,
-            sbom::to_canonical_bytes(&sbom::cyclonedx(&input)),
+            crate::base::json::canonical_pretty(&sbom::cyclonedx(&input)),
         ),
     ];
     if let Some(vex) = sbom::openvex(&input) {
-        docs.push((MEDIA_TYPE_OPENVEX, sbom::to_canonical_bytes(&vex)));
+        docs.push((MEDIA_TYPE_OPENVEX, crate::base::json::canonical_pretty(&vex)));
     }
     attach_documents(layout, &img.manifest, &docs, &created)
 }
@@ -182,7 +182,7 @@ pub fn attach_documents(
                 created.to_string(),
             )]),
         };
-        let m = layout.blobs().put(&canonical_json(&manifest))?;
+        let m = layout.blobs().put(&crate::base::json::canonical(&manifest))?;
         added.push(Descriptor {
             media_type: MEDIA_TYPE_MANIFEST.into(),
             digest: m.digest,
@@ -319,7 +319,7 @@ pub fn attest_image(
         let predicate: serde_json::Value = serde_json::from_slice(&doc)
             .with_context(|| format!("parsing the attached {media_type} document"))?;
         let s = Statement::about_image(&name, &digest, predicate_type, predicate);
-        statements.push((predicate_type, canonical_json(&s)));
+        statements.push((predicate_type, crate::base::json::canonical(&s)));
     }
     crate::sign::layout::attest_digest(layout_dir, &digest, &statements, key)
         .with_context(|| format!("attesting image {digest} in {}", layout_dir.display()))

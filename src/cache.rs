@@ -57,7 +57,7 @@ pub const FORMAT_VERSION: u32 = 2;
 /// opened. Younger ones may belong to a build that is still running.
 const LEFTOVER_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
-const TEMP_PREFIX: &str = ".tmp-";
+use crate::base::fs::TEMP_PREFIX;
 
 /// sha256 over a canonical encoding of everything a layer's bytes depend on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -220,11 +220,7 @@ pub struct LayerCache {
 impl LayerCache {
     /// `$XDG_CACHE_HOME/armorred`, else `~/.cache/armorred`.
     pub fn default_dir() -> Option<PathBuf> {
-        std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .map(|c| c.join("armorred"))
+        crate::base::dirs::cache_dir()
     }
 
     /// The cache `build` uses: `dir`, else [`LayerCache::default_dir`]; none

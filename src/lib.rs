@@ -10,6 +10,7 @@
 //! ```
 
 pub mod analysis;
+pub mod base;
 pub mod attach;
 pub mod cache;
 pub mod closure;

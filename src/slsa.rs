@@ -149,7 +149,7 @@ pub fn statement(input: &ProvenanceInput<'_>) -> Statement<Predicate> {
 
 /// Canonical JSON of the statement: the bytes to sign.
 pub fn to_bytes(statement: &Statement<Predicate>) -> Vec<u8> {
-    crate::oci::canonical_json(statement)
+    crate::base::json::canonical(statement)
 }
 
 fn sha256(hex: &str) -> BTreeMap<String, String> {

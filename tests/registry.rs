@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use armorred::oci::layout::{Descriptor, Layout, Manifest};
 use armorred::oci::{
-    canonical_json, Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_TAR,
+    Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_TAR,
     MEDIA_TYPE_MANIFEST,
 };
 use armorred::registry::{self, ImageRef, PushReport, RegistryError, RegistryOptions};
@@ -208,7 +208,7 @@ fn tiny_layout(layer_sizes: &[usize], seed: u64) -> Tiny {
             descriptor(MEDIA_TYPE_LAYER_TAR, l)
         })
         .collect();
-    let config = canonical_json(&serde_json::json!({
+    let config = armorred::base::json::canonical(&serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "config": {"Labels": {"seed": seed.to_string()}},
@@ -224,7 +224,7 @@ fn tiny_layout(layer_sizes: &[usize], seed: u64) -> Tiny {
         subject: None,
         annotations: BTreeMap::new(),
     };
-    let bytes = canonical_json(&manifest);
+    let bytes = armorred::base::json::canonical(&manifest);
     layout.blobs().put(&bytes).unwrap();
     let mut desc = descriptor(MEDIA_TYPE_MANIFEST, &bytes);
     let manifest_desc = desc.clone();
@@ -273,7 +273,7 @@ fn add_signature(tiny: &Tiny, key: &SigningKey, reference: &str) {
 /// manifest digest and the SBOM bytes.
 fn add_sbom(tiny: &Tiny, name: &str) -> (Digest, Vec<u8>) {
     let layout = Layout::open(&tiny.path).unwrap();
-    let sbom = canonical_json(&serde_json::json!({"spdxVersion": "SPDX-2.3", "name": name}));
+    let sbom = armorred::base::json::canonical(&serde_json::json!({"spdxVersion": "SPDX-2.3", "name": name}));
     let empty = b"{}".to_vec();
     for b in [&sbom, &empty] {
         std::fs::write(layout.blobs().path(&Digest::of(b)), b).unwrap();
@@ -290,7 +290,7 @@ fn add_sbom(tiny: &Tiny, name: &str) -> (Digest, Vec<u8>) {
             "1970-01-01T00:00:00Z".into(),
         )]),
     };
-    let bytes = canonical_json(&manifest);
+    let bytes = armorred::base::json::canonical(&manifest);
     std::fs::write(layout.blobs().path(&Digest::of(&bytes)), &bytes).unwrap();
     let mut d = descriptor(MEDIA_TYPE_MANIFEST, &bytes);
     d.artifact_type = Some(SPDX.into());

@@ -40,7 +40,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::layout::{Descriptor, Index, Layout, LayoutError, MAX_JSON_BLOB};
-use super::{canonical_json, Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
+use super::{Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
 
 /// On an `index.json` entry: the digest of its attachments index.
 pub const ANNOTATION_ATTACHMENTS: &str = "org.armorred.attachments";
@@ -233,7 +233,7 @@ impl Layout {
                     manifests: mine,
                     ..Index::default()
                 };
-                let bytes = canonical_json(&list);
+                let bytes = crate::base::json::canonical(&list);
                 if bytes.len() as u64 > MAX_JSON_BLOB {
                     return Err(LayoutError::TooLarge {
                         path: self.index_path(),
@@ -270,7 +270,7 @@ mod tests {
             annotations: BTreeMap::from([("seed".to_string(), seed.to_string())]),
             ..layerless(&config.digest, config.size)
         };
-        let b = layout.blobs().put(&canonical_json(&m)).unwrap();
+        let b = layout.blobs().put(&crate::base::json::canonical(&m)).unwrap();
         descriptor(MEDIA_TYPE_MANIFEST, b.digest, b.size)
     }
 

@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::digest::{Digest, HashingWriter};
 
-const TEMP_PREFIX: &str = ".tmp-";
+pub use crate::base::fs::{write_atomic, TEMP_PREFIX};
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -145,19 +145,6 @@ impl Write for BlobWriter {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
-}
-
-/// Writes `bytes` to `path` atomically: temp file beside it, fsync, rename,
-/// fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -13,9 +13,9 @@ use super::blob::BlobStore;
 use super::layout::{Descriptor, Layout, LayoutError, Manifest, Platform};
 use super::rootfs_view::{write_layer_with_facts, LayerFacts};
 use super::tarball::{Compression, LayerBlob, LayerContent, LayerError, RootfsEntry};
-use super::{canonical_json, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST};
+use super::{ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST};
 use crate::layers::{LayerPlan, LayerSpec};
-use crate::plan::{rfc3339_utc, BuildPlan};
+use crate::plan::BuildPlan;
 
 /// The default `PATH` when a recipe sets none: the usual FHS directories,
 /// where armorred puts the entrypoint, shell and coreutils links.
@@ -181,7 +181,7 @@ pub fn finish_image(
         subject: None,
         annotations: manifest_annotations(plan),
     };
-    let manifest_bytes = canonical_json(&manifest);
+    let manifest_bytes = crate::base::json::canonical(&manifest);
     let m = layout.blobs().put(&manifest_bytes)?;
     layout.blobs().sync_dir()?;
     let ref_name = ref_name(plan);
@@ -228,7 +228,7 @@ fn manifest_annotations(plan: &BuildPlan) -> BTreeMap<String, String> {
     let mut a = BTreeMap::from([
         (
             "org.opencontainers.image.created".to_string(),
-            rfc3339_utc(plan.source_date_epoch),
+            crate::base::time::rfc3339_utc(plan.source_date_epoch),
         ),
         (
             "org.opencontainers.image.base.name".to_string(),
@@ -240,7 +240,7 @@ fn manifest_annotations(plan: &BuildPlan) -> BTreeMap<String, String> {
     if let Some(h) = &plan.runtime.healthcheck {
         a.insert(
             ANNOTATION_HEALTHCHECK.to_string(),
-            String::from_utf8(canonical_json(h)).expect("JSON is UTF-8"),
+            String::from_utf8(crate::base::json::canonical(h)).expect("JSON is UTF-8"),
         );
     }
     a
@@ -278,7 +278,7 @@ fn config_json(
     if let Some(s) = &rt.stop_signal {
         cfg = cfg.stop_signal(s.clone());
     }
-    let created = rfc3339_utc(plan.source_date_epoch);
+    let created = crate::base::time::rfc3339_utc(plan.source_date_epoch);
     let history = inputs
         .layer_plan
         .layers
@@ -322,7 +322,7 @@ fn config_json(
         .history(history)
         .build()
         .map_err(err)?;
-    Ok(canonical_json(&config))
+    Ok(crate::base::json::canonical(&config))
 }
 
 /// Makes `img` the layout's image: index.json is replaced atomically, keeping

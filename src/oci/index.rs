@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::layout::{Descriptor, Index, Layout, LayoutError, Platform};
-use super::{canonical_json, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
+use super::{ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
 
 /// The index of `children` (manifest descriptors, each with its platform).
 /// Children carry no `ref.name`: only the index is named in `index.json`.
@@ -33,7 +33,7 @@ pub fn write_image_index(
     children: &[Descriptor],
     ref_name: &str,
 ) -> Result<Descriptor, LayoutError> {
-    let bytes = canonical_json(&image_index(children));
+    let bytes = crate::base::json::canonical(&image_index(children));
     let io = |source| LayoutError::Io {
         path: layout.blobs().dir().to_path_buf(),
         source,
@@ -91,7 +91,7 @@ mod tests {
     #[test]
     fn index_json_is_canonical_and_names_each_platform() {
         let children = [child(b"a", "x86_64-linux"), child(b"b", "aarch64-linux")];
-        let bytes = canonical_json(&image_index(&children));
+        let bytes = crate::base::json::canonical(&image_index(&children));
         let text = String::from_utf8(bytes.clone()).unwrap();
         // Sorted keys, no whitespace, children in the given order, no ref.name on children.
         assert_eq!(
@@ -102,7 +102,7 @@ mod tests {
                 Digest::of(b"b")
             )
         );
-        assert_eq!(bytes, canonical_json(&image_index(&children)));
+        assert_eq!(bytes, crate::base::json::canonical(&image_index(&children)));
     }
 
     #[test]

@@ -284,7 +284,7 @@ impl Layout {
 
     pub fn write_index(&self, index: &Index) -> Result<(), LayoutError> {
         let path = self.index_path();
-        write_atomic(&path, &super::canonical_json(index))
+        write_atomic(&path, &crate::base::json::canonical(index))
             .map_err(|source| LayoutError::Io { path, source })
     }
 
@@ -700,7 +700,7 @@ pub(crate) mod tests {
             };
             let b = layout
                 .blobs()
-                .put(&super::super::canonical_json(&m))
+                .put(&crate::base::json::canonical(&m))
                 .unwrap();
             Descriptor {
                 platform: Some(System::parse(system).unwrap().oci()),

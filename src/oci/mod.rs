@@ -17,12 +17,3 @@ pub mod tarball;
 
 pub use digest::Digest;
 pub use media_types::*;
-
-
-/// Serializes to canonical JSON: serde_json's map is ordered by key (the
-/// `preserve_order` feature is off), and no whitespace is added, so equal
-/// values give equal bytes and equal digests.
-pub fn canonical_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    let value = serde_json::to_value(v).expect("OCI types always serialize");
-    serde_json::to_vec(&value).expect("a JSON value always serializes")
-}

@@ -482,7 +482,7 @@ pub(crate) fn merge_referrers_index(
             changed = true;
         }
     }
-    Ok(changed.then(|| crate::oci::canonical_json(&index)))
+    Ok(changed.then(|| crate::base::json::canonical(&index)))
 }
 
 #[cfg(test)]

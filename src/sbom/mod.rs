@@ -91,55 +91,5 @@ pub fn openvex(input: &SbomInput) -> Option<Value> {
     vex::document(input)
 }
 
-/// Pretty JSON with every object's keys in byte order and a trailing newline.
-///
-/// Sorted explicitly: serde_json's `preserve_order` feature is on in this
-/// crate, so a `Value`'s maps keep insertion order, not key order.
-pub fn to_canonical_bytes(v: &Value) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(&sorted(v))
-        .expect("a serde_json::Value with string keys always serializes");
-    out.push(b'\n');
-    out
-}
-
-fn sorted(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), sorted(v)))
-                    .collect(),
-            )
-        }
-        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
-        other => other.clone(),
-    }
-}
-
-/// `SOURCE_DATE_EPOCH` seconds as `YYYY-MM-DDThh:mm:ssZ`, the one timestamp
-/// form both SPDX and CycloneDX accept.
-pub fn timestamp_from_epoch(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests;

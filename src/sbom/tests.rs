@@ -516,8 +516,8 @@ fn ids_follow_the_digest_and_nothing_else() {
 fn output_is_byte_identical_for_the_same_input() {
     let (f, g) = (Fixture::new(), Fixture::new());
     for make in [spdx, cyclonedx] {
-        let a = to_canonical_bytes(&make(&f.input()));
-        let b = to_canonical_bytes(&make(&g.input()));
+        let a = crate::base::json::canonical_pretty(&make(&f.input()));
+        let b = crate::base::json::canonical_pretty(&make(&g.input()));
         assert_eq!(a, b);
         assert_eq!(a.last(), Some(&b'\n'));
         let back: Value = serde_json::from_slice(&a).unwrap();
@@ -528,7 +528,7 @@ fn output_is_byte_identical_for_the_same_input() {
 #[test]
 fn canonical_bytes_sort_keys_at_every_depth() {
     let v = serde_json::json!({ "b": 1, "a": [{ "z": 1, "y": { "d": 0, "c": 0 } }] });
-    let text = String::from_utf8(to_canonical_bytes(&v)).unwrap();
+    let text = String::from_utf8(crate::base::json::canonical_pretty(&v)).unwrap();
     let order: Vec<usize> = ["\"a\"", "\"y\"", "\"c\"", "\"d\"", "\"z\"", "\"b\""]
         .iter()
         .map(|k| text.find(k).unwrap())
@@ -540,10 +540,10 @@ fn canonical_bytes_sort_keys_at_every_depth() {
 #[test]
 fn epoch_timestamps() {
     // date -u -d @N +%Y-%m-%dT%H:%M:%SZ
-    assert_eq!(timestamp_from_epoch(0), "1970-01-01T00:00:00Z");
-    assert_eq!(timestamp_from_epoch(951_782_400), "2000-02-29T00:00:00Z");
-    assert_eq!(timestamp_from_epoch(1_704_164_645), "2024-01-02T03:04:05Z");
-    assert_eq!(timestamp_from_epoch(4_102_444_799), "2099-12-31T23:59:59Z");
+    assert_eq!(crate::base::time::rfc3339_utc(0 as i64), "1970-01-01T00:00:00Z");
+    assert_eq!(crate::base::time::rfc3339_utc(951_782_400 as i64), "2000-02-29T00:00:00Z");
+    assert_eq!(crate::base::time::rfc3339_utc(1_704_164_645 as i64), "2024-01-02T03:04:05Z");
+    assert_eq!(crate::base::time::rfc3339_utc(4_102_444_799 as i64), "2099-12-31T23:59:59Z");
 }
 
 /// An nginx image as the package set builds it from Debian sources: glibc
@@ -795,8 +795,8 @@ fn vex_states_each_fixed_cve_for_its_component_in_the_image() {
 
     // Same digest, same document; another digest, another @id.
     assert_eq!(
-        to_canonical_bytes(&vex),
-        to_canonical_bytes(&openvex(&f.input()).unwrap())
+        crate::base::json::canonical_pretty(&vex),
+        crate::base::json::canonical_pretty(&openvex(&f.input()).unwrap())
     );
     let other = format!("sha256:{}", "1".repeat(64));
     let moved = SbomInput {

@@ -126,27 +126,9 @@ fn optional_as_null_when_empty<S: serde::Serializer>(
     if map.is_empty() {
         return s.serialize_none();
     }
-    // Go sorts the keys of every nested map too; serde_json keeps insertion
-    // order when its `preserve_order` feature is on, so sort explicitly.
-    let sorted: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, sorted_keys(v))).collect();
+    // Go sorts the keys of every nested map too.
+    let sorted: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, crate::base::json::sorted(v))).collect();
     sorted.serialize(s)
-}
-
-fn sorted_keys(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), sorted_keys(v)))
-                    .collect(),
-            )
-        }
-        Value::Array(items) => Value::Array(items.iter().map(sorted_keys).collect()),
-        other => other.clone(),
-    }
 }
 
 fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Value>, D::Error> {

@@ -76,7 +76,7 @@ pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
                     String::from_utf8_lossy(&bytes).into_owned(),
                 )),
                 Some(path) => {
-                    armorred::archive::write_file_atomic(path, &bytes)
+                    armorred::base::fs::write_readable(path, &bytes)
                         .with_context(|| format!("writing {}", path.display()))?;
                     Ok(CommandOutput::ok(format!("{}\n", path.display())))
                 }
@@ -161,11 +161,9 @@ pub fn resolve_nix_dir(explicit: Option<&Path>, recipes: &Path) -> PathBuf {
 }
 
 pub fn default_sources_dir() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/var/cache"));
-    cache.join("armorred").join("sources")
+    armorred::base::dirs::cache_dir()
+        .unwrap_or_else(|| PathBuf::from("/var/cache/armorred"))
+        .join("sources")
 }
 
 fn nix_env(r: &RecipeArgs, recipes: &Path, nix: &NixArgs) -> NixEnv {
@@ -1189,7 +1187,7 @@ fn report_cmd(a: &ReportArgs, project: &ProjectConfig) -> Result<CommandOutput> 
     match &a.output {
         None => Ok(CommandOutput::ok(text)),
         Some(path) => {
-            armorred::archive::write_file_atomic(path, text.as_bytes())
+            armorred::base::fs::write_readable(path, text.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
             Ok(CommandOutput::ok(format!("{}\n", path.display())))
         }
@@ -1261,7 +1259,7 @@ fn man_cmd(a: &ManArgs) -> Result<CommandOutput> {
     let mut s = String::new();
     for (name, roff) in &pages {
         let path = dir.join(name);
-        armorred::archive::write_file_atomic(&path, roff)
+        armorred::base::fs::write_readable(&path, roff)
             .with_context(|| format!("writing {}", path.display()))?;
         s.push_str(&format!("{}\n", path.display()));
     }
