@@ -18,11 +18,11 @@
 //! The readers turn a docker archive or an OCI archive back into an OCI
 //! layout, so `report` and `compat` read every upstream the same way.
 
+use crate::oci::media_types::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use crate::oci::media_types::*;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,8 +30,8 @@ use crate::oci::blob::BlobStore;
 use crate::oci::digest::{Digest, HashingReader, HashingWriter};
 use crate::oci::layout::{Descriptor, Index, Layout, LayoutError, Manifest, MAX_JSON_BLOB};
 use crate::oci::{
-    ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_GZIP,
-    MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD, MEDIA_TYPE_MANIFEST,
+    ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR,
+    MEDIA_TYPE_LAYER_ZSTD, MEDIA_TYPE_MANIFEST,
 };
 
 const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -266,7 +266,8 @@ fn oci_archive<W: Write>(
             .map_err(io_at(&path))?;
         check_copied(&path, d, r.finish())?;
     }
-    t.bytes("index.json", &crate::base::json::canonical(&index)).map_err(w)?;
+    t.bytes("index.json", &crate::base::json::canonical(&index))
+        .map_err(w)?;
     t.bytes("oci-layout", OCI_LAYOUT).map_err(w)?;
     Ok(())
 }
@@ -663,30 +664,14 @@ pub fn import_docker_archive(path: &Path, dest: &Path) -> Result<String, Archive
             })
     };
     let (cd, cs, _) = get(&entry.config)?;
-    let config = Descriptor {
-        media_type: MEDIA_TYPE_CONFIG.into(),
-        digest: cd,
-        size: cs,
-        artifact_type: None,
-        annotations: BTreeMap::new(),
-        platform: None,
-    };
+    let config = Descriptor::new(MEDIA_TYPE_CONFIG, cd, cs);
     if cs > MAX_JSON_BLOB {
         return Err(not("the config is too large".into()));
     }
     let layers = entry
         .layers
         .iter()
-        .map(|l| {
-            get(l).map(|(digest, size, media_type)| Descriptor {
-                media_type: media_type.into(),
-                digest,
-                size,
-                artifact_type: None,
-                annotations: BTreeMap::new(),
-                platform: None,
-            })
-        })
+        .map(|l| get(l).map(|(digest, size, media_type)| Descriptor::new(media_type, digest, size)))
         .collect::<Result<Vec<_>, _>>()?;
     let manifest = Manifest {
         schema_version: 2,
@@ -710,14 +695,11 @@ pub fn import_docker_archive(path: &Path, dest: &Path) -> Result<String, Archive
         .filter(|t| !t.contains('/'))
         .unwrap_or_else(|| "latest".into());
     let index = Index {
-        manifests: vec![Descriptor {
-            media_type: MEDIA_TYPE_MANIFEST.into(),
-            digest: m.digest,
-            size: m.size,
-            artifact_type: None,
-            annotations: BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), reference.clone())]),
-            platform: None,
-        }],
+        manifests: vec![
+            Descriptor::new(MEDIA_TYPE_MANIFEST, m.digest, m.size).with_annotations(
+                BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), reference.clone())]),
+            ),
+        ],
         ..Index::default()
     };
     layout.blobs().sync_dir().map_err(io_at(dest))?;
@@ -777,7 +759,10 @@ mod tests {
             "config": {"User": "65534"},
             "rootfs": {"type": "layers", "diff_ids": [l.diff_id.to_string()]},
         });
-        let c = layout.blobs().put(&crate::base::json::canonical(&config)).unwrap();
+        let c = layout
+            .blobs()
+            .put(&crate::base::json::canonical(&config))
+            .unwrap();
         let mut annotations = BTreeMap::new();
         if healthcheck {
             annotations.insert(
@@ -789,36 +774,26 @@ mod tests {
             schema_version: 2,
             media_type: Some(MEDIA_TYPE_MANIFEST.into()),
             artifact_type: None,
-            config: Descriptor {
-                media_type: MEDIA_TYPE_CONFIG.into(),
-                digest: c.digest,
-                size: c.size,
-                artifact_type: None,
-                annotations: BTreeMap::new(),
-                platform: None,
-            },
-            layers: vec![Descriptor {
-                media_type: l.media_type.clone(),
-                digest: l.digest.clone(),
-                size: l.size,
-                artifact_type: None,
-                annotations: BTreeMap::new(),
-                platform: None,
-            }],
+            config: Descriptor::new(MEDIA_TYPE_CONFIG, c.digest, c.size),
+            layers: vec![Descriptor::new(
+                l.media_type.clone(),
+                l.digest.clone(),
+                l.size,
+            )],
             subject: None,
             annotations,
         };
-        let mb = layout.blobs().put(&crate::base::json::canonical(&m)).unwrap();
+        let mb = layout
+            .blobs()
+            .put(&crate::base::json::canonical(&m))
+            .unwrap();
         layout
             .write_index(&Index {
-                manifests: vec![Descriptor {
-                    media_type: MEDIA_TYPE_MANIFEST.into(),
-                    digest: mb.digest,
-                    size: mb.size,
-                    artifact_type: None,
-                    annotations: BTreeMap::from([(ANNOTATION_REF_NAME.into(), "1-x".into())]),
-                    platform: None,
-                }],
+                manifests: vec![Descriptor::new(MEDIA_TYPE_MANIFEST, mb.digest, mb.size)
+                    .with_annotations(BTreeMap::from([(
+                        ANNOTATION_REF_NAME.into(),
+                        "1-x".into(),
+                    )]))],
                 ..Index::default()
             })
             .unwrap();

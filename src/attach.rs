@@ -8,9 +8,9 @@
 //! [`attest_image`] then signs SLSA provenance and each attached document as
 //! in-toto attestations in cosign's `.att` manifest.
 
+use crate::oci::media_types::*;
 use std::collections::BTreeMap;
 use std::path::Path;
-use crate::oci::media_types::*;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -131,7 +131,10 @@ pub fn attach_sboms(
         ),
     ];
     if let Some(vex) = sbom::openvex(&input) {
-        docs.push((MEDIA_TYPE_OPENVEX, crate::base::json::canonical_pretty(&vex)));
+        docs.push((
+            MEDIA_TYPE_OPENVEX,
+            crate::base::json::canonical_pretty(&vex),
+        ));
     }
     attach_documents(layout, &img.manifest, &docs, &created)
 }
@@ -160,40 +163,25 @@ pub fn attach_documents(
             schema_version: 2,
             media_type: Some(MEDIA_TYPE_MANIFEST.into()),
             artifact_type: Some(media_type.to_string()),
-            config: Descriptor {
-                media_type: MEDIA_TYPE_EMPTY.into(),
-                digest: empty.digest.clone(),
-                size: empty.size,
-                artifact_type: None,
-                annotations: BTreeMap::new(),
-                platform: None,
-            },
-            layers: vec![Descriptor {
-                media_type: media_type.to_string(),
-                digest: blob.digest,
-                size: blob.size,
-                artifact_type: None,
-                annotations: BTreeMap::new(),
-                platform: None,
-            }],
+            config: Descriptor::new(MEDIA_TYPE_EMPTY, empty.digest.clone(), empty.size),
+            layers: vec![Descriptor::new(*media_type, blob.digest, blob.size)],
             subject: Some(subject.clone()),
             annotations: BTreeMap::from([(
                 "org.opencontainers.image.created".to_string(),
                 created.to_string(),
             )]),
         };
-        let m = layout.blobs().put(&crate::base::json::canonical(&manifest))?;
-        added.push(Descriptor {
-            media_type: MEDIA_TYPE_MANIFEST.into(),
-            digest: m.digest,
-            size: m.size,
-            artifact_type: Some(media_type.to_string()),
-            annotations: BTreeMap::from([(
-                ANNOTATION_SUBJECT.to_string(),
-                subject.digest.to_string(),
-            )]),
-            platform: None,
-        });
+        let m = layout
+            .blobs()
+            .put(&crate::base::json::canonical(&manifest))?;
+        added.push(
+            Descriptor::new(MEDIA_TYPE_MANIFEST, m.digest, m.size)
+                .with_artifact_type(*media_type)
+                .with_annotations(BTreeMap::from([(
+                    ANNOTATION_SUBJECT.to_string(),
+                    subject.digest.to_string(),
+                )])),
+        );
     }
     layout.blobs().sync_dir()?;
     layout.put_attachments(&added)?;

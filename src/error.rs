@@ -97,3 +97,38 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
     None
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::rootfs_view::ViewError;
+    use crate::oci::Digest;
+
+    #[test]
+    fn input_problems_exit_2_with_a_hint_and_the_rest_exit_1() {
+        let unknown = anyhow::Error::new(InputError::UnknownImage {
+            image: "nope".into(),
+            path: "recipes/nope.toml".into(),
+        })
+        .context("building");
+        assert_eq!(exit_code(&unknown), 2);
+        assert!(hint(&unknown).unwrap().contains("armorred list"));
+        assert_eq!(exit_code(&anyhow::anyhow!("disk full")), 1);
+        assert_eq!(hint(&anyhow::anyhow!("disk full")), None);
+    }
+
+    #[test]
+    fn hostile_layer_content_is_an_input_error() {
+        let digest = Digest::of(b"layer");
+        let bomb = anyhow::Error::new(ViewError::TooLarge {
+            digest: digest.clone(),
+            limit: 1,
+        })
+        .context("analyzing out/x");
+        assert_eq!(exit_code(&bomb), 2);
+        let io = anyhow::Error::new(ViewError::Io {
+            digest,
+            source: std::io::Error::other("disk"),
+        });
+        assert_eq!(exit_code(&io), 1);
+    }
+}

@@ -10,8 +10,8 @@
 //! ```
 
 pub mod analysis;
-pub mod base;
 pub mod attach;
+pub mod base;
 pub mod cache;
 pub mod closure;
 pub mod gate;

@@ -11,10 +11,10 @@
 //! - 4.11 every input verified by hash: each component of the attached SBOM
 //!   carries its NAR hash, and the SBOM covers every store path in the image.
 
+use crate::oci::media_types::*;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::OnceLock;
-use crate::oci::media_types::*;
 
 use anyhow::Result;
 use regex::bytes::Regex;

@@ -100,7 +100,7 @@ fn kill_9_at_random_points_never_leaves_a_mix() {
         );
         // It is the old image or the new one of this round (labels say which).
         let created = inspect.json()["created"].as_str().unwrap().to_string();
-        let ok = known.contains(&now) || created == armorred::plan::armorred::base::time::rfc3339_utc(epoch as i64);
+        let ok = known.contains(&now) || created == armorred::base::time::rfc3339_utc(epoch as i64);
         assert!(ok, "round {i}: index names {now}, created {created}");
         known.push(now);
     }

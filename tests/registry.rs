@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use armorred::oci::layout::{Descriptor, Layout, Manifest};
 use armorred::oci::{
-    Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_TAR,
-    MEDIA_TYPE_MANIFEST,
+    Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST,
 };
 use armorred::registry::{self, ImageRef, PushReport, RegistryError, RegistryOptions};
 use armorred::sign::keys::{self, SigningKey};
@@ -179,14 +178,7 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn descriptor(media_type: &str, bytes: &[u8]) -> Descriptor {
-    Descriptor {
-        media_type: media_type.into(),
-        digest: Digest::of(bytes),
-        size: bytes.len() as u64,
-        artifact_type: None,
-        annotations: BTreeMap::new(),
-        platform: None,
-    }
+    Descriptor::new(media_type, Digest::of(bytes), bytes.len() as u64)
 }
 
 fn tiny_layout(layer_sizes: &[usize], seed: u64) -> Tiny {
@@ -273,7 +265,9 @@ fn add_signature(tiny: &Tiny, key: &SigningKey, reference: &str) {
 /// manifest digest and the SBOM bytes.
 fn add_sbom(tiny: &Tiny, name: &str) -> (Digest, Vec<u8>) {
     let layout = Layout::open(&tiny.path).unwrap();
-    let sbom = armorred::base::json::canonical(&serde_json::json!({"spdxVersion": "SPDX-2.3", "name": name}));
+    let sbom = armorred::base::json::canonical(
+        &serde_json::json!({"spdxVersion": "SPDX-2.3", "name": name}),
+    );
     let empty = b"{}".to_vec();
     for b in [&sbom, &empty] {
         std::fs::write(layout.blobs().path(&Digest::of(b)), b).unwrap();
@@ -1932,7 +1926,7 @@ fn replace_attestations(repo: &str, digest: &Digest, layers: &[sign::Attestation
         "{base}/manifests/{}",
         sign::attestation_tag(digest.as_str())
     ))
-    .header("content-type", sign::OCI_MANIFEST_MEDIA_TYPE)
+    .header("content-type", armorred::oci::MEDIA_TYPE_MANIFEST)
     .send(&manifest[..])
     .unwrap();
 }

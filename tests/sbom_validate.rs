@@ -192,7 +192,9 @@ fn make_sboms_with(licenses: BTreeMap<String, Vec<String>>) -> Sboms {
         licenses: &licenses,
         cpes: &cpes,
         provenance: &provenance(&closure),
-        created: &sbom::armorred::base::time::armorred::base::time::rfc3339_utc(1_700_000_000 as i64),
+        created: &sbom::armorred::base::time::armorred::base::time::rfc3339_utc(
+            1_700_000_000 as i64,
+        ),
         tool_version: "0.1.0",
     };
     Sboms {

@@ -17,8 +17,7 @@ pub fn canonical<T: Serialize>(v: &T) -> Vec<u8> {
 /// Pretty canonical bytes with a trailing newline: documents people read,
 /// such as SBOMs and VEX.
 pub fn canonical_pretty(v: &Value) -> Vec<u8> {
-    let mut out =
-        serde_json::to_vec_pretty(&sorted(v)).expect("a JSON value always serializes");
+    let mut out = serde_json::to_vec_pretty(&sorted(v)).expect("a JSON value always serializes");
     out.push(b'\n');
     out
 }

@@ -37,7 +37,7 @@
 //! push as they did; the next write (`sign`, a rebuild) moves them into an
 //! attachments index, and syft can then read the layout too.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::layout::{Descriptor, Index, Layout, LayoutError, MAX_JSON_BLOB};
 use super::{Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
@@ -105,14 +105,10 @@ impl Layout {
             message: format!("annotation {ANNOTATION_ATTACHMENTS}: {e}"),
         })?;
         let size = std::fs::metadata(self.blobs().path(&digest)).map_or(0, |m| m.len());
-        Ok(Some(Descriptor {
-            media_type: MEDIA_TYPE_INDEX.into(),
-            digest,
-            size,
-            artifact_type: Some(ARTIFACT_TYPE_ATTACHMENTS.into()),
-            annotations: BTreeMap::new(),
-            platform: None,
-        }))
+        Ok(Some(
+            Descriptor::new(MEDIA_TYPE_INDEX, digest, size)
+                .with_artifact_type(ARTIFACT_TYPE_ATTACHMENTS),
+        ))
     }
 
     /// Every attachment in the layout: those in the attachments index of
@@ -262,6 +258,7 @@ mod tests {
     use crate::oci::layout::tests::{descriptor, layerless};
     use crate::oci::layout::Manifest;
     use crate::oci::MEDIA_TYPE_MANIFEST;
+    use std::collections::BTreeMap;
 
     /// A layerless manifest told apart by `seed`, stored; its descriptor.
     fn manifest(layout: &Layout, seed: &str) -> Descriptor {
@@ -270,7 +267,10 @@ mod tests {
             annotations: BTreeMap::from([("seed".to_string(), seed.to_string())]),
             ..layerless(&config.digest, config.size)
         };
-        let b = layout.blobs().put(&crate::base::json::canonical(&m)).unwrap();
+        let b = layout
+            .blobs()
+            .put(&crate::base::json::canonical(&m))
+            .unwrap();
         descriptor(MEDIA_TYPE_MANIFEST, b.digest, b.size)
     }
 

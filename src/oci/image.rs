@@ -1,9 +1,9 @@
 //! Writes one image (layers, config, manifest) into a layout and makes it the
 //! layout's image by replacing `index.json`.
 
+use crate::oci::media_types::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use crate::oci::media_types::*;
 
 use oci_spec::image::{
     Arch, ConfigBuilder, HistoryBuilder, ImageConfigurationBuilder, Os, RootFsBuilder,
@@ -144,14 +144,7 @@ pub fn write_image_layers(
 pub fn layer_descriptors(layers: &[LayerBlob]) -> Vec<Descriptor> {
     layers
         .iter()
-        .map(|l| Descriptor {
-            media_type: l.media_type.clone(),
-            digest: l.digest.clone(),
-            size: l.size,
-            artifact_type: None,
-            annotations: BTreeMap::new(),
-            platform: None,
-        })
+        .map(|l| Descriptor::new(l.media_type.clone(), l.digest.clone(), l.size))
         .collect()
 }
 
@@ -164,14 +157,7 @@ pub fn finish_image(
     let plan = inputs.plan;
     let config = config_json(plan, inputs, &layers)?;
     let config_blob = layout.blobs().put(&config)?;
-    let config_desc = Descriptor {
-        media_type: MEDIA_TYPE_CONFIG.into(),
-        digest: config_blob.digest,
-        size: config_blob.size,
-        artifact_type: None,
-        annotations: BTreeMap::new(),
-        platform: None,
-    };
+    let config_desc = Descriptor::new(MEDIA_TYPE_CONFIG, config_blob.digest, config_blob.size);
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(MEDIA_TYPE_MANIFEST.into()),
@@ -186,14 +172,12 @@ pub fn finish_image(
     layout.blobs().sync_dir()?;
     let ref_name = ref_name(plan);
     Ok(WrittenImage {
-        manifest: Descriptor {
-            media_type: MEDIA_TYPE_MANIFEST.into(),
-            digest: m.digest,
-            size: m.size,
-            artifact_type: None,
-            annotations: BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), ref_name.clone())]),
-            platform: Some(inputs.platform.clone()),
-        },
+        manifest: Descriptor::new(MEDIA_TYPE_MANIFEST, m.digest, m.size)
+            .with_annotations(BTreeMap::from([(
+                ANNOTATION_REF_NAME.to_string(),
+                ref_name.clone(),
+            )]))
+            .with_platform(inputs.platform.clone()),
         config: config_desc,
         layers,
         ref_name,

@@ -40,14 +40,12 @@ pub fn write_image_index(
     };
     let b = layout.blobs().put(&bytes).map_err(io)?;
     layout.blobs().sync_dir().map_err(io)?;
-    Ok(Descriptor {
-        media_type: MEDIA_TYPE_INDEX.into(),
-        digest: b.digest,
-        size: b.size,
-        artifact_type: None,
-        annotations: BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), ref_name.to_string())]),
-        platform: None,
-    })
+    Ok(
+        Descriptor::new(MEDIA_TYPE_INDEX, b.digest, b.size).with_annotations(BTreeMap::from([(
+            ANNOTATION_REF_NAME.to_string(),
+            ref_name.to_string(),
+        )])),
+    )
 }
 
 /// The child to read when a command is given an index: the one for this
@@ -78,14 +76,12 @@ mod tests {
     use crate::platform::System;
 
     fn child(seed: &[u8], system: &str) -> Descriptor {
-        Descriptor {
-            media_type: MEDIA_TYPE_MANIFEST.into(),
-            digest: Digest::of(seed),
-            size: 100,
-            artifact_type: None,
-            annotations: BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), "1-x".to_string())]),
-            platform: Some(System::parse(system).unwrap().oci()),
-        }
+        Descriptor::new(MEDIA_TYPE_MANIFEST, Digest::of(seed), 100)
+            .with_annotations(BTreeMap::from([(
+                ANNOTATION_REF_NAME.to_string(),
+                "1-x".to_string(),
+            )]))
+            .with_platform(System::parse(system).unwrap().oci())
     }
 
     #[test]

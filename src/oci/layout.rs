@@ -41,6 +41,36 @@ pub struct Descriptor {
 
 pub use crate::platform::Platform;
 
+impl Descriptor {
+    /// The one way to describe a blob: media type, digest and size, with no
+    /// annotations, artifact type or platform until a `with_*` adds them.
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            artifact_type: None,
+            annotations: BTreeMap::new(),
+            platform: None,
+        }
+    }
+
+    pub fn with_annotations(mut self, annotations: BTreeMap<String, String>) -> Descriptor {
+        self.annotations = annotations;
+        self
+    }
+
+    pub fn with_artifact_type(mut self, artifact_type: impl Into<String>) -> Descriptor {
+        self.artifact_type = Some(artifact_type.into());
+        self
+    }
+
+    pub fn with_platform(mut self, platform: Platform) -> Descriptor {
+        self.platform = Some(platform);
+        self
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Index {
@@ -660,14 +690,7 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
-        Descriptor {
-            media_type: media_type.into(),
-            digest,
-            size,
-            artifact_type: None,
-            annotations: BTreeMap::new(),
-            platform: None,
-        }
+        Descriptor::new(media_type, digest, size)
     }
 
     /// An image manifest with no layers and the config `digest`, `size`.
@@ -676,11 +699,7 @@ pub(crate) mod tests {
             schema_version: 2,
             media_type: Some(MEDIA_TYPE_MANIFEST.into()),
             artifact_type: None,
-            config: descriptor(
-                MEDIA_TYPE_CONFIG,
-                digest.clone(),
-                size,
-            ),
+            config: descriptor(crate::oci::MEDIA_TYPE_CONFIG, digest.clone(), size),
             layers: Vec::new(),
             subject: None,
             annotations: BTreeMap::new(),

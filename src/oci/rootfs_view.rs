@@ -744,14 +744,7 @@ mod tests {
     use crate::oci::tarball::{write_layer, Compression, LayerContent, RootfsEntry};
 
     fn desc(b: &crate::oci::tarball::LayerBlob) -> Descriptor {
-        Descriptor {
-            media_type: b.media_type.clone(),
-            digest: b.digest.clone(),
-            size: b.size,
-            artifact_type: None,
-            annotations: Default::default(),
-            platform: None,
-        }
+        Descriptor::new(b.media_type.clone(), b.digest.clone(), b.size)
     }
 
     #[test]
@@ -944,14 +937,7 @@ mod tests {
         let mut bytes = entries.concat();
         bytes.extend_from_slice(&[0; 1024]);
         let b = store.put(&bytes).unwrap();
-        Descriptor {
-            media_type: MEDIA_TYPE_LAYER_TAR.into(),
-            digest: b.digest,
-            size: b.size,
-            artifact_type: None,
-            annotations: Default::default(),
-            platform: None,
-        }
+        Descriptor::new(MEDIA_TYPE_LAYER_TAR, b.digest, b.size)
     }
 
     fn hostile_reason(layers: &[Descriptor], store: &BlobStore) -> (String, String) {
@@ -1076,14 +1062,7 @@ mod tests {
             io::Write::write_all(&mut gz, &tail).unwrap();
         }
         let b = store.put(&gz.finish().unwrap()).unwrap();
-        let layer = Descriptor {
-            media_type: MEDIA_TYPE_LAYER_GZIP.into(),
-            digest: b.digest,
-            size: b.size,
-            artifact_type: None,
-            annotations: Default::default(),
-            platform: None,
-        };
+        let layer = Descriptor::new(MEDIA_TYPE_LAYER_GZIP, b.digest, b.size);
         let err = read_rootfs(&store, &[layer], None).unwrap_err();
         assert!(matches!(err, ViewError::Io { .. }), "{err}");
         assert!(err.to_string().contains("exceed 1048576 bytes"), "{err}");
@@ -1097,14 +1076,7 @@ mod tests {
         tar.append_data(&mut h, &name, &b"x"[..]).unwrap();
         let bytes = tar.into_inner().unwrap();
         let ok = store.put(&bytes).unwrap();
-        let ok = Descriptor {
-            media_type: MEDIA_TYPE_LAYER_TAR.into(),
-            digest: ok.digest,
-            size: ok.size,
-            artifact_type: None,
-            annotations: Default::default(),
-            platform: None,
-        };
+        let ok = Descriptor::new(MEDIA_TYPE_LAYER_TAR, ok.digest, ok.size);
         let v = read_rootfs(&store, &[ok], None).unwrap();
         assert_eq!(v.files[0].path, format!("/{name}"));
     }

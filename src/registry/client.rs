@@ -8,12 +8,12 @@
 //! session. Per-read and per-write timeouts turn a stalled peer into an error
 //! instead of a hang, whatever the size of the blob.
 
+use crate::oci::media_types::*;
 use std::fs::File;
 use std::io::{Cursor, Read};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
-use crate::oci::media_types::*;
 
 use sha2::{Digest as _, Sha256};
 use ureq::http::{self, HeaderMap, Method};

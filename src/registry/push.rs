@@ -1,7 +1,7 @@
 //! Push: plan from the layout (no network), then execute against a registry.
 
-use std::collections::BTreeSet;
 use crate::oci::media_types::*;
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
@@ -16,7 +16,6 @@ use crate::sign::{
     attestation_tag, parse_attestation_manifest, parse_signature_manifest, signature_tag,
     AttestationLayer, SignError, SignatureLayer,
 };
-
 
 /// Everything to send, read and checked from the layout up front.
 #[derive(Debug)]

@@ -1,8 +1,8 @@
 //! cosign signatures in a registry: the `sha256-<hex>.sig` manifest, read,
 //! appended to (never replaced), and signed in place.
 
-use std::collections::BTreeMap;
 use crate::oci::media_types::*;
+use std::collections::BTreeMap;
 
 use super::client::Client;
 use super::push::Counts;

@@ -480,14 +480,7 @@ Version: 1.0
             (&upper, Compression::None),
         ] {
             let b = write_layer(&store, &LayerContent::Rootfs(entries), c, 1).unwrap();
-            descs.push(Descriptor {
-                media_type: b.media_type,
-                digest: b.digest,
-                size: b.size,
-                artifact_type: None,
-                annotations: Default::default(),
-                platform: None,
-            });
+            descs.push(Descriptor::new(b.media_type, b.digest, b.size));
         }
         let files = read_distro_files(&store, &descs).unwrap();
         let pkgs: Vec<String> = files.packages().iter().map(Component::display).collect();

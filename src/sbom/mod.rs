@@ -44,7 +44,6 @@ use crate::provenance::Provenance;
 pub(crate) use ids::deb_purl;
 pub use summary::{component_line, components as cyclonedx_components, ComponentSummary};
 
-
 /// What the SBOMs are made from. All of it is known after the image is built.
 #[derive(Debug, Clone, Copy)]
 pub struct SbomInput<'a> {

@@ -8,10 +8,10 @@
 //!
 //! Pure apart from the OS random source of signing.
 
+use crate::oci::media_types::*;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use crate::oci::media_types::*;
 
 use super::keys::{SigningKey, VerifyingKey};
 use super::{sign_payload, verify_payload, SignError};

@@ -205,14 +205,11 @@ fn put_tagged(
     layout.blobs().put(config)?;
     let m = layout.blobs().put(manifest)?;
     layout.blobs().sync_dir()?;
-    layout.put_attachments(&[Descriptor {
-        media_type: MEDIA_TYPE_MANIFEST.into(),
-        digest: m.digest.clone(),
-        size: m.size,
-        artifact_type: None,
-        annotations: BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), tag.to_string())]),
-        platform: None,
-    }])?;
+    layout.put_attachments(&[
+        Descriptor::new(MEDIA_TYPE_MANIFEST, m.digest.clone(), m.size).with_annotations(
+            BTreeMap::from([(ANNOTATION_REF_NAME.to_string(), tag.to_string())]),
+        ),
+    ])?;
     Ok(m.digest)
 }
 

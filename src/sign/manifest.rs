@@ -11,13 +11,13 @@
 //!
 //! Pure: blobs come in through a caller-supplied fetch function.
 
-use std::collections::BTreeMap;
 use crate::oci::media_types::*;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::dsse::{PREDICATE_TYPE_ANNOTATION};
+use super::dsse::PREDICATE_TYPE_ANNOTATION;
 use super::SignError;
 
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
@@ -399,7 +399,10 @@ mod tests {
         assert!(parse_signature_manifest(manifest.as_bytes(), |_| panic!())
             .unwrap()
             .is_empty());
-        let manifest = manifest.replace("application/vnd.in-toto+json", MEDIA_TYPE_COSIGN_SIMPLE_SIGNING);
+        let manifest = manifest.replace(
+            "application/vnd.in-toto+json",
+            MEDIA_TYPE_COSIGN_SIMPLE_SIGNING,
+        );
         let err =
             parse_signature_manifest(manifest.as_bytes(), |_| Ok(payload.clone())).unwrap_err();
         assert!(err.to_string().contains(SIGNATURE_ANNOTATION), "{err}");

@@ -32,8 +32,7 @@ pub use error::{SignError, VerifyError};
 pub use keys::{SigningKey, VerifyingKey};
 pub use manifest::{
     attestation_manifest, attestation_tag, parse_attestation_manifest, parse_signature_manifest,
-    signature_manifest, signature_tag, AttestationLayer, SignatureLayer,
-    SIGNATURE_ANNOTATION,
+    signature_manifest, signature_tag, AttestationLayer, SignatureLayer, SIGNATURE_ANNOTATION,
 };
 pub use payload::{new_payload as new_payload_for, SimpleSigning};
 

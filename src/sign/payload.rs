@@ -127,7 +127,10 @@ fn optional_as_null_when_empty<S: serde::Serializer>(
         return s.serialize_none();
     }
     // Go sorts the keys of every nested map too.
-    let sorted: BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, crate::base::json::sorted(v))).collect();
+    let sorted: BTreeMap<&String, Value> = map
+        .iter()
+        .map(|(k, v)| (k, crate::base::json::sorted(v)))
+        .collect();
     sorted.serialize(s)
 }
 

@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use armorred::cache::{CacheReport, LayerCache};
 use crate::cli::{
     BuildArgs, Cli, Command, CompressionArg, FsckArgs, GenerateKeyPairArgs, InspectArgs, ListArgs,
     NixArgs, PlanArgs, PushArgs, RecipeArgs, RegistryArgs, SignArgs, VerifyArgs,
 };
 use crate::cli::{CompatArgs, ManArgs, ReportArgs};
+use armorred::cache::{CacheReport, LayerCache};
 use armorred::config::ProjectConfig;
+use armorred::error::InputError;
 use armorred::nix::{self, NixEnv, NixInvocation, NixOptions};
 use armorred::oci::image::DirectLayers;
 use armorred::oci::layout::Layout;
@@ -23,7 +24,6 @@ use armorred::plan::{BuildPlan, PlanOptions};
 use armorred::recipe::{self, Recipe};
 use armorred::registry;
 use armorred::sign::{self, keys};
-use armorred::error::InputError;
 use armorred::tier::Tier;
 use armorred::{inspect, process};
 
@@ -1264,27 +1264,4 @@ fn man_cmd(a: &ManArgs) -> Result<CommandOutput> {
         s.push_str(&format!("{}\n", path.display()));
     }
     Ok(CommandOutput::ok(s))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use armorred::oci::rootfs_view::ViewError;
-    use armorred::oci::Digest;
-
-    #[test]
-    fn hostile_layer_content_is_an_input_error() {
-        let digest = Digest::of(b"layer");
-        let bomb = anyhow::Error::new(ViewError::TooLarge {
-            digest: digest.clone(),
-            limit: 1,
-        })
-        .context("analyzing out/x");
-        assert_eq!(exit_code(&bomb), 2);
-        let io = anyhow::Error::new(ViewError::Io {
-            digest,
-            source: std::io::Error::other("disk"),
-        });
-        assert_eq!(exit_code(&io), 1);
-    }
 }

@@ -12,8 +12,8 @@ mod cli;
 mod commands;
 mod progress;
 
-use cli::Cli;
 use armorred::pipeline::{LogReporter, Reporter};
+use cli::Cli;
 use progress::BarReporter;
 
 fn init_tracing<W>(cli: &Cli, color: bool, writer: W)
