@@ -192,9 +192,7 @@ fn make_sboms_with(licenses: BTreeMap<String, Vec<String>>) -> Sboms {
         licenses: &licenses,
         cpes: &cpes,
         provenance: &provenance(&closure),
-        created: &sbom::armorred::base::time::armorred::base::time::rfc3339_utc(
-            1_700_000_000 as i64,
-        ),
+        created: &armorred::base::time::rfc3339_utc(1_700_000_000 as i64),
         tool_version: "0.1.0",
     };
     Sboms {
@@ -213,15 +211,15 @@ fn validate(dir: &Path, spdx: &Value, cyclonedx: &Value) -> Output {
 /// Writes the documents (the VEX one too, if given) and runs the validator.
 fn validate_all(dir: &Path, spdx: &Value, cyclonedx: &Value, openvex: Option<&Value>) -> Output {
     let (s, c) = (dir.join("sbom.spdx.json"), dir.join("sbom.cdx.json"));
-    std::fs::write(&s, sbom::armorred::base::json::canonical_pretty(spdx)).unwrap();
-    std::fs::write(&c, sbom::armorred::base::json::canonical_pretty(cyclonedx)).unwrap();
+    std::fs::write(&s, armorred::base::json::canonical_pretty(spdx)).unwrap();
+    std::fs::write(&c, armorred::base::json::canonical_pretty(cyclonedx)).unwrap();
     let python = common::python();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate_sbom.py");
     let mut cmd = Command::new(&python);
     cmd.arg(&script).arg(&s).arg(&c);
     if let Some(v) = openvex {
         let f = dir.join("image.openvex.json");
-        std::fs::write(&f, sbom::armorred::base::json::canonical_pretty(v)).unwrap();
+        std::fs::write(&f, armorred::base::json::canonical_pretty(v)).unwrap();
         cmd.arg(&f);
     }
     let out = cmd.output().unwrap_or_else(|e| {
