@@ -190,10 +190,19 @@ pub fn attach_documents(
 
 /// The attached SBOM of the layout's image, as stored.
 pub fn read_sbom(dir: &Path, reference: Option<&str>, format: SbomFormat) -> Result<Vec<u8>> {
-    let layout = Layout::open(dir)?;
+    read_sbom_in(&Layout::open(dir)?, reference, format)
+}
+
+/// [`read_sbom`] on an open (possibly staged) layout.
+pub fn read_sbom_in(
+    layout: &Layout,
+    reference: Option<&str>,
+    format: SbomFormat,
+) -> Result<Vec<u8>> {
+    let dir = layout.root();
     let img = layout.load_image(reference)?;
     let digest = img.descriptor.digest.to_string();
-    match attached_document(&layout, &img.descriptor.digest, format.media_type())? {
+    match attached_document(layout, &img.descriptor.digest, format.media_type())? {
         Some(bytes) => Ok(bytes),
         None if format == SbomFormat::Openvex => bail!(
             "{}: no OpenVEX document is attached to image {digest} (one is made only when an applied Debian patch fixes a CVE)",
@@ -263,7 +272,15 @@ pub fn attest_image(
     input: &AttestInput<'_>,
     key: &SigningKey,
 ) -> Result<crate::sign::layout::AttestOutcome> {
-    let layout = Layout::open(layout_dir)?;
+    attest_image_in(&Layout::open(layout_dir)?, input, key)
+}
+
+/// [`attest_image`] on an open (possibly staged) layout.
+pub fn attest_image_in(
+    layout: &Layout,
+    input: &AttestInput<'_>,
+    key: &SigningKey,
+) -> Result<crate::sign::layout::AttestOutcome> {
     let plan = input.plan;
     let digest = input.image.manifest.digest.to_string();
     let name = format!("{}:{}", plan.image, input.image.ref_name);
@@ -300,8 +317,7 @@ pub fn attest_image(
     });
     let mut statements = vec![(slsa::PREDICATE_TYPE, slsa::to_bytes(&statement))];
     for (media_type, predicate_type) in DOCUMENT_PREDICATES {
-        let Some(doc) = attached_document(&layout, &input.image.manifest.digest, media_type)?
-        else {
+        let Some(doc) = attached_document(layout, &input.image.manifest.digest, media_type)? else {
             continue;
         };
         let predicate: serde_json::Value = serde_json::from_slice(&doc)
@@ -309,6 +325,6 @@ pub fn attest_image(
         let s = Statement::about_image(&name, &digest, predicate_type, predicate);
         statements.push((predicate_type, crate::base::json::canonical(&s)));
     }
-    crate::sign::layout::attest_digest(layout_dir, &digest, &statements, key)
-        .with_context(|| format!("attesting image {digest} in {}", layout_dir.display()))
+    crate::sign::layout::attest_digest_in(layout, &digest, &statements, key)
+        .with_context(|| format!("attesting image {digest} in {}", layout.root().display()))
 }

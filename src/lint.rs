@@ -21,7 +21,7 @@ use regex::bytes::Regex;
 use serde::Serialize;
 
 use crate::analyze::ImageAnalysis;
-use crate::attach::{read_sbom, SbomFormat};
+use crate::attach::{read_sbom_in, SbomFormat};
 use crate::oci::layout::{Layout, LoadedImage};
 use crate::recipe::SecretAllowance;
 
@@ -249,7 +249,11 @@ fn inputs_verified(layout: &Layout, img: &LoadedImage, analysis: &ImageAnalysis)
         status: Status::Fail,
         details: Vec::new(),
     };
-    let sbom = match read_sbom(layout.root(), img.ref_name(), SbomFormat::Cyclonedx) {
+    let sbom = match read_sbom_in(
+        layout,
+        Some(img.descriptor.digest.as_str()),
+        SbomFormat::Cyclonedx,
+    ) {
         Ok(b) => b,
         Err(e) => {
             c.details

@@ -73,6 +73,8 @@ pub struct BuildContext<'a> {
     /// their own (written layers do): the layer cache, or a read of the blob.
     pub facts: &'a dyn FactsSource,
     pub reporter: &'a dyn Reporter,
+    /// Signs and attests each image before it is committed.
+    pub sign_key: Option<&'a crate::sign::keys::SigningKey>,
 }
 
 /// The result of building one tier.
@@ -204,11 +206,26 @@ pub fn build_one(
     let existed = out.join("index.json").exists();
     let layout =
         Layout::create(&out).with_context(|| format!("opening output layout {}", out.display()))?;
-    let result = assemble(ctx, recipe, &plan, &parts, targets.index, &layout);
+    // Everything that can fail happens while the layout is staged: the
+    // image, its SBOMs and VEX, the gate and the lint, signatures and
+    // attestations. Only then is index.json replaced, once.
+    let result = layout
+        .stage()
+        .map_err(anyhow::Error::from)
+        .and_then(|()| assemble(ctx, recipe, &plan, &parts, targets.index, &layout))
+        .and_then(|(top, images)| {
+            if let Some(key) = ctx.sign_key {
+                sign_and_attest(ctx, &plan, &parts, &images, &top, &layout, key)?;
+            }
+            layout
+                .commit_staged()
+                .with_context(|| format!("updating {}", layout.index_path().display()))?;
+            Ok((top, images))
+        });
     if result.is_err() {
         // Leave the previous image exactly as it was: drop this attempt's
         // blobs, and the directory itself if it held no image before.
-        let _ = layout.gc();
+        let _ = layout.discard_staged();
         if !existed {
             drop(layout);
             let _ = std::fs::remove_dir_all(&out);
@@ -344,8 +361,8 @@ pub fn resolve(
 }
 
 /// Each platform's image (layers → analysis and hardening gate → config
-/// and manifest), then the image index if asked, index.json, SBOMs per
-/// platform image, and the lint of each.
+/// and manifest), then the image index if asked, SBOMs per platform image,
+/// and the lint of each, all in the staged layout.
 fn assemble(
     ctx: &BuildContext<'_>,
     recipe: &Recipe,
@@ -367,8 +384,9 @@ fn assemble(
     } else {
         children[0].clone()
     };
-    image::commit_descriptor(layout, &top)
-        .with_context(|| format!("updating {}", layout.index_path().display()))?;
+    layout
+        .replace_image(&top)
+        .with_context(|| format!("naming the image in {}", layout.index_path().display()))?;
     let meta = crate::attach::PackageMetadata::load(&ctx.nix.nix_dir)?;
     let policy = lint_policy(recipe);
     for (p, i) in parts.iter().zip(&images) {
@@ -398,12 +416,49 @@ fn assemble(
         }
         if !report.passed {
             anyhow::bail!(
-                "lint failed after commit:\n{}",
+                "lint failed; {out} keeps its previous image:\n{}",
                 crate::lint::render(&report)
             );
         }
     }
     Ok((top, images))
+}
+
+/// Signs the image (and, for an index, each platform's manifest, as cosign
+/// `--recursive` does) and attests each platform's manifest with its SLSA
+/// provenance and SBOMs, in the staged layout.
+fn sign_and_attest(
+    ctx: &BuildContext<'_>,
+    plan: &BuildPlan,
+    parts: &[PlatformBuild],
+    images: &[PlatformImage],
+    top: &Descriptor,
+    layout: &Layout,
+    key: &crate::sign::keys::SigningKey,
+) -> Result<()> {
+    let out = layout.root().display();
+    crate::sign::layout::sign_in(
+        layout,
+        Some(top.digest.as_str()),
+        key,
+        None,
+        Default::default(),
+    )
+    .with_context(|| format!("signing {out}"))?;
+    for (p, i) in parts.iter().zip(images) {
+        crate::attach::attest_image_in(
+            layout,
+            &crate::attach::AttestInput {
+                image: &i.written,
+                plan,
+                closure: &p.closure,
+                platform: &crate::platform::display(&p.system.oci()),
+                compression: ctx.compression,
+            },
+            key,
+        )?;
+    }
+    Ok(())
 }
 
 /// Layers → analysis and hardening gate → config and manifest, for one

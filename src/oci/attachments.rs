@@ -177,7 +177,7 @@ impl Layout {
     pub fn replace_image(&self, top: &Descriptor) -> Result<(), LayoutError> {
         let mut top = top.clone();
         top.annotations.remove(ANNOTATION_ATTACHMENTS);
-        let attachments = self.attachments().unwrap_or_default();
+        let attachments = self.attachments()?;
         let subjects = self.subjects(std::slice::from_ref(&top))?;
         self.write_index_with(subjects, attachments)
     }
@@ -213,8 +213,7 @@ impl Layout {
             path: self.blobs().dir().to_path_buf(),
             source,
         };
-        // A rebuild replaces an index.json it cannot read.
-        let mut index = self.read_index().unwrap_or_default();
+        let mut index = self.read_index()?;
         index.manifests.clear();
         for (mut entry, owned) in images {
             entry.annotations.remove(ANNOTATION_ATTACHMENTS);

@@ -308,17 +308,3 @@ fn config_json(
         .map_err(err)?;
     Ok(crate::base::json::canonical(&config))
 }
-
-/// Makes `img` the layout's image: index.json is replaced atomically, keeping
-/// only attachments (signatures, SBOMs) of this very manifest, then blobs no
-/// longer referenced are removed.
-pub fn commit(layout: &Layout, img: &WrittenImage) -> Result<(), ImageError> {
-    commit_descriptor(layout, &img.manifest)
-}
-
-/// Makes `top` (an image manifest, or an image index already written) the
-/// layout's image, keeping the attachments of `top` and of every child.
-pub fn commit_descriptor(layout: &Layout, top: &Descriptor) -> Result<(), ImageError> {
-    layout.replace_image(top)?;
-    Ok(())
-}

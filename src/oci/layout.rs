@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::attachments::is_attachment;
-use super::blob::{write_atomic, BlobStore};
+use super::blob::{write_atomic, BlobStore, TEMP_PREFIX};
 use super::digest::Digest;
 use super::{ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 
@@ -237,6 +237,9 @@ pub struct Layout {
     root: PathBuf,
     blobs: BlobStore,
     _lock: Option<File>,
+    /// While staged, index.json writes land here instead of on disk, and gc
+    /// waits: see [`Layout::stage`].
+    staged: std::sync::Mutex<Option<Index>>,
 }
 
 impl Layout {
@@ -261,7 +264,7 @@ impl Layout {
         }
         for leftover in fs::read_dir(root).map_err(io)? {
             let e = leftover.map_err(io)?;
-            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+            if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
                 fs::remove_file(e.path()).map_err(io)?;
             }
         }
@@ -273,6 +276,7 @@ impl Layout {
             root: root.to_path_buf(),
             blobs,
             _lock: Some(lock),
+            staged: Default::default(),
         })
     }
 
@@ -285,6 +289,7 @@ impl Layout {
             root: root.to_path_buf(),
             blobs: BlobStore::open_existing(root),
             _lock: None,
+            staged: Default::default(),
         })
     }
 
@@ -300,7 +305,13 @@ impl Layout {
         self.root.join("index.json")
     }
 
+    /// The layout's index.json (the staged one while staged). A missing
+    /// file is an empty layout; an unreadable or malformed one is an error,
+    /// never an empty index, so nothing it names is silently dropped.
     pub fn read_index(&self) -> Result<Index, LayoutError> {
+        if let Some(staged) = self.staged_index().as_ref() {
+            return Ok(staged.clone());
+        }
         let path = self.index_path();
         if !path.exists() {
             return Ok(Index::default());
@@ -313,9 +324,55 @@ impl Layout {
     }
 
     pub fn write_index(&self, index: &Index) -> Result<(), LayoutError> {
+        if let Some(staged) = self.staged_index().as_mut() {
+            *staged = index.clone();
+            return Ok(());
+        }
         let path = self.index_path();
         write_atomic(&path, &crate::base::json::canonical(index))
             .map_err(|source| LayoutError::Io { path, source })
+    }
+
+    /// Starts a transaction: from now on index.json changes (a new image,
+    /// its SBOMs, signatures and attestations) are kept in memory and
+    /// blobs are not collected, until [`Layout::commit_staged`] writes
+    /// index.json once. Dropping the layout instead leaves index.json, and
+    /// so the image it names, exactly as it was.
+    pub fn stage(&self) -> Result<(), LayoutError> {
+        let current = self.read_index()?;
+        *self.staged_index() = Some(current);
+        Ok(())
+    }
+
+    /// Ends the transaction: index.json is replaced (last, atomically), then
+    /// what it no longer reaches is removed.
+    pub fn commit_staged(&self) -> Result<(), LayoutError> {
+        let staged = self.staged_index().take();
+        if let Some(index) = staged {
+            self.write_index(&index)?;
+            self.blobs.sync_dir().map_err(|source| LayoutError::Io {
+                path: self.blobs.dir().to_path_buf(),
+                source,
+            })?;
+            let removed = self.gc()?;
+            tracing::debug!("removed {removed} unreferenced blob(s)");
+        }
+        Ok(())
+    }
+
+    /// Abandons the transaction and removes the blobs it wrote, so the
+    /// layout is as it was before [`Layout::stage`].
+    pub fn discard_staged(&self) -> Result<usize, LayoutError> {
+        if self.staged_index().take().is_none() {
+            return Ok(0);
+        }
+        self.gc()
+    }
+
+    fn staged_index(&self) -> std::sync::MutexGuard<'_, Option<Index>> {
+        // A panic while holding the lock cannot leave a half-updated index:
+        // each write replaces the whole value.
+        self.staged.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reads a blob, checking its size and digest against `d`.
@@ -627,8 +684,12 @@ impl Layout {
             .collect()
     }
 
-    /// Removes blobs that index.json no longer reaches.
+    /// Removes blobs that index.json no longer reaches; waits while staged,
+    /// since the staged index may reach blobs the one on disk does not.
     pub fn gc(&self) -> Result<usize, LayoutError> {
+        if self.staged_index().is_some() {
+            return Ok(0);
+        }
         let keep = self.referenced()?;
         let mut removed = 0;
         for (name, e) in self.blob_files()? {

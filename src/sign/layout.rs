@@ -110,11 +110,22 @@ pub fn sign_layout(
     identity: Option<&str>,
     optional: BTreeMap<String, serde_json::Value>,
 ) -> Result<SignOutcome, LayoutSignError> {
-    let layout = Layout::create(dir)?;
-    let target = image_descriptor(&layout, reference)?;
+    sign_in(&Layout::create(dir)?, reference, key, identity, optional)
+}
+
+/// [`sign_layout`] on an open layout, which a build signs while its image is
+/// still staged (see [`Layout::stage`]).
+pub fn sign_in(
+    layout: &Layout,
+    reference: Option<&str>,
+    key: &SigningKey,
+    identity: Option<&str>,
+    optional: BTreeMap<String, serde_json::Value>,
+) -> Result<SignOutcome, LayoutSignError> {
+    let target = image_descriptor(layout, reference)?;
     let mut digests = vec![target.digest.to_string()];
     let identity = if target.media_type == MEDIA_TYPE_INDEX {
-        let index = read_index(&layout, &target)?;
+        let index = read_index(layout, &target)?;
         digests.extend(index.manifests.iter().map(|m| m.digest.to_string()));
         // The children share the image's labels; name it from this platform's.
         let labels = layout
@@ -132,7 +143,7 @@ pub fn sign_layout(
     };
     let mut first = None;
     for digest in &digests {
-        let signed = sign_digest(&layout, digest, &identity, key, &optional)?;
+        let signed = sign_digest(layout, digest, &identity, key, &optional)?;
         first.get_or_insert(signed);
     }
     let (tag, m, n) = first.expect("at least the target digest");
@@ -232,9 +243,18 @@ pub fn attest_digest(
     statements: &[(&str, Vec<u8>)],
     key: &SigningKey,
 ) -> Result<AttestOutcome, LayoutSignError> {
-    let layout = Layout::open(dir)?;
+    attest_digest_in(&Layout::open(dir)?, digest, statements, key)
+}
+
+/// [`attest_digest`] on an open (possibly staged) layout.
+pub fn attest_digest_in(
+    layout: &Layout,
+    digest: &str,
+    statements: &[(&str, Vec<u8>)],
+    key: &SigningKey,
+) -> Result<AttestOutcome, LayoutSignError> {
     let tag = attestation_tag(digest);
-    let mut layers = existing_attestations(&layout, &tag)?;
+    let mut layers = existing_attestations(layout, &tag)?;
     let before = layers.len();
     for (predicate_type, statement) in statements {
         // ECDSA signatures are randomized: an identical statement already
@@ -253,7 +273,7 @@ pub fn attest_digest(
     let added = layers.len() - before;
     let (manifest, config) = attestation_manifest(&layers);
     let blobs: Vec<&[u8]> = layers.iter().map(|l| l.envelope.as_slice()).collect();
-    let m = put_tagged(&layout, &tag, &blobs, &config, &manifest)?;
+    let m = put_tagged(layout, &tag, &blobs, &config, &manifest)?;
     Ok(AttestOutcome {
         attestation_tag: tag,
         attestation_manifest: m.to_string(),

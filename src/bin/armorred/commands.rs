@@ -334,6 +334,8 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
     };
     let cache_dir = project.cache_dir(a.cache_dir.as_deref());
     let cache = LayerCache::for_build(cache_dir.as_deref(), a.no_cache);
+    // Decrypt once, before hours of building, so a wrong passphrase fails fast.
+    let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
     let ctx = BuildContext {
         plan_options: plan_options(&a.recipe, &recipes_dir)?,
         nix: nix_env(&a.recipe, &recipes_dir, &a.nix),
@@ -349,9 +351,8 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
             None => &ScanLayers,
         },
         reporter,
+        sign_key: sign_key.as_ref(),
     };
-    // Decrypt once, before hours of building, so a wrong passphrase fails fast.
-    let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
     // Likewise a bare --push with nowhere to push to.
     if let (Some(None), Some(r)) = (&a.push, recipes.first()) {
         default_repository(project, &r.image.name, "--push REPOSITORY")?;
@@ -389,29 +390,11 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
             }
         }
     }
-    // One image: build, then sign, push and archive it as asked.
+    // One image: build (signed and attested in the pipeline when asked), then
+    // push and archive it as asked.
     let build_and_ship = |r: &Recipe, tier: Tier, targets: &pipeline::Targets| {
         let o = pipeline::build_one(&ctx, r, tier, targets)?;
         let mut archives = Vec::new();
-        if let Some(key) = &sign_key {
-            sign::layout::sign_layout(&o.layout, Some(&o.reference), key, None, Default::default())
-                .with_context(|| format!("signing {}", o.layout.display()))?;
-            // Each platform's manifest, as its SBOMs: its own closure and provenance.
-            for i in &o.images {
-                let platform = armorred::platform::display(&i.system.oci());
-                armorred::attach::attest_image(
-                    &o.layout,
-                    &armorred::attach::AttestInput {
-                        image: &i.written,
-                        plan: &o.plan,
-                        closure: &i.closure,
-                        platform: &platform,
-                        compression: ctx.compression,
-                    },
-                    key,
-                )?;
-            }
-        }
         if let Some(repo) = &a.push {
             // With --all, --push names the namespace; each image is a repository in it.
             // A bare --push uses armorred.toml's `registry` as that namespace.
