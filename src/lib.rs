@@ -9,7 +9,6 @@
 //!   → inspect / analyze / lint / sbom / sign / push (each reads an image)
 //! ```
 
-pub mod analysis;
 pub mod attach;
 pub mod base;
 pub mod cache;
@@ -17,6 +16,7 @@ pub mod closure;
 pub mod gate;
 pub mod inspect;
 pub mod layers;
+pub mod layout_analysis;
 pub mod lint;
 pub mod nix;
 pub mod oci;

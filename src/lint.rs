@@ -331,7 +331,7 @@ pub fn pre_commit(
 
 /// Loads, analyzes and lints the image of a layout.
 pub fn lint_layout(dir: &Path, reference: Option<&str>, policy: &LintPolicy) -> Result<LintReport> {
-    let (analysis, secrets) = crate::analysis::read_layout(dir, reference)?;
+    let (analysis, secrets) = crate::layout_analysis::read_layout(dir, reference)?;
     let layout = Layout::open(dir)?;
     let img = layout.load_image(reference)?;
     lint_image(&layout, &img, &analysis, &secrets, policy)

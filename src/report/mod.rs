@@ -21,9 +21,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::analysis::analyze_layout;
 use crate::analyze::{ElfReport, ElfType, ImageAnalysis, Relro};
 use crate::attach::{read_sbom, SbomFormat};
+use crate::layout_analysis::analyze_layout;
 use crate::oci::layout::Layout;
 use crate::store_path::StorePath;
 use crate::tier::Tier;

@@ -83,11 +83,11 @@ pub fn run(cli: &Cli, reporter: &dyn Reporter) -> Result<CommandOutput> {
             }
         }
         Command::Analyze(a) => {
-            let r = armorred::analysis::analyze_layout(&a.layout, a.reference.as_deref())?;
+            let r = armorred::layout_analysis::analyze_layout(&a.layout, a.reference.as_deref())?;
             Ok(CommandOutput::ok(if a.json {
                 json(&r)
             } else {
-                armorred::analysis::render(&r)
+                armorred::layout_analysis::render(&r)
             }))
         }
         Command::GenerateKeyPair(a) => generate_key_pair(a),
