@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Layer-writing benchmark (issue 5): armorred cold / warm / one path changed,
+# Layer-writing benchmark: armorred cold / warm / one path changed,
 # against buildah and the tar | gzip | sha256sum limit, on one synthetic
 # closure, on this machine, in this run. See bench/README.md.
 #
