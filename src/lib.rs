@@ -34,6 +34,7 @@ pub mod tier;
 // -- readers, checks, attachments and registry --
 pub mod analyze;
 pub mod archive;
+pub mod batch;
 pub mod compat;
 pub mod config;
 pub mod error;

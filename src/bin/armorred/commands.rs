@@ -11,6 +11,7 @@ use crate::cli::{
     NixArgs, PlanArgs, PushArgs, RecipeArgs, RegistryArgs, SignArgs, VerifyArgs,
 };
 use crate::cli::{CompatArgs, ManArgs, ReportArgs};
+use armorred::batch;
 use armorred::cache::{CacheReport, LayerCache};
 use armorred::config::ProjectConfig;
 use armorred::error::InputError;
@@ -285,45 +286,15 @@ impl registry::PushProgress for PushLine<'_> {
 #[derive(Serialize)]
 struct BuildSummary<'a> {
     images: &'a [BuildOutcome],
-    failures: &'a [Failure],
+    failures: &'a [batch::Failure],
     /// Absent with `--no-cache`.
     layer_cache: Option<CacheReport>,
     /// With `--format oci-archive|docker-archive`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     archives: Vec<armorred::archive::WrittenArchive>,
     /// Listed platforms this machine cannot build, each with how to build it.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    skipped_platforms: Vec<armorred::platform::SkippedPlatform>,
-}
-
-/// Which of `r`'s platforms to build here. Nix is asked what it can build
-/// only when a platform other than this machine's is wanted.
-fn platform_selection(
-    r: &Recipe,
-    wanted: &[String],
-    ctx: &BuildContext<'_>,
-) -> Result<armorred::platform::PlatformSelection> {
-    use armorred::platform::{self, NixCapabilities, System};
-    let listed = r.platforms();
-    let chosen = platform::selected(&r.image.name, &listed, wanted).map_err(InputError::Invalid)?;
-    let host = System::host().unwrap_or(System::X86_64_LINUX);
-    let nix = if chosen.iter().all(|p| p == host.as_str()) {
-        NixCapabilities::local(&host)
-    } else {
-        nix::capabilities(&ctx.nix.options).context("asking Nix which platforms it can build")?
-    };
-    let package_set = ctx.plan_options.package_set;
-    Ok(
-        platform::select(&r.image.name, &listed, wanted, &nix, package_set)
-            .map_err(InputError::Invalid)?,
-    )
-}
-
-#[derive(Serialize)]
-struct Failure {
-    image: String,
-    tier: Tier,
-    error: String,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    skipped_platforms: &'a [armorred::platform::SkippedPlatform],
 }
 
 fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Result<CommandOutput> {
@@ -357,43 +328,19 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
     if let (Some(None), Some(r)) = (&a.push, recipes.first()) {
         default_repository(project, &r.image.name, "--push REPOSITORY")?;
     }
-    let mut failures = Vec::new();
-    let mut skipped_platforms = Vec::new();
-    // The images to build: recipe × tier, each for the platforms this machine
-    // can build.
-    let mut images = Vec::new();
-    for r in &recipes {
-        match platform_selection(r, &a.platforms, &ctx) {
-            Ok(s) => {
-                for p in &s.skipped {
-                    tracing::warn!("{p}");
-                }
-                skipped_platforms.extend(s.skipped);
-                let targets = pipeline::Targets {
-                    systems: s.build,
-                    index: s.index,
-                };
-                for tier in a.tier.tiers() {
-                    images.push((r, tier, targets.clone()));
-                }
-            }
-            Err(e) if !a.all => return Err(e),
-            Err(e) => {
-                tracing::error!("{e:#}");
-                for tier in a.tier.tiers() {
-                    failures.push(Failure {
-                        image: r.image.name.clone(),
-                        tier,
-                        error: format!("{e:#}"),
-                    });
-                }
-            }
-        }
-    }
-    // One image: build (signed and attested in the pipeline when asked), then
+    let plan = batch::BatchPlan::new(
+        &recipes,
+        &batch::BatchRequest {
+            tiers: a.tier.tiers(),
+            platforms: &a.platforms,
+            jobs: usize::from(a.jobs),
+            keep_going: a.all,
+        },
+        &ctx,
+    )?;
+    // After each build (signed and attested in the pipeline when asked):
     // push and archive it as asked.
-    let build_and_ship = |r: &Recipe, tier: Tier, targets: &pipeline::Targets| {
-        let o = pipeline::build_one(&ctx, r, tier, targets)?;
+    let ship = |o: &BuildOutcome| {
         let mut archives = Vec::new();
         if let Some(repo) = &a.push {
             // With --all, --push names the namespace; each image is a repository in it.
@@ -404,7 +351,7 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
                 None => default_repository(project, &o.image, "--push REPOSITORY")?,
             };
             let target = image_ref(&format!("{repository}:{}", o.reference))?;
-            let progress = PushLine::new(reporter, &o.image, tier, &repository);
+            let progress = PushLine::new(reporter, &o.image, o.tier, &repository);
             let layout = Layout::open(&o.layout)?;
             let report = registry::push_layout_reporting(
                 &layout,
@@ -430,56 +377,22 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
             .with_context(|| format!("writing {}", dest.display()))?;
             archives.extend(w);
         }
-        Ok::<_, anyhow::Error>((o, archives))
+        Ok(archives)
     };
-    // `--jobs` images at once (each a Nix build, then its layers); with
-    // --all a failure stops nothing, otherwise it stops what has not started.
-    let results = armorred::parallel::map_until(
-        &images,
-        usize::from(a.jobs),
-        |(r, tier, targets)| {
-            let shipped = build_and_ship(r, *tier, targets);
-            let name = &r.image.name;
-            match &shipped {
-                Ok((o, _)) => reporter.finished(name, *tier, Ok(&o.manifest_digest)),
-                Err(e) => reporter.finished(name, *tier, Err(&e.to_string())),
-            }
-            shipped
-        },
-        |res| !a.all && res.is_err(),
-    );
-    let mut outcomes = Vec::new();
-    let mut archives = Vec::new();
-    for ((r, tier, _), res) in images.iter().zip(results) {
-        match res {
-            Some(Ok((o, w))) => {
-                outcomes.push(o);
-                archives.extend(w);
-            }
-            // A single image's failure is the command's failure.
-            Some(Err(e)) if !a.all => return Err(e),
-            Some(Err(e)) => {
-                tracing::error!("{} ({tier}) failed: {e:#}", r.image.name);
-                failures.push(Failure {
-                    image: r.image.name.clone(),
-                    tier: *tier,
-                    error: format!("{e:#}"),
-                });
-            }
-            // Not started: an earlier image failed, and its error returned.
-            None => {}
-        }
-    }
+    let done = batch::execute(plan, &ctx, ship)?;
+    let outcomes: Vec<BuildOutcome> = done.built.iter().map(|(o, _)| o.clone()).collect();
+    let archives: Vec<_> = done.built.iter().flat_map(|(_, w)| w.clone()).collect();
+    let failures = &done.failures;
     if let Some(c) = &cache {
         c.log_summary();
     }
     let stdout = if a.json {
         json(&BuildSummary {
             images: &outcomes,
-            failures: &failures,
+            failures,
             layer_cache: cache.as_ref().map(LayerCache::stats),
-            archives,
-            skipped_platforms,
+            archives: archives.clone(),
+            skipped_platforms: &done.skipped_platforms,
         })
     } else {
         let mut s = String::new();
@@ -492,26 +405,7 @@ fn build(a: &BuildArgs, project: &ProjectConfig, reporter: &dyn Reporter) -> Res
         s
     };
     if !failures.is_empty() || a.all {
-        let mut table = String::from("build summary:\n");
-        for o in &outcomes {
-            table.push_str(&format!(
-                "  ok      {:<20} {:<9} {}\n",
-                o.image, o.tier, o.manifest_digest
-            ));
-        }
-        for f in &failures {
-            table.push_str(&format!(
-                "  FAILED  {:<20} {:<9} {}\n",
-                f.image,
-                f.tier,
-                f.error.lines().next().unwrap_or("")
-            ));
-        }
-        table.push_str(&format!(
-            "  {} built, {} failed\n",
-            outcomes.len(),
-            failures.len()
-        ));
+        let table = done.summary_table();
         if failures.is_empty() {
             tracing::info!("{table}");
         } else {
