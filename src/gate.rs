@@ -11,8 +11,8 @@ use crate::analyze::{
     self, check_promise, is_excused, ElfReport, ImageAnalysis, ImageInput, Promise, Property,
     PropertyStatus, Violation,
 };
-use crate::lint::SecretHit;
 use crate::oci::rootfs_view::{merge_facts, LayerFacts, ViewError};
+use crate::oci::secrets::SecretHit;
 use crate::oci::tarball::LayerBlob;
 use crate::plan::BuildPlan;
 use crate::recipe::HardeningException;

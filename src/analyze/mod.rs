@@ -25,7 +25,7 @@ pub use promise::{
 };
 
 use crate::store_path::{StorePath, STORE_DIR};
-use view::RootfsView;
+use view::PathResolver;
 
 /// One entry of the merged rootfs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,7 +266,7 @@ const DEFAULT_LIB_DIRS: &[&str] = &[
 ];
 
 pub fn analyze_image(input: &ImageInput) -> ImageAnalysis {
-    let view = RootfsView::new(input.files);
+    let view = PathResolver::new(input.files);
     let components: BTreeSet<String> = input
         .files
         .iter()
@@ -336,7 +336,7 @@ fn store_component(path: &str) -> Option<String> {
 /// The directories the dynamic loader searches for `r`'s libraries, in its
 /// order: DT_RUNPATH (or DT_RPATH when there is no RUNPATH) with `$ORIGIN`
 /// expanded, the interpreter's own directory, then the default directories.
-fn library_search_dirs(view: &RootfsView, r: &ElfReport) -> Vec<String> {
+fn library_search_dirs(view: &PathResolver, r: &ElfReport) -> Vec<String> {
     let dir = r.path.rsplit_once('/').map_or("", |(d, _)| d);
     let expand = |entry: &String| -> String {
         let e = entry.replace("${ORIGIN}", dir).replace("$ORIGIN", dir);
@@ -369,7 +369,7 @@ fn library_search_dirs(view: &RootfsView, r: &ElfReport) -> Vec<String> {
 /// RUNPATH or RPATH may also find its needs beside itself: that is how
 /// glibc's own libraries (libm needing libc.so.6) are satisfied, since the
 /// loader has already mapped the libc of that directory by its soname.
-fn unresolved_libraries(view: &RootfsView, binaries: &[ElfReport]) -> Vec<UnresolvedLibrary> {
+fn unresolved_libraries(view: &PathResolver, binaries: &[ElfReport]) -> Vec<UnresolvedLibrary> {
     let mut out = Vec::new();
     for r in binaries {
         let mut dirs = library_search_dirs(view, r);
@@ -403,14 +403,14 @@ fn unresolved_libraries(view: &RootfsView, binaries: &[ElfReport]) -> Vec<Unreso
 /// bootstrap one, say), so one global choice could judge against the wrong
 /// one. Failing that: every libc in the image, then the built-in list.
 struct LibcTables<'v, 'a> {
-    view: &'v RootfsView<'a>,
+    view: &'v PathResolver<'a>,
     elfs: &'a BTreeMap<String, ElfFacts>,
     by_path: BTreeMap<String, Option<FortifyTable>>,
     fallback: Option<FortifyTable>,
 }
 
 impl<'v, 'a> LibcTables<'v, 'a> {
-    fn new(view: &'v RootfsView<'a>, elfs: &'a BTreeMap<String, ElfFacts>) -> Self {
+    fn new(view: &'v PathResolver<'a>, elfs: &'a BTreeMap<String, ElfFacts>) -> Self {
         LibcTables {
             view,
             elfs,
@@ -524,7 +524,7 @@ fn summarize(binaries: &[ElfReport]) -> Vec<ComponentHardening> {
 /// bin paths, ELF files so named anywhere (a shell in a store path is one
 /// `exec` away), and BusyBox by its banner whatever its name.
 fn find_tools(
-    view: &RootfsView,
+    view: &PathResolver,
     elfs: &BTreeMap<String, ElfFacts>,
     names: &[&str],
     providers: &[&str],

@@ -7,11 +7,13 @@
 
 pub mod attachments;
 pub mod blob;
+pub mod decode;
 pub mod digest;
 pub mod image;
 pub mod index;
 pub mod layout;
 pub mod rootfs_view;
+pub mod secrets;
 pub mod tarball;
 
 pub use digest::Digest;

@@ -8,17 +8,18 @@
 //!   `deinstall ok config-files` leftovers do not.
 //! - Alpine: `lib/apk/db/installed`, stanzas of `P:` (name) / `V:` (version).
 //!
-//! The files are read straight from the layer blobs, whiteouts applied.
+//! The files are read straight from the layer blobs by the image reader's
+//! walker ([`crate::oci::decode`]), whiteouts applied, so an upstream image
+//! meets the same defences as any other image armorred reads.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read};
 
 use serde::Serialize;
 
+use crate::analyze::FileKind;
 use crate::oci::blob::BlobStore;
+use crate::oci::decode::{normalize_entry, walk_layer, Item, ViewError, Whiteout};
 use crate::oci::layout::Descriptor;
-use crate::oci::rootfs_view::normalize_entry;
-use crate::oci::{MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD};
 
 pub const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 pub const DPKG_STATUS_D: &str = "/var/lib/dpkg/status.d/";
@@ -257,79 +258,53 @@ enum Found {
     Link(String),
 }
 
+/// What one layer entry does to the files found so far.
+enum Step {
+    Hide(Whiteout, String),
+    Put(String, Found),
+    Remove(String),
+    Skip,
+}
+
 /// Reads the package databases and `os-release` from `layers` (in order),
 /// applying whiteouts. Symlinks among the wanted files are followed once
 /// (`/etc/os-release` → `../usr/lib/os-release`).
-pub fn read_distro_files(store: &BlobStore, layers: &[Descriptor]) -> io::Result<DistroFiles> {
+pub fn read_distro_files(
+    store: &BlobStore,
+    layers: &[Descriptor],
+) -> Result<DistroFiles, ViewError> {
     let mut found: BTreeMap<String, Found> = BTreeMap::new();
     for layer in layers {
-        let f = std::fs::File::open(store.path(&layer.digest))?;
-        let raw = io::BufReader::with_capacity(1 << 20, f);
-        let dec: Box<dyn Read> = match layer.media_type.as_str() {
-            MEDIA_TYPE_LAYER_GZIP | "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
-                Box::new(flate2::read::MultiGzDecoder::new(raw))
-            }
-            MEDIA_TYPE_LAYER_ZSTD => Box::new(zstd::stream::read::Decoder::new(raw)?),
-            MEDIA_TYPE_LAYER_TAR | "application/vnd.docker.image.rootfs.diff.tar" => Box::new(raw),
-            other => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("layer {}: unsupported media type `{other}`", layer.digest),
-                ))
-            }
-        };
-        let mut archive = tar::Archive::new(dec);
-        for entry in archive.entries()? {
-            let mut e = entry?;
-            let raw_name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-            let Ok(path) = normalize_entry(&raw_name) else {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("layer {}: entry `{raw_name}` has `..`", layer.digest),
-                ));
-            };
-            let (dir, base) = path.rsplit_once('/').unwrap_or(("", &path));
-            if base == ".wh..wh..opq" {
-                let prefix = format!("{dir}/");
-                found.retain(|p, _| !p.starts_with(&prefix));
-                continue;
-            }
-            if let Some(hidden) = base.strip_prefix(".wh.") {
-                let victim = format!("{dir}/{hidden}");
-                let prefix = format!("{victim}/");
-                found.retain(|p, _| p != &victim && !p.starts_with(&prefix));
-                continue;
-            }
-            if !wanted(&path) {
-                continue;
-            }
-            match e.header().entry_type() {
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    if e.size() > MAX_DB_BYTES {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!(
-                                "{path}: {} bytes is too large for a package database",
-                                e.size()
-                            ),
-                        ));
+        walk_layer(
+            store,
+            layer,
+            |e| {
+                let node = match &e.item {
+                    Item::Whiteout(w) => return Ok(Step::Hide(*w, e.path.clone())),
+                    Item::Root => return Ok(Step::Skip),
+                    Item::Node(_) if !wanted(&e.path) => return Ok(Step::Skip),
+                    Item::Node(n) => n.clone(),
+                };
+                Ok(match node.kind {
+                    FileKind::File => {
+                        let data = e.read_at_most(MAX_DB_BYTES, "package database")?;
+                        Step::Put(e.path.clone(), Found::Data(data))
                     }
-                    let mut buf = Vec::with_capacity(e.size() as usize);
-                    e.read_to_end(&mut buf)?;
-                    found.insert(path, Found::Data(buf));
+                    FileKind::Symlink { target } => Step::Put(e.path.clone(), Found::Link(target)),
+                    _ => Step::Remove(e.path.clone()),
+                })
+            },
+            |step| match step {
+                Step::Hide(w, path) => w.hide(&path, &mut found),
+                Step::Put(path, f) => {
+                    found.insert(path, f);
                 }
-                tar::EntryType::Symlink => {
-                    let target = e
-                        .link_name_bytes()
-                        .map(|l| String::from_utf8_lossy(&l).into_owned())
-                        .unwrap_or_default();
-                    found.insert(path, Found::Link(target));
-                }
-                _ => {
+                Step::Remove(path) => {
                     found.remove(&path);
                 }
-            }
-        }
+                Step::Skip => {}
+            },
+        )?;
     }
     let resolve = |path: &str| -> Option<Vec<u8>> {
         match found.get(path)? {
