@@ -8,6 +8,7 @@
 //! [`check_promise`] turns reports into the `build` gate's verdict.
 
 mod elf;
+mod facts;
 mod fortify;
 mod promise;
 #[cfg(test)]
@@ -25,6 +26,8 @@ pub use promise::{
 };
 
 use crate::store_path::{StorePath, STORE_DIR};
+use facts::ElfParse;
+pub use facts::{ElfFacts, FileKind};
 use view::PathResolver;
 
 /// One entry of the merged rootfs.
@@ -38,22 +41,6 @@ pub struct ImageFile {
     pub uid: u64,
     pub gid: u64,
     pub size: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileKind {
-    File,
-    Dir,
-    Symlink {
-        target: String,
-    },
-    /// Tar hardlink; `target` names the entry holding the content.
-    Hardlink {
-        target: String,
-    },
-    /// Devices, fifos, sockets.
-    Other,
 }
 
 /// What [`analyze_image`] reads: an image already unpacked and merged.
@@ -70,53 +57,6 @@ pub struct ImageInput<'a> {
     pub layer_count: usize,
     /// Declared writable directories (from the recipe or labels).
     pub writable: Vec<String>,
-}
-
-/// All the analyzer needs from one ELF file's bytes, derived once. The
-/// layer cache stores these per layer, so a cached layer is not read again;
-/// the verdicts that need the whole image (which libc a binary loads) are
-/// made later, in [`analyze_image`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ElfFacts {
-    parsed: ElfParse,
-    /// Contains BusyBox's banner: a multi-call shell and coreutils.
-    busybox: bool,
-    /// The `_chk` functions it exports, when it can serve as a libc
-    /// ([`FortifyTable::from_libc`]); `None` when it cannot.
-    libc_chk: Option<BTreeSet<String>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum ElfParse {
-    Inspected(Box<elf::Inspected>),
-    /// The error and its causes, `: `-joined.
-    Unreadable(String),
-}
-
-impl ElfFacts {
-    /// `path` is where the file lives in the image (`$ORIGIN` resolves
-    /// against it).
-    pub fn from_bytes(path: &str, data: &[u8]) -> ElfFacts {
-        ElfFacts {
-            parsed: match elf::inspect(path, data) {
-                Ok(i) => ElfParse::Inspected(Box::new(i)),
-                Err(e) => ElfParse::Unreadable(error_chain(&e)),
-            },
-            busybox: is_busybox(data),
-            libc_chk: FortifyTable::from_libc(data)
-                .ok()
-                .map(FortifyTable::into_functions),
-        }
-    }
-
-    /// [`ElfFacts::from_bytes`] for every file of a path → bytes map.
-    pub fn of_all(contents: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, ElfFacts> {
-        contents
-            .iter()
-            .map(|(p, d)| (p.clone(), ElfFacts::from_bytes(p, d)))
-            .collect()
-    }
 }
 
 /// `armorred analyze --json`.
@@ -311,17 +251,6 @@ pub fn analyze_image(input: &ImageInput) -> ImageAnalysis {
         user,
         labels: input.labels.clone(),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }
 
 /// `/nix/store/<hash>-name` for any path at or below a valid store path.
@@ -562,11 +491,6 @@ fn find_tools(
         present: !found.is_empty(),
         found: found.into_iter().collect(),
     }
-}
-
-fn is_busybox(data: &[u8]) -> bool {
-    const BANNER: &[u8] = b"BusyBox v";
-    data.windows(BANNER.len()).any(|w| w == BANNER)
 }
 
 fn special(f: &ImageFile) -> SpecialFile {
