@@ -475,4 +475,83 @@ Version: 1.0
         );
         assert_eq!(files.sources(), ["dpkg status", "dpkg status.d"]);
     }
+
+    /// A layer blob in `store` (zstd, OCI media type) holding `tar`.
+    fn zstd_layer(store: &BlobStore, blob: &[u8]) -> Descriptor {
+        let b = store.put(blob).unwrap();
+        Descriptor {
+            media_type: crate::oci::MEDIA_TYPE_LAYER_ZSTD.into(),
+            digest: b.digest,
+            size: b.size,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        }
+    }
+
+    /// The package-database reader meets the image reader's defences
+    /// itself, not only when an analysis of the same image ran first.
+    #[test]
+    fn hostile_layers_are_refused_by_the_package_reader_itself() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let tar_with = |name: &str, size: u64, data: &mut dyn Read| {
+            let enc = zstd::Encoder::new(Vec::new(), 1).unwrap();
+            let mut tar = tar::Builder::new(enc);
+            let mut h = tar::Header::new_gnu();
+            h.set_size(STATUS.len() as u64);
+            h.set_mode(0o644);
+            tar.append_data(&mut h, "var/lib/dpkg/status", STATUS.as_bytes())
+                .unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(size);
+            h.set_mode(0o644);
+            if name.contains("..") {
+                h.as_mut_bytes()[..name.len()].copy_from_slice(name.as_bytes());
+                h.set_cksum();
+                tar.append(&h, data).unwrap();
+            } else {
+                tar.append_data(&mut h, name, data).unwrap();
+            }
+            tar.into_inner().unwrap().finish().unwrap()
+        };
+        let ok = zstd_layer(&store, &tar_with("etc/motd", 2, &mut &b"hi"[..]));
+        assert_eq!(
+            read_distro_files(&store, &[ok.clone()])
+                .unwrap()
+                .packages()
+                .len(),
+            3
+        );
+
+        let up = zstd_layer(&store, &tar_with("../etc/motd", 2, &mut &b"hi"[..]));
+        match read_distro_files(&store, &[up]) {
+            Err(ViewError::Hostile { entry, .. }) => assert_eq!(entry, "../etc/motd"),
+            other => panic!("expected `..` refused, got {other:?}"),
+        }
+
+        // Zeros past the floor under a path the reader skips: zstd packs
+        // them far denser than any real layer.
+        let zeros = crate::oci::decode::RATIO_FLOOR + (64 << 20);
+        let bomb = tar_with(
+            "usr/share/zeros",
+            zeros,
+            &mut std::io::repeat(0).take(zeros),
+        );
+        let bomb = zstd_layer(&store, &bomb);
+        assert!(matches!(
+            read_distro_files(&store, &[bomb]),
+            Err(ViewError::TooLarge { limit, .. }) if limit == crate::oci::decode::RATIO_FLOOR
+        ));
+
+        let path = store.path(&ok.digest);
+        let mut bytes = std::fs::read(&path).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(matches!(
+            read_distro_files(&store, &[ok]),
+            Err(ViewError::DigestMismatch { .. })
+        ));
+    }
 }
