@@ -23,7 +23,7 @@ fn main() {
 }
 
 /// The layer cache keeps per-layer facts (`LayerFacts` in
-/// `src/oci/rootfs_view.rs`); a hash of the sources that derive and encode
+/// `src/oci/facts.rs`); a hash of the sources that derive and encode
 /// them names their format, so an armorred whose facts changed never reuses
 /// facts an older one made. Only those sources: the verdicts made from the
 /// facts later (`analyze_image`, lint's checks and wording) are not cached,
@@ -31,7 +31,7 @@ fn main() {
 fn facts_version() {
     const SOURCES: &[&str] = &[
         // LayerFacts, its entries and their encoding; what each entry keeps.
-        "src/oci/rootfs_view.rs",
+        "src/oci/facts.rs",
         // The walker: names, whiteouts, kinds and modes, what is refused.
         "src/oci/decode.rs",
         // Secret-pattern hits, kept per layer.

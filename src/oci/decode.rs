@@ -1,5 +1,5 @@
 //! The one reader of layer blobs. Every caller that opens a layer an image
-//! names comes through here: the rootfs view ([`super::rootfs_view`]), the
+//! names comes through here: the layer facts ([`super::facts`]), the
 //! package-database reader of `report`, and the docker-archive writer.
 //!
 //! Input may be hostile (`inspect`, `analyze` or `report --upstream` of

@@ -9,6 +9,7 @@ pub mod attachments;
 pub mod blob;
 pub mod decode;
 pub mod digest;
+pub mod facts;
 pub mod image;
 pub mod index;
 pub mod layout;

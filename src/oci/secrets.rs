@@ -2,7 +2,7 @@
 //! (`.env` files, SSH and cosign key files) and, when it is small enough to
 //! read, by its content (private keys, cloud and registry tokens). The
 //! image reader runs it on every file of every layer while it walks them
-//! ([`super::rootfs_view`]), so the hits are part of the cached layer
+//! ([`super::facts`]), so the hits are part of the cached layer
 //! facts; lint (CIS 4.10) and the gate decide what a hit means.
 
 use std::sync::OnceLock;
@@ -61,7 +61,7 @@ fn is_key_file(path: &str) -> bool {
 /// What a regular file of a layer gives away: by its name, and by its
 /// content when it is small enough to scan (`content` is `None` above
 /// [`MAX_SCAN_BYTES`]). Every layer's files count, whiteouts or not: the
-/// lower layer still ships the file. [`crate::oci::rootfs_view`] calls this
+/// lower layer still ships the file. [`crate::oci::facts`] calls this
 /// once per file while it reads a layer.
 pub fn secret_kinds(path: &str, content: Option<&[u8]>) -> Vec<&'static str> {
     static PATTERNS: OnceLock<Patterns> = OnceLock::new();

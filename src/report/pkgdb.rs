@@ -518,7 +518,7 @@ Version: 1.0
         };
         let ok = zstd_layer(&store, &tar_with("etc/motd", 2, &mut &b"hi"[..]));
         assert_eq!(
-            read_distro_files(&store, &[ok.clone()])
+            read_distro_files(&store, std::slice::from_ref(&ok))
                 .unwrap()
                 .packages()
                 .len(),
