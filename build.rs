@@ -22,16 +22,24 @@ fn main() {
     println!("cargo:rerun-if-changed=.git/refs");
 }
 
-/// The layer cache keeps per-layer facts derived by this code (see
-/// `src/oci/rootfs_view.rs`); a hash of its sources names their format, so
-/// an armorred whose analysis changed never reuses facts an older one made.
+/// The layer cache keeps per-layer facts (`LayerFacts` in
+/// `src/oci/facts.rs`); a hash of the sources that derive and encode
+/// them names their format, so an armorred whose facts changed never reuses
+/// facts an older one made. Only those sources: the verdicts made from the
+/// facts later (`analyze_image`, lint's checks and wording) are not cached,
+/// and hashing them would throw the cache away on every edit to a check.
 fn facts_version() {
     const SOURCES: &[&str] = &[
+        // LayerFacts, its entries and their encoding; what each entry keeps.
+        "src/oci/facts.rs",
+        // The walker: names, whiteouts, kinds and modes, what is refused.
+        "src/oci/decode.rs",
+        // Secret-pattern hits, kept per layer.
+        "src/oci/secrets.rs",
+        // FileKind and ElfFacts, and the ELF inspection they are made by.
+        "src/analyze/facts.rs",
         "src/analyze/elf.rs",
         "src/analyze/fortify.rs",
-        "src/analyze/mod.rs",
-        "src/oci/rootfs_view.rs",
-        "src/lint.rs",
         // goblin and regex versions shape the facts too.
         "Cargo.lock",
     ];

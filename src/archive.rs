@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::oci::blob::BlobStore;
+use crate::oci::decode::{capped, decompressor, normalize_entry, Limits};
 use crate::oci::digest::{Digest, HashingReader, HashingWriter};
 use crate::oci::layout::{Descriptor, Index, Layout, LayoutError, Manifest, MAX_JSON_BLOB};
 use crate::oci::{
@@ -343,12 +344,13 @@ fn docker_archive<W: Write>(
         let f = File::open(&path).map_err(io_at(&path))?;
         let mut raw = HashingReader::new(BufReader::with_capacity(1 << 20, f));
         let (got, n) = {
-            let mut dec = decoder(&d.media_type, &mut raw)
+            let dec = decompressor(&d.media_type, &mut raw)
                 .map_err(io_at(&path))?
                 .ok_or_else(|| ArchiveError::Corrupt {
                     path: path.clone(),
                     message: format!("unsupported layer media type `{}`", d.media_type),
                 })?;
+            let mut dec = capped(dec, Limits::for_blob(d.size).max_bytes);
             let mut w = HashingWriter::new(io::BufWriter::new(tmp.as_file_mut()));
             io::copy(&mut dec, &mut w).map_err(io_at(&path))?;
             let (mut buf, got, n) = w.finish();
@@ -481,19 +483,6 @@ pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
     Ok(total)
 }
 
-fn decoder<'a>(media_type: &str, r: impl Read + 'a) -> io::Result<Option<Box<dyn Read + 'a>>> {
-    Ok(Some(match media_type {
-        MEDIA_TYPE_LAYER_GZIP | "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
-            Box::new(flate2::read::MultiGzDecoder::new(r))
-        }
-        MEDIA_TYPE_LAYER_ZSTD | "application/vnd.docker.image.rootfs.diff.tar.zstd" => {
-            Box::new(zstd::stream::read::Decoder::new(r)?)
-        }
-        MEDIA_TYPE_LAYER_TAR | "application/vnd.docker.image.rootfs.diff.tar" => Box::new(r),
-        _ => return Ok(None),
-    }))
-}
-
 /// What kind of archive a file is, from its entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArchiveKind {
@@ -532,21 +521,14 @@ pub fn sniff(path: &Path) -> Result<ArchiveKind, ArchiveError> {
 /// Safe relative name of an archive entry: no `..`, no absolute paths.
 fn entry_name(path: &Path, raw: &[u8]) -> Result<String, ArchiveError> {
     let name = String::from_utf8_lossy(raw).into_owned();
-    let mut parts = Vec::new();
-    for seg in name.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                return Err(ArchiveError::Unsafe {
-                    path: path.to_path_buf(),
-                    entry: name.clone(),
-                    reason: "`..` in the name".into(),
-                })
-            }
-            s => parts.push(s),
-        }
+    match normalize_entry(&name) {
+        Ok(abs) => Ok(abs.trim_start_matches('/').to_string()),
+        Err(reason) => Err(ArchiveError::Unsafe {
+            path: path.to_path_buf(),
+            entry: name,
+            reason,
+        }),
     }
-    Ok(parts.join("/"))
 }
 
 /// Unpacks an OCI archive into `dest` (which must be empty or absent).

@@ -220,8 +220,8 @@ impl<T> BatchOutcome<T> {
 mod tests {
     use super::*;
     use crate::nix::NixEnv;
+    use crate::oci::facts::ScanLayers;
     use crate::oci::image::DirectLayers;
-    use crate::oci::rootfs_view::ScanLayers;
     use crate::pipeline::LogReporter;
     use crate::plan::PlanOptions;
     use std::path::Path;

@@ -41,10 +41,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::oci::blob::{hash_file, write_atomic, BlobStore};
+use crate::oci::decode::ViewError;
+use crate::oci::facts::{scan_blob, write_layer_with_facts, FactsSource, LayerFacts};
 use crate::oci::image::{LayerSource, ProducedLayer, Provenance};
-use crate::oci::rootfs_view::{
-    scan_blob, write_layer_with_facts, FactsSource, LayerFacts, ViewError,
-};
 use crate::oci::tarball::{Compression, LayerBlob, LayerContent, LayerError, RootfsEntry};
 use crate::oci::Digest;
 

@@ -39,8 +39,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return 2;
         }
         // Hostile or damaged image content is bad input, like a bad layout.
-        if let Some(v) = cause.downcast_ref::<oci::rootfs_view::ViewError>() {
-            use oci::rootfs_view::ViewError as V;
+        if let Some(v) = cause.downcast_ref::<oci::decode::ViewError>() {
+            use oci::decode::ViewError as V;
             if matches!(
                 v,
                 V::Hostile { .. }
@@ -100,7 +100,7 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::rootfs_view::ViewError;
+    use crate::oci::decode::ViewError;
     use crate::oci::Digest;
 
     #[test]

@@ -11,8 +11,10 @@ use crate::analyze::{
     self, check_promise, is_excused, ElfReport, ImageAnalysis, ImageInput, Promise, Property,
     PropertyStatus, Violation,
 };
-use crate::lint::SecretHit;
-use crate::oci::rootfs_view::{merge_facts, LayerFacts, ViewError};
+use crate::oci::decode::ViewError;
+use crate::oci::facts::LayerFacts;
+use crate::oci::rootfs_view::merge_facts;
+use crate::oci::secrets::SecretHit;
 use crate::oci::tarball::LayerBlob;
 use crate::plan::BuildPlan;
 use crate::recipe::HardeningException;
@@ -74,7 +76,7 @@ pub fn promise_for(plan: &BuildPlan) -> Promise {
 }
 
 /// Analyzes the image the layers will make, from their facts (in layer
-/// order, see [`crate::oci::rootfs_view::LayerFacts`]); also returns the
+/// order, see [`crate::oci::facts::LayerFacts`]); also returns the
 /// layers' secret-pattern hits for lint.
 pub fn analyze_layers(
     facts: &[LayerFacts],

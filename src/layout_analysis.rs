@@ -9,9 +9,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::analyze::{analyze_image, ImageAnalysis, ImageInput, Relro};
-use crate::lint::SecretHit;
 use crate::oci::layout::Layout;
 use crate::oci::rootfs_view::read_rootfs;
+use crate::oci::secrets::SecretHit;
 
 pub fn analyze_layout(dir: &Path, reference: Option<&str>) -> Result<ImageAnalysis> {
     read_layout(dir, reference).map(|(analysis, _)| analysis)

@@ -16,9 +16,9 @@ use crate::closure::Closure;
 use crate::gate;
 use crate::layers::LayerPlan;
 use crate::nix::{self, BuiltOutputs, NixEnv, NixInvocation};
+use crate::oci::facts::{layer_facts, FactsSource, LayerFacts};
 use crate::oci::image::{self, ImageInputs, LayerProgress, LayerSource, Provenance, WrittenImage};
 use crate::oci::layout::{Descriptor, Layout};
-use crate::oci::rootfs_view::{layer_facts, FactsSource, LayerFacts};
 use crate::oci::tarball::{Compression, LayerBlob};
 use crate::plan::{BuildPlan, PlanOptions};
 use crate::platform::System;
@@ -171,7 +171,7 @@ struct PlatformImage {
     verified: Vec<&'static str>,
     /// The gate's analysis and secret hits, reused by the lint after commit.
     analysis: ImageAnalysis,
-    secrets: Vec<crate::lint::SecretHit>,
+    secrets: Vec<crate::oci::secrets::SecretHit>,
     layers_written: usize,
     layers_read: usize,
 }

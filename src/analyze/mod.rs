@@ -8,6 +8,7 @@
 //! [`check_promise`] turns reports into the `build` gate's verdict.
 
 mod elf;
+mod facts;
 mod fortify;
 mod promise;
 #[cfg(test)]
@@ -25,7 +26,9 @@ pub use promise::{
 };
 
 use crate::store_path::{StorePath, STORE_DIR};
-use view::RootfsView;
+use facts::ElfParse;
+pub use facts::{ElfFacts, FileKind};
+use view::PathResolver;
 
 /// One entry of the merged rootfs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,22 +41,6 @@ pub struct ImageFile {
     pub uid: u64,
     pub gid: u64,
     pub size: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileKind {
-    File,
-    Dir,
-    Symlink {
-        target: String,
-    },
-    /// Tar hardlink; `target` names the entry holding the content.
-    Hardlink {
-        target: String,
-    },
-    /// Devices, fifos, sockets.
-    Other,
 }
 
 /// What [`analyze_image`] reads: an image already unpacked and merged.
@@ -70,53 +57,6 @@ pub struct ImageInput<'a> {
     pub layer_count: usize,
     /// Declared writable directories (from the recipe or labels).
     pub writable: Vec<String>,
-}
-
-/// All the analyzer needs from one ELF file's bytes, derived once. The
-/// layer cache stores these per layer, so a cached layer is not read again;
-/// the verdicts that need the whole image (which libc a binary loads) are
-/// made later, in [`analyze_image`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ElfFacts {
-    parsed: ElfParse,
-    /// Contains BusyBox's banner: a multi-call shell and coreutils.
-    busybox: bool,
-    /// The `_chk` functions it exports, when it can serve as a libc
-    /// ([`FortifyTable::from_libc`]); `None` when it cannot.
-    libc_chk: Option<BTreeSet<String>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum ElfParse {
-    Inspected(Box<elf::Inspected>),
-    /// The error and its causes, `: `-joined.
-    Unreadable(String),
-}
-
-impl ElfFacts {
-    /// `path` is where the file lives in the image (`$ORIGIN` resolves
-    /// against it).
-    pub fn from_bytes(path: &str, data: &[u8]) -> ElfFacts {
-        ElfFacts {
-            parsed: match elf::inspect(path, data) {
-                Ok(i) => ElfParse::Inspected(Box::new(i)),
-                Err(e) => ElfParse::Unreadable(error_chain(&e)),
-            },
-            busybox: is_busybox(data),
-            libc_chk: FortifyTable::from_libc(data)
-                .ok()
-                .map(FortifyTable::into_functions),
-        }
-    }
-
-    /// [`ElfFacts::from_bytes`] for every file of a path → bytes map.
-    pub fn of_all(contents: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, ElfFacts> {
-        contents
-            .iter()
-            .map(|(p, d)| (p.clone(), ElfFacts::from_bytes(p, d)))
-            .collect()
-    }
 }
 
 /// `armorred analyze --json`.
@@ -266,7 +206,7 @@ const DEFAULT_LIB_DIRS: &[&str] = &[
 ];
 
 pub fn analyze_image(input: &ImageInput) -> ImageAnalysis {
-    let view = RootfsView::new(input.files);
+    let view = PathResolver::new(input.files);
     let components: BTreeSet<String> = input
         .files
         .iter()
@@ -313,17 +253,6 @@ pub fn analyze_image(input: &ImageInput) -> ImageAnalysis {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
-}
-
 /// `/nix/store/<hash>-name` for any path at or below a valid store path.
 fn store_component(path: &str) -> Option<String> {
     let rest = path.strip_prefix(STORE_DIR)?.strip_prefix('/')?;
@@ -336,7 +265,7 @@ fn store_component(path: &str) -> Option<String> {
 /// The directories the dynamic loader searches for `r`'s libraries, in its
 /// order: DT_RUNPATH (or DT_RPATH when there is no RUNPATH) with `$ORIGIN`
 /// expanded, the interpreter's own directory, then the default directories.
-fn library_search_dirs(view: &RootfsView, r: &ElfReport) -> Vec<String> {
+fn library_search_dirs(view: &PathResolver, r: &ElfReport) -> Vec<String> {
     let dir = r.path.rsplit_once('/').map_or("", |(d, _)| d);
     let expand = |entry: &String| -> String {
         let e = entry.replace("${ORIGIN}", dir).replace("$ORIGIN", dir);
@@ -369,7 +298,7 @@ fn library_search_dirs(view: &RootfsView, r: &ElfReport) -> Vec<String> {
 /// RUNPATH or RPATH may also find its needs beside itself: that is how
 /// glibc's own libraries (libm needing libc.so.6) are satisfied, since the
 /// loader has already mapped the libc of that directory by its soname.
-fn unresolved_libraries(view: &RootfsView, binaries: &[ElfReport]) -> Vec<UnresolvedLibrary> {
+fn unresolved_libraries(view: &PathResolver, binaries: &[ElfReport]) -> Vec<UnresolvedLibrary> {
     let mut out = Vec::new();
     for r in binaries {
         let mut dirs = library_search_dirs(view, r);
@@ -403,14 +332,14 @@ fn unresolved_libraries(view: &RootfsView, binaries: &[ElfReport]) -> Vec<Unreso
 /// bootstrap one, say), so one global choice could judge against the wrong
 /// one. Failing that: every libc in the image, then the built-in list.
 struct LibcTables<'v, 'a> {
-    view: &'v RootfsView<'a>,
+    view: &'v PathResolver<'a>,
     elfs: &'a BTreeMap<String, ElfFacts>,
     by_path: BTreeMap<String, Option<FortifyTable>>,
     fallback: Option<FortifyTable>,
 }
 
 impl<'v, 'a> LibcTables<'v, 'a> {
-    fn new(view: &'v RootfsView<'a>, elfs: &'a BTreeMap<String, ElfFacts>) -> Self {
+    fn new(view: &'v PathResolver<'a>, elfs: &'a BTreeMap<String, ElfFacts>) -> Self {
         LibcTables {
             view,
             elfs,
@@ -524,7 +453,7 @@ fn summarize(binaries: &[ElfReport]) -> Vec<ComponentHardening> {
 /// bin paths, ELF files so named anywhere (a shell in a store path is one
 /// `exec` away), and BusyBox by its banner whatever its name.
 fn find_tools(
-    view: &RootfsView,
+    view: &PathResolver,
     elfs: &BTreeMap<String, ElfFacts>,
     names: &[&str],
     providers: &[&str],
@@ -562,11 +491,6 @@ fn find_tools(
         present: !found.is_empty(),
         found: found.into_iter().collect(),
     }
-}
-
-fn is_busybox(data: &[u8]) -> bool {
-    const BANNER: &[u8] = b"BusyBox v";
-    data.windows(BANNER.len()).any(|w| w == BANNER)
 }
 
 fn special(f: &ImageFile) -> SpecialFile {

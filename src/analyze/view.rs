@@ -25,13 +25,16 @@ pub(crate) fn normalize(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-pub(crate) struct RootfsView<'a> {
+/// Resolves paths against an image's file listing (the merged rootfs the
+/// image reader, [`crate::oci::rootfs_view::RootfsView`], produced); it
+/// reads no layer itself.
+pub(crate) struct PathResolver<'a> {
     entries: BTreeMap<String, &'a ImageFile>,
     /// Parents of listed paths: layers need not list every directory.
     implicit_dirs: BTreeSet<String>,
 }
 
-impl<'a> RootfsView<'a> {
+impl<'a> PathResolver<'a> {
     pub(crate) fn new(files: &'a [ImageFile]) -> Self {
         let mut entries = BTreeMap::new();
         let mut implicit_dirs = BTreeSet::new();
@@ -48,7 +51,7 @@ impl<'a> RootfsView<'a> {
             entries.insert(path, f);
         }
         implicit_dirs.insert("/".to_string());
-        RootfsView {
+        PathResolver {
             entries,
             implicit_dirs,
         }
@@ -169,7 +172,7 @@ mod tests {
             link("/etc/up", "../../../usr/bin/busybox"),
             f("/nix/store/aaa-x/bin/x", FileKind::File),
         ];
-        let v = RootfsView::new(&files);
+        let v = PathResolver::new(&files);
         assert_eq!(
             v.resolve_file("/bin/sh").as_deref(),
             Some("/usr/bin/busybox")

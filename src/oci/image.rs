@@ -10,8 +10,8 @@ use oci_spec::image::{
 };
 
 use super::blob::BlobStore;
+use super::facts::{write_layer_with_facts, LayerFacts};
 use super::layout::{Descriptor, Layout, LayoutError, Manifest, Platform};
-use super::rootfs_view::{write_layer_with_facts, LayerFacts};
 use super::tarball::{Compression, LayerBlob, LayerContent, LayerError, RootfsEntry};
 use super::{ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST};
 use crate::layers::{LayerPlan, LayerSpec};
@@ -48,7 +48,7 @@ pub struct ProducedLayer {
     pub provenance: Provenance,
     /// What the gate and lint need from the layer, when it came for free
     /// (derived while the layer was written); else a
-    /// [`crate::oci::rootfs_view::FactsSource`] gets it.
+    /// [`crate::oci::facts::FactsSource`] gets it.
     pub facts: Option<LayerFacts>,
 }
 

@@ -7,12 +7,15 @@
 
 pub mod attachments;
 pub mod blob;
+pub mod decode;
 pub mod digest;
+pub mod facts;
 pub mod image;
 pub mod index;
 pub mod layout;
 pub mod media_types;
 pub mod rootfs_view;
+pub mod secrets;
 pub mod tarball;
 
 pub use digest::Digest;

@@ -1,44 +1,26 @@
-//! Reads the merged root filesystem of an image from its layer blobs: every
-//! entry's metadata, with whiteouts applied, and the bytes of every ELF file
-//! (for the hardening analysis). Layers are streamed, never held in memory.
+//! The merged root filesystem of an image: every entry's metadata with
+//! whiteouts applied, the facts of every ELF file it holds, and the
+//! secret-pattern hits of every layer. Each layer's facts come from one walk
+//! of its blob ([`super::facts`]) or from the layer cache; here they merge,
+//! in layer order, exactly the same either way.
 //!
-//! Input may be hostile (`inspect`/`analyze` of someone else's layout). A
-//! layer blob is checked against its descriptor's size and digest before a
-//! byte of it is parsed. Refused, naming the entry: `..` components, a
-//! relative symlink that climbs above the image root (the rule the writer
-//! applies, [`symlink_escapes`]), an entry beneath a symlink (an extractor
-//! would write through it) and an entry whose declared size differs from
-//! what the layer holds. A header's size is a claim, so no buffer is sized
-//! from it beyond `ELF_PREALLOC`, and an entry's pax or GNU long-name
-//! records (which the tar crate reads whole) stop at [`MAX_HEADER_BYTES`].
+//! Input may be hostile (`inspect`/`analyze` of someone else's layout).
+//! The walker ([`super::decode`]) holds the defences every layer reader
+//! shares. What only a merged view can see is refused here: an entry
+//! beneath a symlink a lower layer made (an extractor would write through
+//! it).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read, Write};
-
-use serde::{Deserialize, Serialize};
 
 use super::blob::BlobStore;
-use super::digest::{Digest, HashingReader};
-use super::image::{layer_descriptors, Provenance};
+use super::decode::Whiteout;
+use super::digest::Digest;
+use super::facts::{walk, Action, EntryFact, LayerFacts, LayerSecret, Walked};
 use super::layout::Descriptor;
-use super::tarball::{
-    symlink_escapes, write_layer_tapped, Compression, LayerBlob, LayerContent, LayerError,
-};
-use super::{MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD};
+use super::secrets::SecretHit;
 use crate::analyze::{ElfFacts, FileKind, ImageFile};
-use crate::lint::{secret_kinds, SecretHit, MAX_SCAN_BYTES};
 
-/// ELF files larger than this are listed but not analyzed.
-pub const MAX_ELF_BYTES: u64 = 512 << 20;
-/// The most an ELF buffer reserves up front; it grows with the bytes read.
-const ELF_PREALLOC: u64 = 1 << 20;
-/// The most one entry's headers may take, pax and GNU long-name records
-/// included (real ones hold a path or a few xattrs).
-pub const MAX_HEADER_BYTES: u64 = 1 << 20;
-/// The most one layer may decompress to. Memory stays bounded whatever the
-/// size, but a decompression bomb (zstd reaches ratios far beyond gzip's
-/// ~1000:1) would otherwise keep a reader hashing for hours.
-pub const MAX_LAYER_BYTES: u64 = 64 << 30;
+use super::decode::ViewError;
 
 #[derive(Debug, Default)]
 pub struct RootfsView {
@@ -50,64 +32,6 @@ pub struct RootfsView {
     /// Secret-pattern hits in every layer, sorted; a file a later layer
     /// deletes is still shipped, so whiteouts do not hide these.
     pub secrets: Vec<SecretHit>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ViewError {
-    #[error("layer {digest}: {source}")]
-    Io {
-        digest: Digest,
-        #[source]
-        source: io::Error,
-    },
-    #[error("layer {digest}: entry `{entry}`: {reason}")]
-    Hostile {
-        digest: Digest,
-        entry: String,
-        reason: String,
-    },
-    #[error("layer {digest}: decompresses to more than {limit} bytes; refusing it as a decompression bomb")]
-    TooLarge { digest: Digest, limit: u64 },
-    #[error("layer {digest}: size {actual} does not match the descriptor's {expected}")]
-    SizeMismatch {
-        digest: Digest,
-        expected: u64,
-        actual: u64,
-    },
-    #[error("layer {digest}: content does not match its digest (actual {actual})")]
-    DigestMismatch { digest: Digest, actual: Digest },
-    #[error("layer {digest}: unsupported media type `{media_type}`")]
-    MediaType { digest: Digest, media_type: String },
-    #[error("layer {digest}: uncompressed content hashes to {actual}, but the config's diff_id is {expected}")]
-    DiffIdMismatch {
-        digest: Digest,
-        expected: Digest,
-        actual: Digest,
-    },
-}
-
-fn decoder<'a>(media_type: &str, f: impl Read + 'a) -> io::Result<Option<Box<dyn Read + 'a>>> {
-    Ok(Some(match media_type {
-        MEDIA_TYPE_LAYER_GZIP | "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
-            Box::new(flate2::read::MultiGzDecoder::new(f))
-        }
-        MEDIA_TYPE_LAYER_ZSTD => Box::new(zstd::stream::read::Decoder::new(f)?),
-        MEDIA_TYPE_LAYER_TAR | "application/vnd.docker.image.rootfs.diff.tar" => Box::new(f),
-        _ => return Ok(None),
-    }))
-}
-
-/// Normalizes a tar entry name to an absolute image path, refusing `..`.
-pub fn normalize_entry(name: &str) -> Result<String, String> {
-    let mut parts = Vec::new();
-    for seg in name.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => return Err("`..` in an entry name".into()),
-            s => parts.push(s),
-        }
-    }
-    Ok(format!("/{}", parts.join("/")))
 }
 
 /// The outermost ancestor of `path` that the view holds as a symlink.
@@ -122,66 +46,6 @@ fn symlink_ancestor<'a>(files: &'a BTreeMap<String, ImageFile>, path: &str) -> O
         }
     }
     None
-}
-
-/// What the gate and lint need from one layer, derived in one pass over its
-/// blob: every entry in tar order, whiteouts included (so layers merge later
-/// exactly as [`read_rootfs`] merges them), facts about each ELF file
-/// instead of its bytes, and the secret-pattern hits of its regular files.
-/// A pure function of the blob, so the layer cache keeps it by digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LayerFacts {
-    pub digest: Digest,
-    pub diff_id: Digest,
-    /// Bytes of the uncompressed tar stream.
-    pub uncompressed_size: u64,
-    entries: Vec<EntryFact>,
-    secrets: Vec<LayerSecret>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct EntryFact {
-    /// Normalized, absolute.
-    path: String,
-    /// The name as the tar spells it, when that is not `path` without its
-    /// leading `/`; errors name the entry as written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    raw: Option<String>,
-    action: Action,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Action {
-    /// `.wh..wh..opq`: hides everything under the directory so far.
-    Opaque,
-    /// `.wh.<name>`: hides `<name>` and what lies beneath it.
-    Whiteout,
-    /// The root directory itself, which the view does not list.
-    Root,
-    Add {
-        kind: FileKind,
-        mode: u32,
-        uid: u64,
-        gid: u64,
-        size: u64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        elf: Option<Box<ElfFacts>>,
-    },
-}
-
-/// A secret-pattern hit in one layer (see [`crate::lint`], CIS 4.10).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct LayerSecret {
-    path: String,
-    kind: String,
-}
-
-impl LayerFacts {
-    /// Entries in the layer (whiteouts included).
-    pub fn entry_count(&self) -> usize {
-        self.entries.len()
-    }
 }
 
 /// Reads `layers` (in order) from `store`. When `diff_ids` is given, each
@@ -225,151 +89,6 @@ pub fn merge_facts(
     Ok(merged.finish())
 }
 
-/// Walks one layer blob (checked against its descriptor first) into
-/// [`LayerFacts`].
-pub fn scan_layer(store: &BlobStore, layer: &Descriptor) -> Result<LayerFacts, ViewError> {
-    let mut walked = Walked::default();
-    let (diff_id, uncompressed_size) = walk(store, layer, &mut walked)?;
-    Ok(LayerFacts {
-        digest: layer.digest.clone(),
-        diff_id,
-        uncompressed_size,
-        entries: walked.entries,
-        secrets: walked.secrets,
-    })
-}
-
-/// What [`while_writing`] derived from a layer's stream; it becomes the
-/// layer's [`LayerFacts`] once the blob is finished.
-pub struct StreamFacts {
-    walked: Walked,
-    diff_id: Digest,
-    uncompressed_size: u64,
-}
-
-impl StreamFacts {
-    /// The facts of `blob`, if the stream read was the blob's (same diff_id).
-    pub fn for_blob(self, blob: &LayerBlob) -> Option<LayerFacts> {
-        (self.diff_id == blob.diff_id).then(|| LayerFacts {
-            digest: blob.digest.clone(),
-            diff_id: self.diff_id,
-            uncompressed_size: self.uncompressed_size,
-            entries: self.walked.entries,
-            secrets: self.walked.secrets,
-        })
-    }
-}
-
-/// Runs `write` with a tap for the uncompressed tar stream it makes, and
-/// walks that stream on another thread as it comes: the layer's facts cost
-/// no second read and no decompression. The facts are `None` when the
-/// stream could not be walked (they are then derived from the blob).
-pub fn while_writing<T>(
-    write: impl FnOnce(Option<&mut dyn Write>) -> T,
-) -> (T, Option<StreamFacts>) {
-    let Ok((mut reader, mut writer)) = io::pipe() else {
-        return (write(None), None);
-    };
-    std::thread::scope(|s| {
-        let walker = s.spawn(move || {
-            let mut walked = Walked::default();
-            // Errors name the layer by digest, unknown until the blob is done;
-            // any error drops these facts, and the blob read names it.
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                walk_tar(&mut reader, &Digest::of(b""), &mut walked)
-            }));
-            // Drained whatever happens, so the writer never blocks on a full pipe.
-            let _ = io::copy(&mut reader, &mut io::sink());
-            let Ok(Ok((diff_id, uncompressed_size))) = r else {
-                return None;
-            };
-            Some(StreamFacts {
-                walked,
-                diff_id,
-                uncompressed_size,
-            })
-        });
-        let out = write(Some(&mut writer));
-        drop(writer);
-        (out, walker.join().ok().flatten())
-    })
-}
-
-/// [`write_layer_tapped`] with the layer's facts derived on the way.
-pub fn write_layer_with_facts(
-    store: &BlobStore,
-    content: &LayerContent<'_>,
-    compression: Compression,
-    mtime: u64,
-) -> Result<(LayerBlob, Option<LayerFacts>), LayerError> {
-    let (blob, facts) =
-        while_writing(|tap| write_layer_tapped(store, content, compression, mtime, tap));
-    let blob = blob?;
-    let facts = facts.and_then(|f| f.for_blob(&blob));
-    Ok((blob, facts))
-}
-
-/// Produces the facts of a layer this build holds; the layer cache
-/// implements it to keep them, so a cached layer is never read again.
-pub trait FactsSource: Sync {
-    fn facts(
-        &self,
-        store: &BlobStore,
-        layer: &LayerBlob,
-    ) -> Result<(LayerFacts, Provenance), ViewError>;
-}
-
-/// Reads every layer.
-pub struct ScanLayers;
-
-impl FactsSource for ScanLayers {
-    fn facts(
-        &self,
-        store: &BlobStore,
-        layer: &LayerBlob,
-    ) -> Result<(LayerFacts, Provenance), ViewError> {
-        Ok((scan_blob(store, layer)?, Provenance::Built))
-    }
-}
-
-/// [`scan_layer`] for a layer blob, checked against its diff_id.
-pub fn scan_blob(store: &BlobStore, layer: &LayerBlob) -> Result<LayerFacts, ViewError> {
-    let facts = scan_layer(store, &layer_descriptors(std::slice::from_ref(layer))[0])?;
-    if facts.diff_id != layer.diff_id {
-        return Err(ViewError::DiffIdMismatch {
-            digest: layer.digest.clone(),
-            expected: layer.diff_id.clone(),
-            actual: facts.diff_id,
-        });
-    }
-    Ok(facts)
-}
-
-/// The facts of every layer, in order: `known[i]` where given (derived
-/// while layer `i` was written), else from `source`, `jobs` layers at a
-/// time. Also returns how many layer blobs `source` had to read.
-pub fn layer_facts(
-    store: &BlobStore,
-    layers: &[LayerBlob],
-    known: Vec<Option<LayerFacts>>,
-    source: &dyn FactsSource,
-    jobs: usize,
-) -> Result<(Vec<LayerFacts>, usize), ViewError> {
-    let mut known = known;
-    let missing: Vec<usize> = (0..layers.len())
-        .filter(|&i| known.get(i).is_none_or(Option::is_none))
-        .collect();
-    let found = crate::parallel::try_map(&missing, jobs, |&i| source.facts(store, &layers[i]))?;
-    known.resize_with(layers.len(), || None);
-    let mut read = 0;
-    for (i, (f, p)) in missing.into_iter().zip(found) {
-        read += usize::from(p == Provenance::Built);
-        known[i] = Some(f);
-    }
-    // Every slot is filled: try_map returned a result for each missing one.
-    Ok((known.into_iter().flatten().collect(), read))
-}
-
 #[derive(Default)]
 struct Merge {
     files: BTreeMap<String, ImageFile>,
@@ -393,20 +112,15 @@ impl Merge {
                     reason: format!("lies beneath the symlink `{link}`"),
                 });
             }
-            let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
             // Whiteouts hide lower layers' content (OCI image spec).
             match &e.action {
-                Action::Opaque => {
-                    let prefix = format!("{dir}/");
-                    files.retain(|p, _| !p.starts_with(&prefix));
-                    elfs.retain(|p, _| !p.starts_with(&prefix));
-                }
-                Action::Whiteout => {
-                    let hidden = base.strip_prefix(".wh.").unwrap_or(base);
-                    let victim = format!("{dir}/{hidden}");
-                    let prefix = format!("{victim}/");
-                    files.retain(|p, _| p != &victim && !p.starts_with(&prefix));
-                    elfs.retain(|p, _| p != &victim && !p.starts_with(&prefix));
+                Action::Opaque | Action::Whiteout => {
+                    let w = match e.action {
+                        Action::Opaque => Whiteout::Opaque,
+                        _ => Whiteout::Named,
+                    };
+                    w.hide(path, files);
+                    w.hide(path, elfs);
                 }
                 Action::Root => {}
                 Action::Add {
@@ -475,273 +189,15 @@ impl Merge {
     }
 }
 
-/// What [`walk`] has read of a layer so far.
-#[derive(Default)]
-struct Walked {
-    entries: Vec<EntryFact>,
-    secrets: Vec<LayerSecret>,
-}
-
-/// Reads one layer once: verifies the blob, then records every entry (and
-/// what its bytes say) into `out`. Returns the diff_id and the length of the
-/// uncompressed stream.
-fn walk(
-    store: &BlobStore,
-    layer: &Descriptor,
-    out: &mut Walked,
-) -> Result<(Digest, u64), ViewError> {
-    let digest = layer.digest.clone();
-    let io_err = |source| ViewError::Io {
-        digest: digest.clone(),
-        source,
-    };
-    let blob_path = store.path(&layer.digest);
-    // Verified before parsing, so a tampered layer reads as tampered
-    // rather than as whatever the tar walker makes of it.
-    let actual_size = std::fs::metadata(&blob_path).map_err(io_err)?.len();
-    if actual_size != layer.size {
-        return Err(ViewError::SizeMismatch {
-            digest: layer.digest.clone(),
-            expected: layer.size,
-            actual: actual_size,
-        });
-    }
-    let actual = super::blob::hash_file(&blob_path).map_err(io_err)?;
-    if actual != layer.digest {
-        return Err(ViewError::DigestMismatch {
-            digest: layer.digest.clone(),
-            actual,
-        });
-    }
-    let f = std::fs::File::open(&blob_path).map_err(io_err)?;
-    let raw = io::BufReader::with_capacity(1 << 20, f);
-    let Some(dec) = decoder(&layer.media_type, raw).map_err(io_err)? else {
-        return Err(ViewError::MediaType {
-            digest,
-            media_type: layer.media_type.clone(),
-        });
-    };
-    walk_capped(dec, &layer.digest, out, MAX_LAYER_BYTES)
-}
-
-/// [`walk_tar`] over at most `limit` uncompressed bytes.
-fn walk_capped(
-    stream: impl Read,
-    digest: &Digest,
-    out: &mut Walked,
-    limit: u64,
-) -> Result<(Digest, u64), ViewError> {
-    let over = std::rc::Rc::new(std::cell::Cell::new(false));
-    let capped = Capped {
-        inner: stream,
-        left: limit,
-        over: over.clone(),
-    };
-    walk_tar(capped, digest, out).map_err(|e| {
-        if over.get() {
-            ViewError::TooLarge {
-                digest: digest.clone(),
-                limit,
-            }
-        } else {
-            e
-        }
-    })
-}
-
-/// Fails a read once more than the limit has been read; `over` tells the
-/// caller that this, not the stream, ended the walk.
-struct Capped<R> {
-    inner: R,
-    left: u64,
-    over: std::rc::Rc<std::cell::Cell<bool>>,
-}
-
-impl<R: Read> Read for Capped<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n as u64 > self.left {
-            self.over.set(true);
-            return Err(io::Error::other("layer size limit exceeded"));
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// Records every entry of an uncompressed layer stream into `out`; `digest`
-/// names the layer in errors. Returns the diff_id and the stream's length.
-fn walk_tar(
-    stream: impl Read,
-    digest: &Digest,
-    out: &mut Walked,
-) -> Result<(Digest, u64), ViewError> {
-    let io_err = |source| ViewError::Io {
-        digest: digest.clone(),
-        source,
-    };
-    let mut hashed = HashingReader::new(stream);
-    {
-        let header_budget = std::rc::Rc::new(std::cell::Cell::new(0));
-        let mut budgeted = HeaderBudget {
-            inner: &mut hashed,
-            left: header_budget.clone(),
-        };
-        let mut archive = tar::Archive::new(&mut budgeted);
-        let mut entries = archive.entries().map_err(io_err)?;
-        loop {
-            // The tar crate buffers pax and GNU long-name records whole;
-            // only what it reads inside `next()` counts against the
-            // budget, since each entry's data is read to its end below.
-            header_budget.set(MAX_HEADER_BYTES);
-            let Some(entry) = entries.next() else { break };
-            header_budget.set(u64::MAX);
-            let mut e = entry.map_err(io_err)?;
-            let raw_name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-            let hostile = |reason: String| ViewError::Hostile {
-                digest: digest.clone(),
-                entry: raw_name.clone(),
-                reason,
-            };
-            let path = normalize_entry(&raw_name).map_err(hostile)?;
-            let raw = (path.strip_prefix('/') != Some(raw_name.as_str())).then(|| raw_name.clone());
-            let (_, base) = path.rsplit_once('/').unwrap_or(("", &path));
-            let marker = if base == ".wh..wh..opq" {
-                Some(Action::Opaque)
-            } else if base.starts_with(".wh.") {
-                Some(Action::Whiteout)
-            } else if path == "/" {
-                Some(Action::Root)
-            } else {
-                None
-            };
-            if let Some(action) = marker {
-                io::copy(&mut e, &mut io::sink()).map_err(io_err)?;
-                out.entries.push(EntryFact { path, raw, action });
-                continue;
-            }
-            let h = e.header();
-            let regular = h.entry_type() == tar::EntryType::Regular;
-            let mode = h.mode().map_err(|err| hostile(err.to_string()))?;
-            let uid = h.uid().unwrap_or(0);
-            let gid = h.gid().unwrap_or(0);
-            let size = e.size();
-            let link = || {
-                e.link_name_bytes()
-                    .map(|l| String::from_utf8_lossy(&l).into_owned())
-                    .unwrap_or_default()
-            };
-            let kind = match h.entry_type() {
-                tar::EntryType::Regular | tar::EntryType::Continuous => FileKind::File,
-                tar::EntryType::Directory => FileKind::Dir,
-                tar::EntryType::Symlink => FileKind::Symlink { target: link() },
-                tar::EntryType::Link => {
-                    let t = normalize_entry(&link()).map_err(hostile)?;
-                    FileKind::Hardlink { target: t }
-                }
-                _ => FileKind::Other,
-            };
-            if let FileKind::Symlink { target } = &kind {
-                if symlink_escapes(path.trim_start_matches('/'), target) {
-                    return Err(hostile(format!(
-                        "symlink target `{target}` climbs above the image root"
-                    )));
-                }
-            }
-            let mut head = Vec::with_capacity(4);
-            if kind == FileKind::File {
-                (&mut e).take(4).read_to_end(&mut head).map_err(io_err)?;
-            }
-            let is_elf = head == b"\x7fELF" && size <= MAX_ELF_BYTES;
-            // Small regular files are scanned for secrets, so they are held
-            // like ELF files; the rest streams through.
-            let scan = regular && size <= MAX_SCAN_BYTES;
-            // Every entry is read to its end, so a size the layer does
-            // not hold is caught here, naming the entry.
-            let (held, elf) =
-                if is_elf || scan {
-                    let mut data = Vec::with_capacity(size.min(ELF_PREALLOC) as usize);
-                    data.extend_from_slice(&head);
-                    e.read_to_end(&mut data).map_err(io_err)?;
-                    let held = data.len() as u64;
-                    if held == size && regular {
-                        let content = scan.then_some(data.as_slice());
-                        out.secrets
-                            .extend(secret_kinds(&path, content).into_iter().map(|kind| {
-                                LayerSecret {
-                                    path: path.clone(),
-                                    kind: kind.to_string(),
-                                }
-                            }));
-                    }
-                    (
-                        held,
-                        is_elf.then(|| Box::new(ElfFacts::from_bytes(&path, &data))),
-                    )
-                } else {
-                    if regular {
-                        out.secrets
-                            .extend(secret_kinds(&path, None).into_iter().map(|kind| {
-                                LayerSecret {
-                                    path: path.clone(),
-                                    kind: kind.to_string(),
-                                }
-                            }));
-                    }
-                    let n = io::copy(&mut e, &mut io::sink()).map_err(io_err)?;
-                    (head.len() as u64 + n, None)
-                };
-            if held != size {
-                return Err(hostile(format!(
-                    "declares {size} bytes but the layer holds {held}"
-                )));
-            }
-            out.entries.push(EntryFact {
-                path,
-                raw,
-                action: Action::Add {
-                    kind,
-                    mode,
-                    uid,
-                    gid,
-                    size,
-                    elf,
-                },
-            });
-        }
-    }
-    // Drain any padding after the end-of-archive marker so the hash covers
-    // the whole stream.
-    io::copy(&mut hashed, &mut io::sink()).map_err(io_err)?;
-    Ok(hashed.finish())
-}
-
-/// Fails a read once `left` bytes are used up: bounds what the tar crate
-/// reads into memory for one entry's headers.
-struct HeaderBudget<R> {
-    inner: R,
-    left: std::rc::Rc<std::cell::Cell<u64>>,
-}
-
-impl<R: Read> Read for HeaderBudget<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.left.get();
-        if left == 0 {
-            return Err(io::Error::other(format!(
-                "an entry's tar headers (pax or GNU long-name records) exceed {MAX_HEADER_BYTES} bytes"
-            )));
-        }
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
-        self.left.set(left - n as u64);
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oci::facts::{scan_layer, write_layer_with_facts};
+    use std::io::{self, Read};
+
+    use crate::oci::image::layer_descriptors;
     use crate::oci::tarball::{write_layer, Compression, LayerContent, RootfsEntry};
+    use crate::oci::{MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR};
 
     fn desc(b: &crate::oci::tarball::LayerBlob) -> Descriptor {
         Descriptor::new(b.media_type.clone(), b.digest.clone(), b.size)
@@ -911,13 +367,6 @@ mod tests {
         assert_eq!(kinds, [".env file", "private key", "private key file"]);
     }
 
-    #[test]
-    fn entry_names_are_normalized_and_dotdot_refused() {
-        assert_eq!(normalize_entry("./nix/store/x/").unwrap(), "/nix/store/x");
-        assert_eq!(normalize_entry("etc//passwd").unwrap(), "/etc/passwd");
-        assert!(normalize_entry("nix/../../etc/shadow").is_err());
-    }
-
     /// A raw tar entry: `declared` is the header's size, whatever follows.
     fn raw(name: &str, kind: tar::EntryType, declared: u64, link: &str, data: &[u8]) -> Vec<u8> {
         let mut h = tar::Header::new_gnu();
@@ -1019,28 +468,6 @@ mod tests {
         let (entry, reason) = hostile_reason(&[big_elf], &store);
         assert_eq!(entry, "bin/elf");
         assert!(reason.starts_with("declares 419430400 bytes"), "{reason}");
-    }
-
-    #[test]
-    fn a_layer_past_the_size_limit_is_refused() {
-        let mut tar = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(64 << 10);
-        h.set_mode(0o644);
-        tar.append_data(&mut h, "big", io::repeat(0).take(64 << 10))
-            .unwrap();
-        let bytes = tar.into_inner().unwrap();
-        let d = Digest::of(&bytes);
-        let err = walk_capped(&bytes[..], &d, &mut Walked::default(), 16 << 10).unwrap_err();
-        assert!(
-            matches!(err, ViewError::TooLarge { limit, .. } if limit == 16 << 10),
-            "{err}"
-        );
-        assert!(err.to_string().contains("decompression bomb"), "{err}");
-        // Under the limit the same stream reads whole.
-        let (diff_id, len) =
-            walk_capped(&bytes[..], &d, &mut Walked::default(), bytes.len() as u64).unwrap();
-        assert_eq!((diff_id, len), (d, bytes.len() as u64));
     }
 
     #[test]

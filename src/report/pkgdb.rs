@@ -8,17 +8,18 @@
 //!   `deinstall ok config-files` leftovers do not.
 //! - Alpine: `lib/apk/db/installed`, stanzas of `P:` (name) / `V:` (version).
 //!
-//! The files are read straight from the layer blobs, whiteouts applied.
+//! The files are read straight from the layer blobs by the image reader's
+//! walker ([`crate::oci::decode`]), whiteouts applied, so an upstream image
+//! meets the same defences as any other image armorred reads.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read};
 
 use serde::Serialize;
 
+use crate::analyze::FileKind;
 use crate::oci::blob::BlobStore;
+use crate::oci::decode::{normalize_entry, walk_layer, Item, ViewError, Whiteout};
 use crate::oci::layout::Descriptor;
-use crate::oci::rootfs_view::normalize_entry;
-use crate::oci::{MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD};
 
 pub const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 pub const DPKG_STATUS_D: &str = "/var/lib/dpkg/status.d/";
@@ -257,79 +258,53 @@ enum Found {
     Link(String),
 }
 
+/// What one layer entry does to the files found so far.
+enum Step {
+    Hide(Whiteout, String),
+    Put(String, Found),
+    Remove(String),
+    Skip,
+}
+
 /// Reads the package databases and `os-release` from `layers` (in order),
 /// applying whiteouts. Symlinks among the wanted files are followed once
 /// (`/etc/os-release` → `../usr/lib/os-release`).
-pub fn read_distro_files(store: &BlobStore, layers: &[Descriptor]) -> io::Result<DistroFiles> {
+pub fn read_distro_files(
+    store: &BlobStore,
+    layers: &[Descriptor],
+) -> Result<DistroFiles, ViewError> {
     let mut found: BTreeMap<String, Found> = BTreeMap::new();
     for layer in layers {
-        let f = std::fs::File::open(store.path(&layer.digest))?;
-        let raw = io::BufReader::with_capacity(1 << 20, f);
-        let dec: Box<dyn Read> = match layer.media_type.as_str() {
-            MEDIA_TYPE_LAYER_GZIP | "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
-                Box::new(flate2::read::MultiGzDecoder::new(raw))
-            }
-            MEDIA_TYPE_LAYER_ZSTD => Box::new(zstd::stream::read::Decoder::new(raw)?),
-            MEDIA_TYPE_LAYER_TAR | "application/vnd.docker.image.rootfs.diff.tar" => Box::new(raw),
-            other => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("layer {}: unsupported media type `{other}`", layer.digest),
-                ))
-            }
-        };
-        let mut archive = tar::Archive::new(dec);
-        for entry in archive.entries()? {
-            let mut e = entry?;
-            let raw_name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-            let Ok(path) = normalize_entry(&raw_name) else {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("layer {}: entry `{raw_name}` has `..`", layer.digest),
-                ));
-            };
-            let (dir, base) = path.rsplit_once('/').unwrap_or(("", &path));
-            if base == ".wh..wh..opq" {
-                let prefix = format!("{dir}/");
-                found.retain(|p, _| !p.starts_with(&prefix));
-                continue;
-            }
-            if let Some(hidden) = base.strip_prefix(".wh.") {
-                let victim = format!("{dir}/{hidden}");
-                let prefix = format!("{victim}/");
-                found.retain(|p, _| p != &victim && !p.starts_with(&prefix));
-                continue;
-            }
-            if !wanted(&path) {
-                continue;
-            }
-            match e.header().entry_type() {
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    if e.size() > MAX_DB_BYTES {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!(
-                                "{path}: {} bytes is too large for a package database",
-                                e.size()
-                            ),
-                        ));
+        walk_layer(
+            store,
+            layer,
+            |e| {
+                let node = match &e.item {
+                    Item::Whiteout(w) => return Ok(Step::Hide(*w, e.path.clone())),
+                    Item::Root => return Ok(Step::Skip),
+                    Item::Node(_) if !wanted(&e.path) => return Ok(Step::Skip),
+                    Item::Node(n) => n.clone(),
+                };
+                Ok(match node.kind {
+                    FileKind::File => {
+                        let data = e.read_at_most(MAX_DB_BYTES, "package database")?;
+                        Step::Put(e.path.clone(), Found::Data(data))
                     }
-                    let mut buf = Vec::with_capacity(e.size() as usize);
-                    e.read_to_end(&mut buf)?;
-                    found.insert(path, Found::Data(buf));
+                    FileKind::Symlink { target } => Step::Put(e.path.clone(), Found::Link(target)),
+                    _ => Step::Remove(e.path.clone()),
+                })
+            },
+            |step| match step {
+                Step::Hide(w, path) => w.hide(&path, &mut found),
+                Step::Put(path, f) => {
+                    found.insert(path, f);
                 }
-                tar::EntryType::Symlink => {
-                    let target = e
-                        .link_name_bytes()
-                        .map(|l| String::from_utf8_lossy(&l).into_owned())
-                        .unwrap_or_default();
-                    found.insert(path, Found::Link(target));
-                }
-                _ => {
+                Step::Remove(path) => {
                     found.remove(&path);
                 }
-            }
-        }
+                Step::Skip => {}
+            },
+        )?;
     }
     let resolve = |path: &str| -> Option<Vec<u8>> {
         match found.get(path)? {
@@ -492,5 +467,84 @@ Version: 1.0
             Some("debian:12")
         );
         assert_eq!(files.sources(), ["dpkg status", "dpkg status.d"]);
+    }
+
+    /// A layer blob in `store` (zstd, OCI media type) holding `tar`.
+    fn zstd_layer(store: &BlobStore, blob: &[u8]) -> Descriptor {
+        let b = store.put(blob).unwrap();
+        Descriptor {
+            media_type: crate::oci::MEDIA_TYPE_LAYER_ZSTD.into(),
+            digest: b.digest,
+            size: b.size,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        }
+    }
+
+    /// The package-database reader meets the image reader's defences
+    /// itself, not only when an analysis of the same image ran first.
+    #[test]
+    fn hostile_layers_are_refused_by_the_package_reader_itself() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let tar_with = |name: &str, size: u64, data: &mut dyn Read| {
+            let enc = zstd::Encoder::new(Vec::new(), 1).unwrap();
+            let mut tar = tar::Builder::new(enc);
+            let mut h = tar::Header::new_gnu();
+            h.set_size(STATUS.len() as u64);
+            h.set_mode(0o644);
+            tar.append_data(&mut h, "var/lib/dpkg/status", STATUS.as_bytes())
+                .unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(size);
+            h.set_mode(0o644);
+            if name.contains("..") {
+                h.as_mut_bytes()[..name.len()].copy_from_slice(name.as_bytes());
+                h.set_cksum();
+                tar.append(&h, data).unwrap();
+            } else {
+                tar.append_data(&mut h, name, data).unwrap();
+            }
+            tar.into_inner().unwrap().finish().unwrap()
+        };
+        let ok = zstd_layer(&store, &tar_with("etc/motd", 2, &mut &b"hi"[..]));
+        assert_eq!(
+            read_distro_files(&store, std::slice::from_ref(&ok))
+                .unwrap()
+                .packages()
+                .len(),
+            3
+        );
+
+        let up = zstd_layer(&store, &tar_with("../etc/motd", 2, &mut &b"hi"[..]));
+        match read_distro_files(&store, &[up]) {
+            Err(ViewError::Hostile { entry, .. }) => assert_eq!(entry, "../etc/motd"),
+            other => panic!("expected `..` refused, got {other:?}"),
+        }
+
+        // Zeros past the floor under a path the reader skips: zstd packs
+        // them far denser than any real layer.
+        let zeros = crate::oci::decode::RATIO_FLOOR + (64 << 20);
+        let bomb = tar_with(
+            "usr/share/zeros",
+            zeros,
+            &mut std::io::repeat(0).take(zeros),
+        );
+        let bomb = zstd_layer(&store, &bomb);
+        assert!(matches!(
+            read_distro_files(&store, &[bomb]),
+            Err(ViewError::TooLarge { limit, .. }) if limit == crate::oci::decode::RATIO_FLOOR
+        ));
+
+        let path = store.path(&ok.digest);
+        let mut bytes = std::fs::read(&path).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(matches!(
+            read_distro_files(&store, &[ok]),
+            Err(ViewError::DigestMismatch { .. })
+        ));
     }
 }
