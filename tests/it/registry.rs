@@ -3,7 +3,7 @@
 //! real registry will not produce on demand (500s, dropped connections,
 //! bearer tokens). skopeo reads what we pushed, signatures included.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{free_port, http_status, nginx, sh, TestContext};
 use armorred::oci::layout::{Descriptor, Layout, Manifest};
 use armorred::oci::{
     canonical_json, Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_TAR,
@@ -23,7 +24,6 @@ use armorred::registry::{self, ImageRef, PushReport, RegistryError, RegistryOpti
 use armorred::sign::keys::{self, SigningKey};
 use armorred::sign::{self, payload, SignatureLayer};
 use base64::Engine as _;
-use common::{free_port, http_status, nginx, sh, TestContext};
 
 const SPDX: &str = "application/spdx+json";
 
