@@ -21,6 +21,17 @@ fn filters() -> Vec<(String, String)> {
     let mut f = vec![
         // The run directory first: it is inside the checkout (`target/tmp`).
         literal(run_dir(), "[RUN]"),
+        // A temp dir's random name.
+        (r"\[RUN\]/[^/\s]+".to_string(), "[RUN]/[TEMP]".to_string()),
+        // A test's own temp dir (`TestContext::new`); a bare `/tmp` stays,
+        // it is a writable path of the image.
+        (
+            format!(
+                r"{}/armorred-[a-z]+-[A-Za-z0-9]+",
+                regex::escape(std::env::temp_dir().to_str().unwrap())
+            ),
+            "[TEMP]".to_string(),
+        ),
         literal(&sources_dir(), "[SOURCES]"),
         literal(&repo(), "[REPO]"),
     ];
@@ -49,7 +60,7 @@ fn snapshot(name: &str, text: &str) {
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
     for (re, to) in filters() {
-        settings.add_filter(re, to);
+        settings.add_filter(&re, to);
     }
     settings.bind(|| insta::assert_snapshot!(name, text));
 }
@@ -70,7 +81,9 @@ fn plan_json_of_each_nginx_tier() {
 fn inspect_of_the_nginx_image() {
     let b = nginx();
     for (tier, layout) in [("hardened", &b.hardened), ("locked", &b.locked)] {
-        let text = b.ctx.ok(&["inspect", layout.to_str().unwrap()]).stdout();
+        // As users type it, relative to the working directory.
+        let rel = layout.strip_prefix(b.ctx.path()).unwrap();
+        let text = b.ctx.ok(&["inspect", rel.to_str().unwrap()]).stdout();
         snapshot(&format!("inspect_nginx_{tier}"), &text);
     }
 }
