@@ -511,10 +511,13 @@ fn auth_from_registry_auth_file_env() {
     let reg = Registry::start_with_htpasswd("envuser", "envpass");
     let files = tempfile::tempdir().unwrap();
     let file = auth_file(files.path(), &reg.host(), "envuser", "envpass");
+    // libtest names a test by its path below the crate root.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let child = format!("{module}::auth_from_registry_auth_file_env_child");
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "auth_from_registry_auth_file_env_child",
+            &child,
             "--ignored",
             "--nocapture",
             "--test-threads=1",
