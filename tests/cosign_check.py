@@ -2,7 +2,7 @@
 """An independent checker for armorred's cosign-format keys and signatures.
 
 Written from the formats' specifications, sharing no code with armorred, so
-that the Rust integration test `tests/sign_compat.rs` can check each side
+that the Rust integration test `tests/it/sign_compat.rs` can check each side
 against the other:
 
 - private key: PEM "ENCRYPTED SIGSTORE PRIVATE KEY" (or "... COSIGN ...")

@@ -8,7 +8,7 @@
 //!   `ARMORRED_REQUIRE_COSIGN_CHECK=1`, which turns the skip into a failure);
 //! - fixtures made by cosign itself (`tests/fixtures/sign/README.md`).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -909,26 +909,79 @@ fn build_nix_nixpkgs_branch_on_the_stand_in() {
     assert_eq!(p, json!("redis"));
 }
 
-#[test]
-fn build_nix_nixpkgs_needs_nix_2_18() {
-    let version = nix_version().rsplit(' ').next().unwrap().to_string();
+/// `nix/build.nix`'s `meta` for nginx/locked with `packageSet = "nixpkgs"`
+/// and no stand-in `nixpkgs` argument, so the version gate of
+/// `nix/nixpkgs/build.nix` decides. Both files are imported with
+/// `scopedImport`, which can replace `builtins.nixVersion` (`version`; `None`
+/// keeps this Nix's own), and the pin keeps its revision but gets the
+/// stand-in as its source: passing the gate evaluates offline instead of
+/// downloading nixpkgs, so either side of the gate can be checked on any Nix.
+fn nixpkgs_meta_as_nix(version: Option<&str>) -> Output {
+    let builtins = version
+        .map(|v| format!("builtins = builtins // {{ nixVersion = \"{v}\"; }};"))
+        .unwrap_or_default();
+    let expr = format!(
+        r#"{{ specJson }}:
+let
+  realImport = import;
+  scope = {{
+    {builtins}
+    import = p:
+      if p == ./nix/nixpkgs/pin.nix
+      then (args: realImport p args // {{ src = ./nix/tests/fake-nixpkgs; }})
+      else if p == ./nix/nixpkgs/build.nix then scopedImport scope p
+      else realImport p;
+  }};
+in (scopedImport scope ./nix/build.nix {{ inherit specJson; }}).meta"#
+    );
+    let spec = spec("nginx", "locked", false, false);
+    nix(&[
+        "--eval", "--strict", "--json", "-E", &expr, "--argstr", "specJson", &spec,
+    ])
+}
+
+/// Below 2.18 the nixpkgs set is refused naming both versions; from 2.18 on
+/// it evaluates, from the flake.lock pin.
+fn assert_nixpkgs_gate(version: &str, out: &Output) {
     let parts: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
-    if parts.as_slice() >= [2, 18].as_slice() {
-        eprintln!(
-            "Nix {version} >= 2.18: the pinned nixpkgs would be downloaded; not evaluated here"
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if parts.as_slice() < [2, 18].as_slice() {
+        assert!(
+            !out.status.success(),
+            "Nix {version} evaluated the nixpkgs set"
         );
-        return;
+        assert!(
+            stderr.contains("package set nixpkgs needs Nix >= 2.18"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("this is Nix {version}")),
+            "{stderr}"
+        );
+    } else {
+        assert!(out.status.success(), "Nix {version}: {stderr}");
+        let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let lock: Value =
+            serde_json::from_slice(&std::fs::read(root().join("flake.lock")).unwrap()).unwrap();
+        let rev = &lock["nodes"]["nixpkgs"]["locked"]["rev"];
+        assert!(rev.is_string(), "no nixpkgs rev in flake.lock");
+        assert_eq!(&meta["nixpkgs"]["rev"], rev, "Nix {version}");
+        assert_eq!(meta["packageSet"], "nixpkgs", "Nix {version}");
+        assert_eq!(meta["name"], "nginx", "Nix {version}");
     }
-    let e = eval_err(&[
-        "nix/build.nix",
-        "--argstr",
-        "specJson",
-        &spec("nginx", "locked", false, false),
-        "-A",
-        "meta",
-    ]);
-    assert!(e.contains("package set nixpkgs needs Nix >= 2.18"), "{e}");
-    assert!(e.contains(&format!("this is Nix {version}")), "{e}");
+}
+
+#[test]
+fn nixpkgs_set_needs_nix_2_18() {
+    for version in ["2.8.0", "2.17.1", "2.18", "2.18.0", "2.24.10"] {
+        assert_nixpkgs_gate(version, &nixpkgs_meta_as_nix(Some(version)));
+    }
+}
+
+#[test]
+fn nixpkgs_set_on_this_nix() {
+    let version = nix_version().rsplit(' ').next().unwrap();
+    assert_nixpkgs_gate(version, &nixpkgs_meta_as_nix(None));
 }
 
 /// The offline nginx's dynamic modules: a CFI tier that keeps one is refused

@@ -3,12 +3,8 @@
 //! differences nginx.toml declares pass the hardened tier; one it does not
 //! declare fails it (exit 1, naming the field); the locked tier only warns.
 
-mod common;
-#[path = "fixtures/upstream/mod.rs"]
-mod fixture;
-
-use common::*;
-use fixture::upstream;
+use crate::common::*;
+use crate::fixture::upstream;
 use serde_json::Value;
 
 fn compat(args: &[&str]) -> Run {

@@ -2,12 +2,10 @@
 //! documented exit code (1 build/check failed, 2 usage/input error), no
 //! panic or backtrace, and a previously good image in --out stays untouched.
 
-mod common;
-
 use std::fs;
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 
 /// A temp dir with a copy of the fixture recipes and a good `hello` image
 /// already built into `out/`.

@@ -8,7 +8,7 @@
 //! `ARMORRED_PYTHON` names it (default `python3`). Without them the tests
 //! fail rather than skip: a validator that did not run proves nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

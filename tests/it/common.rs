@@ -1,7 +1,8 @@
 //! Shared helper for integration tests: runs the real `armorred` binary in a
 //! temp directory and, on failure, prints the command, its output and the
-//! directory listing. Also starts podman with the flags these machines need.
-#![allow(dead_code)]
+//! directory listing. Also starts podman with the flags these machines need,
+//! and builds the images several suites read (nginx, redis, hello) once per
+//! test process.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,17 @@ impl TestContext {
         TestContext { dir }
     }
 
+    /// A context for an image built once and read by many tests. It lives in
+    /// a static, which is never dropped, so it goes in [`run_dir`]: the next
+    /// run removes it, where a temp dir in `/tmp` would stay forever.
+    pub fn shared(name: &str) -> TestContext {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{name}-"))
+            .tempdir_in(run_dir())
+            .expect("temp dir in the run directory");
+        TestContext { dir }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -72,11 +84,11 @@ impl TestContext {
 
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut c = Command::new(bin());
-        c.args(args)
+        private_cache(&mut c)
+            .args(args)
             .current_dir(self.path())
             .env("ARMORRED_RECIPES", repo().join("recipes"))
             .env("ARMORRED_NIX_DIR", repo().join("nix"))
-            .env("XDG_CACHE_HOME", cache_home())
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1");
         for (k, v) in env {
@@ -130,13 +142,69 @@ impl TestContext {
 /// The passphrase of test key pairs, as the environment variable cosign reads.
 pub const COSIGN_TEST_PASSWORD: (&str, &str) = ("COSIGN_PASSWORD", "pw");
 
-/// The source-tarball cache: the user's, so tests reuse what
-/// scripts/fetch-sources.sh downloaded.
+/// This test process's own directory, `target/tmp/it/run-<pid>`: the
+/// private cache and the images built once per run live here. libtest has no
+/// hook at exit, so a run cannot remove its own directory; instead each run
+/// removes the directories of runs whose process is gone.
+pub fn run_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("it");
+        for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let pid = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("run-"))
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid {
+                if !Path::new("/proc").join(pid.to_string()).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = base.join(format!("run-{}", std::process::id()));
+        // A directory left by an earlier process with the same pid.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the run directory");
+        dir
+    })
+}
+
+/// `XDG_CACHE_HOME` of every process the tests start: empty at the start of
+/// each run, so no test reads or fills the developer's `~/.cache` and a run
+/// does not depend on what an earlier one left there. Tests of the layer
+/// cache itself pass `--cache-dir` with their own directory.
 pub fn cache_home() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/root/.cache"))
+    run_dir().join("cache")
+}
+
+/// The source tarballs `scripts/fetch-sources.sh` downloaded: an input, not a
+/// cache, so the tests read the user's (`ARMORRED_SOURCES`, else
+/// `$XDG_CACHE_HOME/armorred/sources`, else `~/.cache/armorred/sources`)
+/// even though [`cache_home`] is private.
+pub fn sources_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(p) = std::env::var_os("ARMORRED_SOURCES").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        std::env::var_os("XDG_CACHE_HOME")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(|| PathBuf::from("/root/.cache"))
+            .join("armorred/sources")
+    })
+    .clone()
+}
+
+/// Points `cmd` at the private cache ([`cache_home`]) and the user's source
+/// tarballs ([`sources_dir`]). syft keeps its cache under `XDG_CACHE_HOME`
+/// too; `SYFT_CACHE_DIR` names it explicitly.
+pub fn private_cache(cmd: &mut Command) -> &mut Command {
+    cmd.env("XDG_CACHE_HOME", cache_home())
+        .env("ARMORRED_SOURCES", sources_dir())
+        .env("SYFT_CACHE_DIR", cache_home().join("syft"))
 }
 
 /// Runs an external command and asserts it succeeded.
@@ -328,26 +396,48 @@ pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
     http_get(port, path, timeout).map(|(code, _)| code)
 }
 
-/// Both tiers of nginx, built once per test binary into a shared directory.
-pub struct NginxBuild {
+/// Both tiers of a recipe, built once per test run into [`run_dir`] and read
+/// by every suite: tests must not change these layouts (copy one first).
+pub struct TierBuild {
     pub ctx: TestContext,
     pub hardened: PathBuf,
     pub locked: PathBuf,
+    /// What `build --tier all` printed.
     pub stdout: String,
 }
 
-pub fn nginx() -> &'static NginxBuild {
-    static BUILD: OnceLock<NginxBuild> = OnceLock::new();
+fn build_both_tiers(image: &str) -> TierBuild {
+    let ctx = TestContext::shared(image);
+    let r = ctx.ok(&["build", image, "--tier", "all", "--out", "out"]);
+    let out = ctx.path().join("out");
+    TierBuild {
+        hardened: out.join(format!("{image}-hardened")),
+        locked: out.join(format!("{image}-locked")),
+        stdout: r.stdout(),
+        ctx,
+    }
+}
+
+/// nginx from `recipes/`, both tiers.
+pub fn nginx() -> &'static TierBuild {
+    static BUILD: OnceLock<TierBuild> = OnceLock::new();
+    BUILD.get_or_init(|| build_both_tiers("nginx"))
+}
+
+/// redis from `recipes/`, both tiers.
+pub fn redis() -> &'static TierBuild {
+    static BUILD: OnceLock<TierBuild> = OnceLock::new();
+    BUILD.get_or_init(|| build_both_tiers("redis"))
+}
+
+/// The `hello` fixture's hardened tier, unsigned, built once per run; read
+/// only (tests that sign or change it build their own).
+pub fn hello() -> &'static (TestContext, PathBuf) {
+    static BUILD: OnceLock<(TestContext, PathBuf)> = OnceLock::new();
     BUILD.get_or_init(|| {
-        let ctx = TestContext::new();
-        let r = ctx.ok(&["build", "nginx", "--tier", "all", "--out", "out"]);
-        let out = ctx.path().join("out");
-        NginxBuild {
-            hardened: out.join("nginx-hardened"),
-            locked: out.join("nginx-locked"),
-            stdout: r.stdout(),
-            ctx,
-        }
+        let ctx = TestContext::shared("hello");
+        let layout = build_fixture(&ctx, "hello", "hardened", &[], &[]);
+        (ctx, layout)
     })
 }
 

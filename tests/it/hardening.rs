@@ -3,14 +3,12 @@
 //! cross-check. Also: the gate refuses an unhardened package, and the locked
 //! tier really lacks the modules it drops.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn analyze(layout: &Path) -> Value {

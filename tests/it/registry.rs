@@ -3,7 +3,7 @@
 //! real registry will not produce on demand (500s, dropped connections,
 //! bearer tokens). skopeo reads what we pushed, signatures included.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{free_port, http_status, nginx, sh, TestContext};
 use armorred::oci::layout::{Descriptor, Layout, Manifest};
 use armorred::oci::{
     Digest, ANNOTATION_REF_NAME, MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST,
@@ -22,7 +23,6 @@ use armorred::registry::{self, ImageRef, PushReport, RegistryError, RegistryOpti
 use armorred::sign::keys::{self, SigningKey};
 use armorred::sign::{self, payload, SignatureLayer};
 use base64::Engine as _;
-use common::{free_port, http_status, nginx, sh, TestContext};
 
 const SPDX: &str = "application/spdx+json";
 
@@ -505,10 +505,13 @@ fn auth_from_registry_auth_file_env() {
     let reg = Registry::start_with_htpasswd("envuser", "envpass");
     let files = tempfile::tempdir().unwrap();
     let file = auth_file(files.path(), &reg.host(), "envuser", "envpass");
+    // libtest names a test by its path below the crate root.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let child = format!("{module}::auth_from_registry_auth_file_env_child");
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "auth_from_registry_auth_file_env_child",
+            &child,
             "--ignored",
             "--nocapture",
             "--test-threads=1",

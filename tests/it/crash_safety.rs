@@ -1,13 +1,11 @@
 //! A `kill -9` at any point of a build leaves either the old image
 //! or the new one in --out, never a mix; leftovers are cleaned by the next run.
 
-mod common;
-
 use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn index_digest(layout: &std::path::Path) -> String {
@@ -25,28 +23,28 @@ fn kill_9_at_random_points_never_leaves_a_mix() {
     let out = ctx.path().join("out");
     let args = |epoch: u64| {
         let mut c = Command::new(bin());
-        c.args([
-            "-q",
-            "build",
-            "hello",
-            "--tier",
-            "hardened",
-            "--no-cache",
-            "--compression",
-            "gzip",
-            "--compression-level",
-            "9",
-            "--recipes",
-        ])
-        .arg(&recipes)
-        .arg("--nix-dir")
-        .arg(&nix)
-        .arg("--out")
-        .arg(&out)
-        .env("SOURCE_DATE_EPOCH", epoch.to_string())
-        .env("XDG_CACHE_HOME", cache_home())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        private_cache(&mut c)
+            .args([
+                "-q",
+                "build",
+                "hello",
+                "--tier",
+                "hardened",
+                "--no-cache",
+                "--compression",
+                "gzip",
+                "--compression-level",
+                "9",
+                "--recipes",
+            ])
+            .arg(&recipes)
+            .arg("--nix-dir")
+            .arg(&nix)
+            .arg("--out")
+            .arg(&out)
+            .env("SOURCE_DATE_EPOCH", epoch.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         c
     };
     // A good image first, and how long a build takes.

@@ -4,17 +4,13 @@
 //! Chromium; a Debian-like upstream (built with buildah) must be counted
 //! from its dpkg database, whether it comes as a layout or an archive.
 
-mod common;
-#[path = "fixtures/upstream/mod.rs"]
-mod fixture;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::*;
+use crate::fixture::upstream;
 use armorred::report::human_size;
-use common::*;
-use fixture::upstream;
 use serde_json::Value;
 
 fn analyze(layout: &Path) -> Value {
@@ -431,7 +427,7 @@ fn upstream_components_come_from_dpkg_in_every_input_form() {
 fn upstream_from_a_registry_is_copied_with_skopeo() {
     let b = nginx();
     let up = upstream();
-    let reg = fixture::LoopbackRegistry::start();
+    let reg = crate::fixture::LoopbackRegistry::start();
     let reference = format!("{}/upstream/nginx:1.22.1", reg.host);
     sh(
         "skopeo",

@@ -1,11 +1,9 @@
 //! nginx built in both tiers from the offline set through real Nix,
 //! checked with real clients (umoci, skopeo, podman).
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn build_prints_digest_and_layout_per_tier() {
@@ -337,15 +335,11 @@ fn list_shows_recipes_and_tiers() {
 
 #[test]
 fn redis_serves_in_both_tiers_and_locked_drops_tls() {
-    let ctx = TestContext::new();
-    let out = ctx
-        .ok(&["build", "redis", "--tier", "all", "--out", "out"])
-        .stdout();
-    assert_eq!(out.lines().count(), 2, "{out}");
-    for tier in ["hardened", "locked"] {
-        let layout = ctx.path().join(format!("out/redis-{tier}"));
+    let b = redis();
+    assert_eq!(b.stdout.lines().count(), 2, "{}", b.stdout);
+    for (tier, layout) in [("hardened", &b.hardened), ("locked", &b.locked)] {
         let podman = Podman::new();
-        let id = podman.load_layout(&layout, &format!("8.0.2-{tier}"));
+        let id = podman.load_layout(layout, &format!("8.0.2-{tier}"));
         let port = podman.serve("kv", &id, 6379);
         let reply = redis_ping(port);
         let logs = podman.try_run(&["logs", "kv"]);

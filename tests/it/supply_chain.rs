@@ -2,14 +2,12 @@
 //! OCI layouts (with an independent Python checker), each verification
 //! failure, and SBOMs of the built closure validated by the reference tools.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
@@ -533,8 +531,7 @@ fn libc6(format: &str) -> String {
 
 #[test]
 fn glibc_is_named_with_version_cpe_and_the_hosts_libc6() {
-    let ctx = TestContext::new();
-    let layout = build_fixture(&ctx, "hello", "hardened", &[], &[]);
+    let (ctx, layout) = hello();
     let l = layout.to_str().unwrap();
     let cdx = ctx.ok(&["sbom", l, "--format", "cyclonedx"]).json();
     let glibc = named(&cdx["components"], "glibc");
@@ -828,16 +825,12 @@ fn cve_ids_are_found_in_names_and_headers() {
 /// name.
 #[test]
 fn sbom_and_vex_cves_are_the_debian_tarballs() {
-    let sources = std::env::var_os("ARMORRED_SOURCES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache_home().join("armorred/sources"));
+    let sources = sources_dir();
     let b = nginx();
-    b.ctx
-        .ok(&["build", "redis", "--tier", "all", "--out", "redis-out"]);
-    let redis = ["hardened", "locked"].map(|t| b.ctx.path().join(format!("redis-out/redis-{t}")));
+    let r = redis();
     let mut checked = 0;
     let mut redis_checked = false;
-    for layout in [&b.hardened, &b.locked, &redis[0], &redis[1]] {
+    for layout in [&b.hardened, &b.locked, &r.hardened, &r.locked] {
         let l = layout.to_str().unwrap();
         let cdx = b.ctx.ok(&["sbom", l, "--format", "cyclonedx"]).json();
         let vex = b.ctx.run(&["sbom", l, "--format", "openvex"]);

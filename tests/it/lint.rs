@@ -1,12 +1,10 @@
 //! CIS Docker Benchmark section 4 per image. nginx passes in both
 //! tiers; each check has a fixture that fails it.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 

@@ -2,12 +2,10 @@
 //! the real binary and real Nix: it keeps going, prints a summary table and
 //! exits 1 when any image failed.
 
-mod common;
-
 use std::fs;
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 
 /// hello (good), weak (fails the hardening gate) and broken (fails its Nix
 /// build), each in both tiers: six images.
@@ -142,7 +140,8 @@ fn on_a_terminal(ctx: &TestContext, args: &[&str], env: &[(&str, &str)]) -> Stri
             .unwrap();
     line.push_str(" 2>&1");
     let mut cmd = std::process::Command::new("script");
-    cmd.args(["-qec", &line, "/dev/null"])
+    private_cache(&mut cmd)
+        .args(["-qec", &line, "/dev/null"])
         .current_dir(ctx.path())
         .env("TERM", "xterm")
         .env_remove("NO_COLOR");

@@ -8,7 +8,7 @@
 //! Exit codes (`commands::exit_code`): 0 ok, 1 check failed, 2 usage or
 //! input error.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::Write;
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Run, TestContext};
+use crate::common::{Run, TestContext};
 use flate2::write::GzEncoder;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -304,7 +304,8 @@ fn entry_written_through_a_symlink_is_refused() {
 fn analyze_capped(l: &HandLayout, max_virtual_kib: u64) -> Run {
     let bin = common::bin();
     let mut c = Command::new("sh");
-    c.arg("-c")
+    common::private_cache(&mut c)
+        .arg("-c")
         .arg(format!(
             "ulimit -v {max_virtual_kib} && exec \"$0\" analyze \"$1\""
         ))

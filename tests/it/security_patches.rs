@@ -4,13 +4,11 @@
 //! built with and without Debian's patches, answering the reproducer from the
 //! fix's own commit message differently.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// Runs `python -m unittest discover` in `dir` and asserts every test passed.
 fn python_unittests(dir: &str) {
@@ -49,12 +47,6 @@ fn patch_selection_rule_unit_tests() {
 #[test]
 fn sources_update_on_captured_index() {
     python_unittests("scripts");
-}
-
-fn sources_dir() -> PathBuf {
-    std::env::var_os("ARMORRED_SOURCES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache_home().join("armorred/sources"))
 }
 
 /// nginx from the offline set with or without Debian's patches, everything

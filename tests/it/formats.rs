@@ -2,14 +2,12 @@
 //! A docker archive loads in podman and serves HTTP 200; an OCI archive
 //! is read by skopeo; both are byte-for-byte reproducible. Completions,
 //! man pages and `armorred.toml` come from the same CLI definitions.
-//! Multi-platform recipes are tested in `tests/multiarch.rs`.
-
-mod common;
+//! Multi-platform recipes are tested in `multiarch`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn sha256(path: &Path) -> String {

@@ -1,15 +1,13 @@
 //! The layer cache, through the real binary and real Nix. Each
 //! test has its own cache directory inside its temp dir.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn cache_dir(ctx: &TestContext) -> PathBuf {
@@ -363,14 +361,13 @@ fn concurrent_builds_share_one_cache_safely() {
     let cache = cache_dir(&ctx);
     // Two processes, both cold, writing the same layers into one cache.
     let spawn = |out: &str| {
-        std::process::Command::new(bin())
+        private_cache(&mut std::process::Command::new(bin()))
             .args(["build", "nginx", "--tier", "all", "--json", "--out", out])
             .arg("--cache-dir")
             .arg(&cache)
             .current_dir(ctx.path())
             .env("ARMORRED_RECIPES", repo().join("recipes"))
             .env("ARMORRED_NIX_DIR", repo().join("nix"))
-            .env("XDG_CACHE_HOME", cache_home())
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -3,13 +3,11 @@
 //! host-only), warns naming aarch64-linux, and writes an OCI image index with
 //! one linux/amd64 child. skopeo, umoci and podman read it; every armorred
 //! command that reads a layout handles it; sign and verify cover the index
-//! and its child. Pushing it is tested in `tests/registry.rs`.
-
-mod common;
+//! and its child. Pushing it is tested in `registry`.
 
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
