@@ -3,14 +3,12 @@
 //! previous image in `--out` byte for byte, with no new blob or attachment;
 //! and an unreadable index.json is an error, never an empty layout.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::{repo, TestContext};
+use crate::common::{repo, TestContext};
 use sha2::{Digest, Sha256};
 
 /// Every file under `dir` (but the lock file) with its mode and SHA-256.
@@ -53,7 +51,7 @@ fn recipes(ctx: &TestContext, allowed: bool) -> std::path::PathBuf {
     dir
 }
 
-fn build(ctx: &TestContext, recipes: &Path, out: &Path) -> common::Run {
+fn build(ctx: &TestContext, recipes: &Path, out: &Path) -> crate::common::Run {
     ctx.run(&[
         "build",
         "leaky",

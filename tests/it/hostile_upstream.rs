@@ -10,13 +10,11 @@
 //! `report` compares the upstream with the image's two tiers in `--out`;
 //! here those are small hand-written layouts, so no Nix build is needed.
 
-mod common;
-
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use common::{Run, TestContext};
+use crate::common::{Run, TestContext};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
