@@ -4,7 +4,7 @@
   # nixos-25.11, pinned by revision (flake.lock holds the same rev and its
   # narHash; nix/build.nix reads the pin from flake.lock without flakes).
   # To move the pin: change the rev here, run `nix flake lock`, run the tests
-  # (tests/nix_exprs.rs checks that flake.nix, flake.lock and nix/build.nix agree).
+  # (tests/it/nix_exprs.rs checks that flake.nix, flake.lock and nix/build.nix agree).
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/8fd9daa3db09ced9700431c5b7ad0e8ba199b575";
 
   outputs = { self, nixpkgs }:

@@ -12,6 +12,8 @@ ARMORRED_PYTHON=$(bash scripts/setup-python.sh)
 export ARMORRED_PYTHON
 # The independent cosign checker must run, not skip, in CI.
 export ARMORRED_REQUIRE_COSIGN_CHECK=1
+# Snapshot tests compare and never write: a missing or changed .snap fails.
+export INSTA_UPDATE=no
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -2,7 +2,7 @@
 on 2026-12-02 (tests/fixtures/debian/), against a fake pool on disk (file://
 mirrors) that, like the registry these machines reach, lags the index: the
 indexed nginx u10/u11 and pcre2 u3 are missing, older revisions are served.
-Run by tests/security_patches.rs with the test venv's Python:
+Run by tests/it/security_patches.rs with the test venv's Python:
     python -m unittest discover -s scripts -p 'test_*.py'
 """
 

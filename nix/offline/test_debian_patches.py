@@ -1,5 +1,5 @@
 """Unit tests of the patch selection rule (debian_patches.py). Run by
-tests/security_patches.rs with the test venv's Python:
+tests/it/security_patches.rs with the test venv's Python:
     python -m unittest discover -s nix/offline -p 'test_*.py'
 """
 

@@ -1,7 +1,7 @@
 # Evaluates flake.nix's `outputs` with a stand-in `nixpkgs` input (the
 # ./fake-nixpkgs tree plus the two attributes of a flake input the outputs
 # use: lib.genAttrs and legacyPackages), without flakes (Nix 2.8 cannot), and
-# summarises what the flake offers, for tests/nix_exprs.rs.
+# summarises what the flake offers, for tests/it/nix_exprs.rs.
 let
   flake = import ../../flake.nix;
   fakeTree = ./fake-nixpkgs;

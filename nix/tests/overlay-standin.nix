@@ -1,5 +1,5 @@
 # Evaluates nix/nixpkgs/overlay.nix against the stand-in nixpkgs
-# (./fake-nixpkgs) and returns a JSON-able summary, for tests/nix_exprs.rs:
+# (./fake-nixpkgs) and returns a JSON-able summary, for tests/it/nix_exprs.rs:
 #
 #   nix-instantiate --eval --strict --json nix/tests/overlay-standin.nix \
 #     --argstr casesJson '{"nginx-locked": {"package": {"attr": "nginx"},
