@@ -24,7 +24,7 @@ let
 
   # feature -> the module flag stem, as in nix/offline/pkgs/nginx.nix
   dynamic = [ "http_perl" "http_xslt" "http_image_filter" "http_geoip" "stream_geoip" ];
-  moduleOf = f: let m = match "--with-([a-z0-9_]+)_module" f; in if m == null then null else head m;
+  moduleOf = f: let m = match "--with-([a-z0-9_]+)_module(=dynamic)?" f; in if m == null then null else head m;
 
   # flags generic.nix sets that the layout replaces (a later flag would win
   # in nginx's configure too; removing them keeps the list unambiguous)

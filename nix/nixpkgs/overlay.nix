@@ -289,8 +289,9 @@ let
   callFile = file:
     let
       name = toString file;
-      path = if builtins.isPath file then file else /. + file;
-      f = import path;
+      # imported as given: a path, or an absolute string (`/. + s` would drop a
+      # store path's context, such as "${self}/pkg.nix" in a flake)
+      f = import file;
       formals = u.fnArgs f;
       provided = prev // { armorred = helpers; } // overrideArgs;
       missing = filter (n: !formals.${n} && !(provided ? ${n})) (attrNames formals);
@@ -304,13 +305,18 @@ let
       throw "armorred: package.file ${name} needs ${concatStringsSep ", " missing}, which neither nixpkgs nor armorred provides (and the recipe's nixpkgs_override does not set)"
     else if flags.main.useClang && !(formals ? stdenv) && !(formals ? armorred) then
       throw "armorred: package.file ${name} takes neither `stdenv` nor `armorred`, so this tier's clang + lld (cfi/lto/safestack) cannot be applied; take `stdenv` (and build with stdenv.mkDerivation) or `armorred` (armorred.mkHardened), or use a tier without cfi/lto/safestack"
-    else prev.callPackage path explicit;
+    else prev.callPackage file explicit;
 
   resolve = p:
     if p ? attr then { pkg = u.getAttrPath p.attr prev; preApplied = false; what = null; }
     else if p ? file then
       (if !(builtins.isPath p.file) && builtins.substring 0 1 (toString p.file) != "/" then
         throw "armorred: package.file must be an absolute path, got '${toString p.file}'"
+      # pure evaluation (flakes) has no currentSystem and reads no path
+      # outside the store: a flake passes a path value, e.g. file = ./pkg.nix
+      else if !(builtins ? currentSystem) && builtins.isString p.file && builtins.getContext p.file == { }
+        && !(u.hasPrefix builtins.storeDir p.file) then
+        throw "armorred: package.file '${p.file}' is a string naming a path outside the store, which pure evaluation (flakes) cannot read; pass a path value instead (file = ./pkg.nix)"
       else { pkg = callFile p.file; preApplied = true; what = "package.file ${toString p.file}"; })
     else throw "armorred: spec.package needs `attr` or `file`";
 
