@@ -59,9 +59,13 @@ let
       package = summary a.package;
       info = {
         inherit (info) tier hardeningEnable hardeningDisable cflags ldflags names stdenv
-          features enabledFeatures droppedFeatures unavailableFeatures testSuite
-          thirdPartyModules cetMarkedNotEnforced;
-        memoKeys = builtins.attrNames info.memo;
+          features enabledFeatures droppedFeatures unavailableFeatures;
+        # null / empty where an overlay does not report them (the tests then
+        # fail on the value, not on the evaluation)
+        testSuite = info.testSuite or null;
+        thirdPartyModules = info.thirdPartyModules or [ ];
+        cetMarkedNotEnforced = info.cetMarkedNotEnforced or null;
+        memoKeys = builtins.attrNames (info.memo or { });
         dependencies = map summary info.dependencies;
       };
       shells = mapAttrs (_: summary) a.shells;
