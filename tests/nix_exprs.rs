@@ -1681,3 +1681,56 @@ fn flake_evaluates_purely_on_the_stand_in() {
         "{e}"
     );
 }
+
+/// The check a machine with Nix >= 2.18 runs against the real pinned nixpkgs
+/// (nix/nixpkgs/README.md: `nix eval --impure --json --file
+/// nix/tests/real-nixpkgs-check.nix`) passes on the stand-in, so what it
+/// reports there is about nixpkgs, not about the check.
+#[test]
+fn real_nixpkgs_check_passes_on_the_stand_in() {
+    let v = eval_json(&[
+        "nix/tests/real-nixpkgs-check.nix",
+        "--arg",
+        "nixpkgs",
+        "./nix/tests/fake-nixpkgs",
+        "--argstr",
+        "system",
+        "x86_64-linux",
+    ]);
+    let checks = v.as_object().unwrap();
+    assert!(checks.len() >= 12, "{v}");
+    for (name, value) in checks {
+        if name != "details" {
+            assert_eq!(value, &json!(true), "{name}: {}", v["details"]);
+        }
+    }
+}
+
+/// The two documented `package.file` examples: the nixpkgs one
+/// (callPackage-style, `{ lib, stdenv }`) and the offline one (`{ armorred }`,
+/// armorred.mkHardened and resolveFeatures), which evaluates in the nixpkgs
+/// set as well, with its feature and drop list.
+#[test]
+fn package_file_examples_evaluate_on_the_stand_in() {
+    let cases = json!({
+        "nixpkgs": {
+            "package": { "file": root().join("nix/nixpkgs/examples/hello/default.nix") },
+            "hardening": { "cfi": true, "lto": true, "safestack": true },
+        },
+        "offline": {
+            "package": { "file": root().join("nix/offline/examples/hello/default.nix") },
+            "hardening": { "lto": true },
+            "drop": ["greeting"],
+        },
+    });
+    let (v, _) = standin_cases_with_stderr(&cases);
+    let n = &v["nixpkgs"];
+    assert_eq!(s(&n["package"], "stdenv"), "stdenv-clang-wrapper");
+    assert_eq!(n["package"]["licenses"], json!(["MIT"]));
+    assert!(command(&n["package"], "compile").contains(&"-fsanitize=cfi".to_string()));
+    let o = &v["offline"];
+    assert_eq!(s(&o["package"], "pname"), "hello");
+    assert_eq!(o["info"]["features"], json!(["greeting"]));
+    assert_eq!(o["info"]["droppedFeatures"], json!(["greeting"]));
+    assert_eq!(fortify_level(&command(&o["package"], "compile")), Some(3));
+}

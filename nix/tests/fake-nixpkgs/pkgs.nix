@@ -20,6 +20,9 @@ let
   optionals = c: xs: if c then xs else [ ];
   unique = builtins.foldl' (acc: x: if elem x acc then acc else acc ++ [ x ]) [ ];
   words = s: filter (x: isString x && x != "") (split "[ \t\n]+" (toString s));
+  escapeRegex = builtins.replaceStrings
+    [ "\\" "." "*" "+" "?" "(" ")" "[" "]" "{" "}" "|" "^" "$" ]
+    [ "\\\\" "\\." "\\*" "\\+" "\\?" "\\(" "\\)" "\\[" "\\]" "\\{" "\\}" "\\|" "\\^" "\\$" ];
   fnArgs = f: if isFunction f then functionArgs f else f.__functionArgs or (fnArgs (f.__functor f));
 
   # knownHardeningFlags of pkgs/stdenv/generic/make-derivation.nix (nixos-25.11),
@@ -277,9 +280,15 @@ in
 {
   inherit knownHardeningFlags defaultHardeningFlags;
   callPackage = callPackageWith self;
+  # the few lib functions nix/tests/real-nixpkgs-check.nix uses (lib/lists.nix, lib/strings.nix)
   lib = {
     licenses.mit = { spdxId = "MIT"; };
     functionArgs = fnArgs;
+    toList = x: if builtins.isList x then x else [ x ];
+    last = xs: builtins.elemAt xs (builtins.length xs - 1);
+    attrValues = builtins.attrValues;
+    hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
+    hasInfix = i: s: builtins.match ".*${escapeRegex i}.*" s != null;
   };
 
   stdenv = mkStdenv self.gccWrapper;
