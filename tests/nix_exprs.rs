@@ -1734,3 +1734,110 @@ fn package_file_examples_evaluate_on_the_stand_in() {
     assert_eq!(o["info"]["droppedFeatures"], json!(["greeting"]));
     assert_eq!(fortify_level(&command(&o["package"], "compile")), Some(3));
 }
+
+/// The nixpkgs nginx's install step, run with bash (`set -eu -o pipefail`,
+/// as nixpkgs' stdenv runs phases) on a tree shaped like nginx's `make
+/// install` output under the overlay's configure flags (MakeMaker's
+/// `lib/perl5/<archname>/` included, `bin/nginx` a stub that accepts `-t`):
+/// afterwards every `[runtime.links]` target of recipes/nginx.toml and
+/// every file the hardened tier's exceptions name exists, and nginx.conf is
+/// the shipped one with the store path filled in. Both tiers (locked has no
+/// dynamic module, which the install must also survive).
+#[test]
+fn nixpkgs_nginx_install_step_makes_the_recipes_paths() {
+    let recipe: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("recipes/nginx.toml")).unwrap())
+            .unwrap();
+    for tier in ["hardened", "locked"] {
+        let c = case("nginx", tier);
+        let p = &c["package"];
+        let placeholder = s(c, "outPlaceholder");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let top = dir.path().join("build");
+        std::fs::create_dir_all(&top).unwrap();
+        let mk = |rel: &str, text: &str| {
+            let f = out.join(rel);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(&f, text).unwrap();
+        };
+        mk(
+            "bin/nginx",
+            "#!/bin/sh\n[ \"$1\" = -t ] || exit 1\ncat \"$5\" >&2\n",
+        );
+        mk(
+            "etc/nginx/nginx.conf",
+            "# nginx's default, to be replaced\n",
+        );
+        mk("etc/nginx/mime.types", "types {}\n");
+        mk("html/index.html", "<html></html>\n");
+        let flags = strs(&p["configureFlags"]);
+        for f in &flags {
+            if let Some(m) = f
+                .strip_prefix("--with-")
+                .and_then(|f| f.strip_suffix("_module=dynamic"))
+            {
+                mk(&format!("lib/nginx/modules/ngx_{m}_module.so"), "so");
+            }
+        }
+        if flags.iter().any(|f| f.starts_with("--with-perl=")) {
+            mk(
+                "lib/perl5/x86_64-linux-thread-multi/nginx.pm",
+                "package nginx;\n",
+            );
+            mk(
+                "lib/perl5/x86_64-linux-thread-multi/auto/nginx/nginx.so",
+                "so",
+            );
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            out.join("bin/nginx"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let script = format!(
+            "set -eu -o pipefail\nremove-references-to() {{ :; }}\n{}",
+            s(p, "postInstall").replace(placeholder, out.to_str().unwrap())
+        );
+        let run = Command::new("bash")
+            .args(["-c", &script])
+            .env("out", &out)
+            .env("NIX_BUILD_TOP", &top)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "nginx/{tier} install step failed:\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        for t in recipe["runtime"]["links"].as_table().unwrap().values() {
+            let t = t.as_str().unwrap();
+            assert!(
+                out.join(t).exists(),
+                "nginx/{tier}: link target {t} missing"
+            );
+        }
+        if tier == "hardened" {
+            for e in recipe["tiers"]["hardened"]["exceptions"]
+                .as_array()
+                .unwrap()
+            {
+                let path = e["path"].as_str().unwrap();
+                assert!(out.join(path).exists(), "nginx/hardened: {path} missing");
+            }
+            // `load_module modules/x.so` resolves through $out/modules
+            assert!(out.join("modules/ngx_http_perl_module.so").exists());
+            // the stub nginx was run with every module loaded
+            assert!(String::from_utf8_lossy(&run.stderr).contains("load_module"));
+        }
+        let conf = std::fs::read_to_string(out.join("etc/nginx/nginx.conf")).unwrap();
+        let shipped = std::fs::read_to_string(root().join("nix/nixpkgs/nginx.conf")).unwrap();
+        assert_eq!(
+            conf.trim_end(),
+            shipped.replace("@out@", out.to_str().unwrap()).trim_end()
+        );
+        assert!(out.join("share/nginx/html/index.html").exists());
+        assert!(!out.join("html").exists());
+    }
+}

@@ -90,7 +90,9 @@ in
         # every dynamic module loads into this binary, with the shipped configuration
         t="$NIX_BUILD_TOP/armorred-modtest"
         mkdir -p "$t"
-        for m in "$out"/lib/nginx/modules/*.so; do [ -e "$m" ] && echo "load_module $m;"; done > "$t/nginx.conf"
+        for m in "$out"/lib/nginx/modules/*.so; do
+          if [ -e "$m" ]; then echo "load_module $m;"; fi
+        done > "$t/nginx.conf"
         # temp paths inside the build directory: the build sandbox may have no /tmp
         {
           echo 'events {}'
