@@ -5,7 +5,7 @@
 #     hardening = { cfi = true; lto = true; safestack = true; };
 #     overrideArgs = { withPerl = false; withMail = false; };   # recipe nixpkgs_override
 #     drop = [ "http_dav" ];                                     # recipe drop list
-#     package = { attr = "nginx"; };                             # or { file = "/abs/pkg.nix"; }
+#     package = { attr = "nginx"; };   # or { file = ./pkg.nix; } / { file = "/abs/pkg.nix"; }
 #   }) ]; };
 #   pkgs.armorred.package        # the hardened image package
 #   pkgs.armorred.shells.busybox # the shell layer (busybox-sh, busybox-coreutils too)
