@@ -24,7 +24,10 @@
         # The packages of one image and tier, e.g.
         #   armorred.lib.hardenedPackages { system = "x86_64-linux"; package = { attr = "nginx"; };
         #     hardening = { cfi = true; lto = true; safestack = true; };
-        #     overrideArgs = { withPerl = false; withMail = false; withStream = false; }; }
+        #     overrideArgs = { withPerl = false; withMail = false; withStream = false; modules = [ ]; };
+        #     drop = [ "http_perl" "http_xslt" "http_image_filter" "http_geoip" ]; }
+        # Pure evaluation reads no path outside the store, so a package.file
+        # is a path value here: package = { file = ./pkg.nix; }.
         hardenedPackages = { system, ... }@args:
           (import nixpkgs {
             localSystem = { inherit system; };

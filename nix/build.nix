@@ -56,7 +56,7 @@ let
     else if pkgSpec ? file then
       (if builtins.substring 0 1 pkgSpec.file != "/"
        then throw "armorred: package.file must be an absolute path, got '${pkgSpec.file}'"
-       else import pkgSpec.file { armorred = set; })
+       else set.callPackage pkgSpec.file { })
     else throw "armorred: spec.package needs `attr` or `file`";
 
   # Generic drop validation against whatever features the package declares:

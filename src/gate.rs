@@ -229,9 +229,39 @@ pub fn verified_names(
     out
 }
 
+/// The verified names the image may claim in `org.armorred.hardening`. The
+/// nixpkgs set's glibc does not enforce CET (it would need
+/// `enableCETRuntimeDefault`, which rebuilds every package), so a marked
+/// binary there is CET-ready, not CET-protected: `cet` is not claimed.
+pub fn claimable_names(
+    verified: Vec<&'static str>,
+    package_set: crate::plan::PackageSet,
+) -> Vec<&'static str> {
+    match package_set {
+        crate::plan::PackageSet::Nixpkgs => verified.into_iter().filter(|n| *n != "cet").collect(),
+        crate::plan::PackageSet::Offline => verified,
+    }
+}
+
 /// Summary for `build --json` and logs.
 #[derive(Debug, Serialize)]
 pub struct GateSummary {
     pub binaries_checked: usize,
     pub verified: Vec<&'static str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::PackageSet;
+
+    #[test]
+    fn nixpkgs_set_does_not_claim_unenforced_cet() {
+        let v = vec!["relro", "cet", "safestack"];
+        assert_eq!(
+            claimable_names(v.clone(), PackageSet::Nixpkgs),
+            ["relro", "safestack"]
+        );
+        assert_eq!(claimable_names(v.clone(), PackageSet::Offline), v);
+    }
 }

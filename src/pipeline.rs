@@ -516,7 +516,10 @@ fn platform_image(
     crate::lint::pre_commit(&analysis, &secrets, &lint_policy(recipe))
         .with_context(|| format!("linting `{img}` tier `{tier}`"))?;
     let exceptions = &recipe.tier(tier).exceptions;
-    let verified = gate::verified_names(&analysis, built.package.as_str(), exceptions);
+    let verified = gate::claimable_names(
+        gate::verified_names(&analysis, built.package.as_str(), exceptions),
+        plan.package_set,
+    );
     inputs
         .extra_labels
         .insert("org.armorred.hardening".to_string(), verified.join(","));

@@ -41,15 +41,19 @@ let
     else null;
 
   nameOf = d: d.pname or (builtins.parseDrvName d.name).name;
+  unique = builtins.foldl' (acc: x: if builtins.elem x acc then acc else acc ++ [ x ]) [ ];
+  # meta.license of the derivation (one licence or a list; nginx's adds its
+  # third-party modules' licences), as SPDX ids
   licensesOf = d:
     let ls = d.meta.license or [ ];
-    in map (l: if builtins.isAttrs l then l.spdxId or l.shortName or "unknown" else toString l)
-      (if builtins.isList ls then ls else [ ls ]);
+    in unique (map (l: if builtins.isAttrs l then l.spdxId or l.shortName or "unknown" else toString l)
+      (if builtins.isList ls then ls else [ ls ]));
   depMeta = d: { name = nameOf d; version = d.version or ""; licenses = licensesOf d; };
   cc = a.stdenv.cc;
 
   meta = {
     name = nameOf package;
+    # what was built: the derivation's version and meta.license, not the recipe's
     version = package.version or "";
     hardening = info.names;
     features = info.features;
@@ -60,7 +64,12 @@ let
     ldflags = builtins.concatStringsSep " " info.ldflags;
     licenses = licensesOf package;
     # runtime library dependencies of the main package (all base-hardened) and libc
-    dependencies = map depMeta (info.dependencies ++ (if a.libc == null then [ ] else [ a.libc ]));
+    # and the third-party modules built into it (nginx --add-module)
+    dependencies = map depMeta (info.dependencies ++ (if a.libc == null then [ ] else [ a.libc ]))
+      ++ map (m: { name = "nginx-module-${m.name}"; version = ""; inherit (m) licenses; }) info.thirdPartyModules;
+    thirdPartyModules = map (m: m.name) info.thirdPartyModules;
+    # the package's own test suite ran on the hardened build (doCheck)
+    testSuite = info.testSuite;
     # the compiler comes from the pin, not from the host: spec.toolchainId is not used
     toolchainId = "${nameOf cc}-${cc.version or "unknown"}";
     packageSet = "nixpkgs";
@@ -72,6 +81,9 @@ let
       enable = info.hardeningEnable;
       disable = info.hardeningDisable;
       stdenv = info.stdenv;
+      # -fcf-protection=full is compiled in, but nixpkgs' glibc does not
+      # enforce CET, so `hardening` does not name it
+      cetMarkedNotEnforced = info.cetMarkedNotEnforced.main;
     };
   };
 in

@@ -13,12 +13,25 @@
 #
 # Everything nixpkgs has a hardening flag for goes through `hardeningEnable`
 # (the cc-/bintools-wrapper turn the names into compiler/linker flags); only
-# what nixpkgs has no flag for goes into NIX_CFLAGS_COMPILE. In particular
-# FORTIFY_SOURCE is never put there: the `fortify3` name makes the cc-wrapper
-# add `-U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3` itself (after the user flags).
+# what nixpkgs has no flag for, or what the compiler's wrapper drops, goes
+# into NIX_CFLAGS_COMPILE.
+#
+# FORTIFY_SOURCE=3 under clang: nixpkgs' clang lists `fortify3` among its
+# hardeningUnsupportedFlags (llvm/common/clang/default.nix), so add-hardening.sh
+# removes the name and the default `fortify` emits -D_FORTIFY_SOURCE=2. The
+# overlay then passes `-U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3` itself: the
+# cc-wrapper puts NIX_CFLAGS_COMPILE after its hardeningCFlagsAfter, so this
+# define is the last one on every compile, and the wrapper's `fortify` still
+# supplies the -O2 that FORTIFY needs. A wrapper with a patched supported list
+# was not chosen: it would be a second clang wrapper to keep in step with
+# nixpkgs, and it changes nothing the derivation's environment shows.
 { hardening ? { }
 , isx86_64 ? true
 , isAarch64 ? false
+  # the main package's / the dependencies' compiler drops the fortify3 name
+  # (read from the wrapped compiler by overlay.nix)
+, mainLacksFortify3 ? false
+, baseLacksFortify3 ? false
   # nixpkgs hardening names to leave out / to add (checked against the list below)
 , exclude ? [ ]
 , extra ? [ ]
@@ -94,37 +107,45 @@ let
   # makes CFI jump tables start with int3 (SIGTRAP at start-up). So a CFI build
   # gets neither -fcf-protection=full nor the shadowstack name.
   mainCet = isx86_64 && !cfi;
+  # Clang's driver wants an explicit -fvisibility= with -fsanitize=cfi. It is
+  # `default`, not `hidden`: NIX_CFLAGS_COMPILE reaches every object of the
+  # package, so `hidden` would also strip the exported symbols of the shared
+  # libraries a CFI tier builds. The indirect-call checks (cfi-icall, all
+  # that C code gets) do not depend on visibility; only C++ virtual-call
+  # checks skip classes with public LTO visibility.
   sanitize =
     u.optional lto "-flto"
-    ++ u.optionals cfi ([ "-fvisibility=hidden" "-fsanitize=cfi" ]
+    ++ u.optionals cfi ([ "-fvisibility=default" "-fsanitize=cfi" ]
       ++ u.optional generalize "-fsanitize-cfi-icall-generalize-pointers")
     ++ u.optional safestack "-fsanitize=safe-stack";
 
-  noFortifyDefine = set:
-    let bad = filter (f: u.hasPrefix "-D_FORTIFY_SOURCE" f || u.hasPrefix "-U_FORTIFY_SOURCE" f) (set.cflags ++ set.ldflags);
-    in if bad != [ ] then throw "armorred: internal error: ${concatStringsSep " " bad} in NIX_CFLAGS (use the fortify3 hardening name)" else set;
+  fortifyDefine = lacks: u.optionals lacks [ "-U_FORTIFY_SOURCE" "-D_FORTIFY_SOURCE=3" ];
 
+  # CET is not among the names: -fcf-protection=full marks the code (IBT and
+  # shadow-stack compatible), but nixpkgs' glibc enforces neither unless it is
+  # built with enableCETRuntimeDefault, which would rebuild everything. So the
+  # nixpkgs set claims only what it enforces; the marking stays, so a glibc
+  # that enforces CET can run these binaries unchanged.
   baseNames = [ "fortify3" "stackprotector" "stackclash" "pie" "relro" "bindnow" "noexecstack" ];
 
-  base = noFortifyDefine {
+  base = {
     hardeningEnable = enableList true;
     hardeningDisable = [ ];
-    cflags = cetFlags;
+    cflags = fortifyDefine baseLacksFortify3 ++ cetFlags;
     ldflags = [ ];
     useClang = false;
-    names = baseNames ++ u.optional isx86_64 "cet";
+    names = baseNames;
   };
 
-  main = noFortifyDefine {
+  main = {
     hardeningEnable = enableList mainCet;
     hardeningDisable = u.optional (isx86_64 && cfi) "shadowstack";
-    cflags = u.optionals mainCet cetFlags ++ sanitize;
+    cflags = fortifyDefine mainLacksFortify3 ++ u.optionals mainCet cetFlags ++ sanitize;
     # also given at link time (the cc-wrapper passes NIX_CFLAGS_COMPILE to
     # links as well; this keeps the sanitizer runtimes and LTO explicit)
     ldflags = sanitize;
     useClang = cfi || lto || safestack;
     names = baseNames
-      ++ u.optional mainCet "cet"
       ++ u.optional cfi "cfi"
       ++ u.optional lto "lto"
       ++ u.optional safestack "safestack";
@@ -133,4 +154,6 @@ in
 {
   inherit knownHardeningFlags base main;
   tier = { inherit cfi lto safestack; cfiGeneralizePointers = generalize; };
+  # -fcf-protection=full is compiled in where CFI is off, but not enforced
+  cetMarkedNotEnforced = { base = isx86_64; main = mainCet; };
 }

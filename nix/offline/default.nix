@@ -76,15 +76,42 @@ let
 
   # the tier's resolved flags for an executable (what a main package gets)
   hardeningFlags = hardeningLib.flagsFor { inherit hardening; kind = "exe"; };
-in
-{
-  inherit glibc nginx redis busybox;
-  inherit (base) zlib pcre2 openssl perl libxml2 libxslt geoip libpng libjpeg libgd;
 
-  # what `package.file` expressions get (as `armorred`), see README.md
-  inherit base lib sources toolchainId drop mkHardened mkHardenedBase hardeningLib hardeningFlags;
-  hardening = tierHardening;
-  deps = { inherit glibc; inherit (base) zlib pcre2 openssl; };
-  inherit (hardeningLib) flagsFor;
-  resolveFeatures = args: lib.resolveFeatures ({ inherit drop; } // args);
-}
+  set = {
+    inherit glibc nginx redis busybox;
+    inherit (base) zlib pcre2 openssl perl libxml2 libxslt geoip libpng libjpeg libgd;
+
+    # what `package.file` expressions get (as `armorred`), see README.md
+    inherit base lib sources toolchainId drop mkHardened mkHardenedBase hardeningLib hardeningFlags;
+    hardening = tierHardening;
+    deps = { inherit glibc; inherit (base) zlib pcre2 openssl; };
+    inherit (hardeningLib) flagsFor;
+    resolveFeatures = args: lib.resolveFeatures ({ inherit drop; } // args);
+  };
+
+  # `package.file` is called like nixpkgs' callPackage: its named arguments
+  # come from this set's packages and `armorred` (the whole set, with
+  # packageSet = "offline"); the nixpkgs set offers the same `armorred`
+  # helpers (mkHardened, resolveFeatures, hardening, drop), so a file written
+  # against them builds in both sets.
+  packageNames = [
+    "glibc" "nginx" "redis" "busybox" "zlib" "pcre2" "openssl" "perl" "libxml2"
+    "libxslt" "geoip" "libpng" "libjpeg" "libgd"
+  ];
+  callPackage = file: args:
+    let
+      name = toString file;
+      f = import file;
+      formals = if builtins.isFunction f then builtins.functionArgs f else { };
+      provided = builtins.listToAttrs (map (n: { name = n; value = set.${n}; }) packageNames)
+        // { armorred = set // { packageSet = "offline"; inherit callPackage; }; }
+        // args;
+      missing = builtins.filter (n: !formals.${n} && !(provided ? ${n})) (builtins.attrNames formals);
+    in
+    if formals == { } then
+      throw "armorred: package.file ${name} must be a function of named arguments, such as `{ armorred }: armorred.mkHardened { … }`"
+    else if missing != [ ] then
+      throw "armorred: package.file ${name} needs ${builtins.concatStringsSep ", " missing}, which the offline set does not provide (it provides: armorred, ${builtins.concatStringsSep ", " packageNames}); `stdenv`, `lib` and the other nixpkgs names exist only with --package-set nixpkgs"
+    else f (builtins.intersectAttrs formals provided);
+in
+set // { inherit callPackage; }

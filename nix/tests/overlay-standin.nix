@@ -38,6 +38,13 @@ let
       configureFlags = p.configureFlags or [ ];
       makeFlags = p.makeFlags or [ ];
       postPatch = p.postPatch or "";
+      postInstall = p.postInstall or "";
+      doCheck = p.doCheck or false;
+      checkPhase = p.checkPhase or "";
+      version = p.version or null;
+      licenses = map (l: l.spdxId) (if isList (p.meta.license or [ ]) then p.meta.license or [ ] else [ p.meta.license ]);
+      # what the stand-in's cc-wrapper model puts on a compile / a link
+      ccCommand = p.ccCommand or null;
       configurePhase = p.configurePhase or "";
       armorredHardening = p.armorredHardening or null;
       inputs = map summary (flatten ((p.buildInputs or [ ]) ++ (p.propagatedBuildInputs or [ ])));
@@ -53,10 +60,17 @@ let
       info = {
         inherit (info) tier hardeningEnable hardeningDisable cflags ldflags names stdenv
           features enabledFeatures droppedFeatures unavailableFeatures;
+        # null / empty where an overlay does not report them (the tests then
+        # fail on the value, not on the evaluation)
+        testSuite = info.testSuite or null;
+        thirdPartyModules = info.thirdPartyModules or [ ];
+        cetMarkedNotEnforced = info.cetMarkedNotEnforced or null;
+        memoKeys = builtins.attrNames (info.memo or { });
         dependencies = map summary info.dependencies;
       };
       shells = mapAttrs (_: summary) a.shells;
       knownHardeningFlags = a.knownHardeningFlags;
+      outPlaceholder = builtins.placeholder "out";
     };
 in
 mapAttrs (_: run) cases

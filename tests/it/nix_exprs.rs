@@ -421,35 +421,132 @@ fn main_package_gets_the_maximum_nixpkgs_hardening_names() {
     }
 }
 
+/// The last `_FORTIFY_SOURCE` a compiler command line defines (an `-U`
+/// undefines it again), as the preprocessor would see it.
+fn fortify_level(cmd: &[String]) -> Option<u32> {
+    let mut level = None;
+    for f in cmd {
+        if f == "-U_FORTIFY_SOURCE" {
+            level = None;
+        } else if let Some(n) = f.strip_prefix("-D_FORTIFY_SOURCE=") {
+            level = n.parse().ok();
+        }
+    }
+    level
+}
+
+/// The stand-in cc-wrapper's command line (`compile` or `link`) for a
+/// derivation summary.
+fn command(d: &Value, which: &str) -> Vec<String> {
+    strs(&d["ccCommand"][which])
+}
+
+/// The stand-in reproduces nixpkgs' fallback: its clang lists `fortify3` as
+/// unsupported, so a clang build that asks for fortify3 by name gets
+/// `-D_FORTIFY_SOURCE=2`, and gcc gets 3.
+/// Mirrors pkgs/development/compilers/llvm/common/clang/default.nix
+/// (passthru.hardeningUnsupportedFlagsByTargetPlatform = [ "fortify3" ] ++ …),
+/// pkgs/build-support/cc-wrapper/add-hardening.sh ("Remove unsupported
+/// flags", then fortify3 makes fortify and fortify3 exclusive; fortify emits
+/// -D_FORTIFY_SOURCE=2 into hardeningCFlagsAfter), cc-wrapper.sh (extraAfter
+/// = hardeningCFlagsAfter then NIX_CFLAGS_COMPILE) and
+/// pkgs/build-support/bintools-wrapper/default.nix (defaultHardeningFlags
+/// holds both fortify and fortify3).
 #[test]
-fn fortify_only_through_the_hardening_name_never_in_nix_cflags() {
+fn stand_in_clang_wrapper_falls_back_to_fortify_2() {
+    let level = |stdenv: &str| {
+        let e = format!(
+            "let p = import ./nix/tests/fake-nixpkgs {{ }}; \
+             s = {stdenv}; \
+             in (s.mkDerivation {{ pname = \"x\"; version = \"1\"; hardeningEnable = [ \"fortify3\" ]; }}).ccCommand.compile"
+        );
+        fortify_level(&strs(&eval_json(&["-E", &e])))
+    };
+    assert_eq!(
+        level("p.stdenvAdapters.overrideCC p.stdenv p.llvmPackages.clang"),
+        Some(2)
+    );
+    assert_eq!(level("p.stdenv"), Some(3));
+}
+
+/// FORTIFY_SOURCE=3 is the last define on every compile and link of every
+/// tier's main package, of every hardened dependency and of the shell layer,
+/// although every tier compiles its package with clang (whose wrapper would
+/// fall back to 2, see the test above).
+#[test]
+fn fortify_3_reaches_every_compile_in_every_tier() {
     for (image, tier) in TIERS {
         let c = case(image, tier);
-        let mut all = Vec::new();
-        walk(&c["package"], &mut all);
-        for sh in c["shells"].as_object().unwrap().values() {
-            walk(sh, &mut all);
-        }
-        assert!(
-            all.len() > 5,
-            "{image}/{tier}: too few derivations to be meaningful"
+        assert_eq!(
+            s(&c["package"], "cc"),
+            "clang-wrapper",
+            "{image}/{tier}: the case this guards"
         );
+        let mut all = vec![&c["package"]];
+        for d in inputs_of(&c["package"]) {
+            if d["armorredHardening"] == "base" {
+                all.push(d);
+            }
+        }
+        for sh in c["shells"].as_object().unwrap().values() {
+            all.push(sh);
+        }
+        assert!(all.len() > 5, "{image}/{tier}: too few derivations");
         for d in all {
-            let f = cflags(d);
+            for which in ["compile", "link"] {
+                let cmd = command(d, which);
+                assert_eq!(
+                    fortify_level(&cmd),
+                    Some(3),
+                    "{image}/{tier}: {} {which}: {cmd:?}",
+                    s(d, "name")
+                );
+            }
+        }
+    }
+}
+
+/// Every hardening name the metadata (and so the labels) gives for the
+/// nixpkgs set shows in what the derivation's compiler and linker get, read
+/// by evaluation through the stand-in cc-wrapper. `pie` and `noexecstack`
+/// are the toolchain's defaults (nixpkgs 25.11 dropped the `pie` name, its
+/// compilers build PIE; lld and GNU ld mark the stack non-executable), so
+/// they have no flag: the image analyzer checks them on the binaries.
+#[test]
+fn every_hardening_name_is_visible_in_the_derivation_environment() {
+    const TOOLCHAIN_DEFAULTS: [&str; 2] = ["pie", "noexecstack"];
+    for (image, tier) in TIERS {
+        let c = case(image, tier);
+        let p = &c["package"];
+        let compile = command(p, "compile");
+        let link = command(p, "link");
+        let has = |cmd: &[String], f: &str| cmd.iter().any(|x| x == f);
+        let names = strs(&c["info"]["names"]);
+        let ctx = format!("{image}/{tier}");
+        for n in &names {
+            let shown = match n.as_str() {
+                "fortify3" => fortify_level(&compile) == Some(3),
+                "stackprotector" => has(&compile, "-fstack-protector-strong"),
+                "stackclash" => has(&compile, "-fstack-clash-protection"),
+                "relro" => has(&link, "-Wl,-z,relro"),
+                "bindnow" => has(&link, "-Wl,-z,now"),
+                "cfi" => has(&compile, "-fsanitize=cfi") && has(&link, "-fsanitize=cfi"),
+                "lto" => has(&compile, "-flto") && has(&link, "-flto"),
+                "safestack" => {
+                    has(&compile, "-fsanitize=safe-stack") && has(&link, "-fsanitize=safe-stack")
+                }
+                d if TOOLCHAIN_DEFAULTS.contains(&d) => true,
+                other => panic!("{ctx}: no check for the hardening name {other}; add one"),
+            };
             assert!(
-                !f.contains("_FORTIFY_SOURCE"),
-                "{image}/{tier}: {} has {f}",
-                s(d, "name")
-            );
-            assert!(
-                set(&d["hardeningEnable"]).contains("fortify3"),
-                "{image}/{tier}: {} lacks fortify3",
-                s(d, "name")
+                shown,
+                "{ctx}: {n} is named but not in {compile:?} / {link:?}"
             );
         }
-        assert!(!strs(&c["info"]["cflags"])
-            .iter()
-            .any(|f| f.contains("FORTIFY")));
+        // CET: the code is marked where CFI is off, but not claimed
+        let (cfi, _, _) = tier_hardening(image, tier);
+        assert_eq!(has(&compile, "-fcf-protection=full"), !cfi, "{ctx}");
+        assert!(!names.iter().any(|n| n == "cet"), "{ctx}: {names:?}");
     }
 }
 
@@ -465,11 +562,14 @@ fn cfi_cet_lto_safestack_flags_follow_the_tier() {
         for flag in [
             "-fsanitize=cfi",
             "-fsanitize-cfi-icall-generalize-pointers",
-            "-fvisibility=hidden",
+            "-fvisibility=default",
         ] {
             assert_eq!(f.contains(flag), cfi, "{ctx}: {flag}");
             assert_eq!(link.contains(flag), cfi, "{image}/{tier} link: {flag}");
         }
+        // NIX_CFLAGS_COMPILE reaches the package's shared libraries too; hidden
+        // visibility would leave them exporting nothing
+        assert!(!f.contains("-fvisibility=hidden"), "{ctx}");
         // clang 14: CFI + -fcf-protection gives int3 jump tables; CET only without CFI
         assert_eq!(f.contains("-fcf-protection=full"), !cfi, "{ctx}");
         let enable = set(&p["hardeningEnable"]);
@@ -492,7 +592,8 @@ fn cfi_cet_lto_safestack_flags_follow_the_tier() {
         }
         let names = set(&c["info"]["names"]);
         assert_eq!(names.contains("cfi"), cfi);
-        assert_eq!(names.contains("cet"), !cfi);
+        assert!(!names.contains("cet"), "{ctx}: CET is marked, not enforced");
+        assert_eq!(c["info"]["cetMarkedNotEnforced"]["main"], !cfi);
         assert_eq!(names.contains("lto"), lto);
         assert_eq!(names.contains("safestack"), safestack);
         assert_eq!(c["info"]["tier"]["cfi"], cfi);
@@ -645,6 +746,18 @@ fn runtime_dependencies_are_rebuilt_with_the_base_hardening() {
         for w in want {
             assert!(names.contains(w), "{image}/{tier}: {w} not among {names:?}");
         }
+        // generic.nix keeps perl in buildInputs with withPerl = false, where
+        // it is only a configure-time tool: neither it nor its inputs are rebuilt
+        let build_only =
+            |d: &Value| image == "nginx" && tier == "locked" && s(d, "pname") == "perl";
+        let mut deps = Vec::new();
+        for i in c["package"]["inputs"].as_array().unwrap() {
+            if build_only(i) {
+                assert_eq!(i["armorredHardening"], Value::Null, "{image}/{tier}: perl");
+            } else {
+                walk(i, &mut deps);
+            }
+        }
         for d in &deps {
             let ctx = format!("{image}/{tier}: {}", s(d, "name"));
             assert_eq!(d["armorredHardening"], "base", "{ctx}");
@@ -686,9 +799,8 @@ fn runtime_dependencies_are_rebuilt_with_the_base_hardening() {
         "-DSTANDIN_TOPLEVEL -fcf-protection=full"
     );
     // Every dependency locked keeps is the same derivation in hardened;
-    // hardened only adds the libraries of the modules it turns on and nixpkgs
-    // leaves off by default (image_filter's gd, geoip). generic.nix keeps
-    // perl among the build inputs whatever withPerl says.
+    // hardened only adds the libraries of the modules it turns on and
+    // nixpkgs' nginxStable leaves off (perl, image_filter's gd, geoip).
     let by_name = |tier: &str| -> BTreeMap<String, Value> {
         case("nginx", tier)["info"]["dependencies"]
             .as_array()
@@ -710,7 +822,7 @@ fn runtime_dependencies_are_rebuilt_with_the_base_hardening() {
         .filter(|(n, _)| !locked.contains_key(*n))
         .map(|(_, d)| s(d, "pname"))
         .collect();
-    assert_eq!(extra, BTreeSet::from(["gd", "geoip"]), "{extra:?}");
+    assert_eq!(extra, BTreeSet::from(["gd", "geoip", "perl"]), "{extra:?}");
 }
 
 #[test]
@@ -864,9 +976,12 @@ fn build_nix_nixpkgs_branch_on_the_stand_in() {
         assert_eq!(m["shell"], Value::Null);
         let names = set(&m["hardening"]);
         assert_eq!(names.contains("cfi"), cfi);
-        assert_eq!(names.contains("cet"), !cfi);
+        // marked with -fcf-protection=full, not enforced by nixpkgs' glibc
+        assert!(!names.contains("cet"), "{names:?}");
+        assert_eq!(m["nixpkgsHardening"]["cetMarkedNotEnforced"], !cfi);
         assert!(names.contains("fortify3") && names.contains("relro") && names.contains("bindnow"));
-        assert!(!s(&m, "cflags").contains("FORTIFY"));
+        // every tier compiles with clang, whose wrapper drops fortify3
+        assert!(s(&m, "cflags").contains("-U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3"));
         assert_eq!(s(&m, "cflags").contains("-fsanitize=cfi"), cfi);
         assert_eq!(m["nixpkgsHardening"]["stdenv"], "clang+lld");
         assert!(s(&m, "toolchainId").starts_with("clang"));
@@ -1005,5 +1120,777 @@ fn offline_nginx_refuses_cfi_with_dynamic_modules() {
     let has = |v: &Value, f: &str| v.as_array().unwrap().iter().any(|x| x == f);
     for f in ["http_perl", "http_xslt", "http_image_filter", "http_geoip"] {
         assert!(has(&hardened, f) && !has(&locked, f), "{f}");
+    }
+}
+
+/// The overlay on the stand-in for `cases` (name -> overlay arguments), with
+/// its stderr (the stand-in traces every base-hardened copy it evaluates).
+fn standin_cases_with_stderr(cases: &Value) -> (Value, String) {
+    let c = cases.to_string();
+    let args = [
+        "--eval",
+        "--strict",
+        "--json",
+        "nix/tests/overlay-standin.nix",
+        "--argstr",
+        "casesJson",
+        &c,
+    ];
+    let out = nix(&args);
+    assert!(out.status.success(), "{}", describe(&args, &out));
+    (
+        serde_json::from_slice(&out.stdout).expect("JSON"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn one_case(v: Value) -> Value {
+    let (all, _) = standin_cases_with_stderr(&json!({ "x": v }));
+    all["x"].clone()
+}
+
+/// nixpkgs' nginxStable builds in three third-party modules; the locked tier
+/// (nixpkgs_override `modules = []`) keeps none, the hardened tier keeps them
+/// and names them as features, in the metadata and as SBOM components.
+/// Mirrors pkgs/top-level/all-packages.nix (nginxStable = callPackage
+/// ../servers/http/nginx/stable.nix { …; withPerl = false; modules = [
+/// nginxModules.rtmp nginxModules.dav nginxModules.moreheaders ]; }) and
+/// pkgs/servers/http/nginx/generic.nix (`map (mod: "--add-module=${mod.src}")
+/// modules` in configureFlags, meta.license ++ the modules' licences).
+#[test]
+fn third_party_nginx_modules_are_dropped_in_locked_and_named_in_hardened() {
+    let standin_modules: Vec<String> = strs(&eval_json(&[
+        "-E",
+        "map (m: m.name) (import ./nix/tests/fake-nixpkgs { }).nginx.modules",
+    ]));
+    assert_eq!(standin_modules.len(), 3, "{standin_modules:?}");
+    let add_modules = |c: &Value| -> usize {
+        strs(&c["package"]["configureFlags"])
+            .iter()
+            .filter(|f| f.starts_with("--add-module="))
+            .count()
+    };
+    let locked = case("nginx", "locked");
+    assert_eq!(add_modules(locked), 0);
+    assert!(locked["info"]["thirdPartyModules"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(!strs(&locked["info"]["enabledFeatures"])
+        .iter()
+        .any(|f| f.starts_with("module:")));
+    let dropped = set(&locked["info"]["droppedFeatures"]);
+    for m in &standin_modules {
+        assert!(dropped.contains(&format!("module:{m}")), "{dropped:?}");
+    }
+
+    let hardened = case("nginx", "hardened");
+    assert_eq!(add_modules(hardened), standin_modules.len());
+    let kept: Vec<String> = hardened["info"]["thirdPartyModules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| s(m, "name").to_string())
+        .collect();
+    assert_eq!(kept, standin_modules);
+    let enabled = set(&hardened["info"]["enabledFeatures"]);
+    for m in &standin_modules {
+        assert!(enabled.contains(&format!("module:{m}")), "{enabled:?}");
+    }
+    // the metadata armorred reads (labels, SBOM) lists them
+    let m = build_nix_attr(
+        &spec("nginx", "hardened", false, false),
+        "./nix/tests/fake-nixpkgs",
+        "meta",
+    );
+    assert_eq!(strs(&m["thirdPartyModules"]), standin_modules);
+    let dep_names: BTreeSet<String> = m["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| s(d, "name").to_string())
+        .collect();
+    for name in &standin_modules {
+        assert!(
+            dep_names.contains(&format!("nginx-module-{name}")),
+            "{dep_names:?}"
+        );
+    }
+    let ml = build_nix_attr(
+        &spec("nginx", "locked", false, false),
+        "./nix/tests/fake-nixpkgs",
+        "meta.thirdPartyModules",
+    );
+    assert_eq!(ml, json!([]));
+
+    // one module dropped by name; a recipe-given list keeps only those
+    let v = one_case(json!({ "package": { "attr": "nginx" }, "drop": ["module:rtmp"] }));
+    let names: Vec<&str> = v["info"]["thirdPartyModules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| s(m, "name"))
+        .collect();
+    assert_eq!(names, ["dav", "moreheaders"]);
+    assert!(set(&v["info"]["droppedFeatures"]).contains("module:rtmp"));
+    let v =
+        one_case(json!({ "package": { "attr": "nginx" }, "overrideArgs": { "modules": ["dav"] } }));
+    assert_eq!(v["info"]["thirdPartyModules"][0]["name"], "dav");
+    assert_eq!(v["info"]["thirdPartyModules"].as_array().unwrap().len(), 1);
+    let e = eval_err(&[
+        "nix/tests/overlay-standin.nix",
+        "--argstr",
+        "casesJson",
+        &json!({ "x": { "package": { "attr": "nginx" }, "overrideArgs": { "modules": ["nosuch"] } } })
+            .to_string(),
+    ]);
+    assert!(e.contains("nixpkgs has no nginxModules.nosuch"), "{e}");
+}
+
+/// The last value each `--name=` configure flag gets (nginx's configure lets
+/// a later flag win).
+fn last_flags(flags: &[String]) -> BTreeMap<String, String> {
+    flags
+        .iter()
+        .filter_map(|f| f.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// nixpkgs' nginx is configured to the layout the recipe's runtime expects
+/// and the offline set ships: every `[runtime.links]` target of
+/// recipes/nginx.toml is made by the configure flags or the install, logs go
+/// to stderr/stdout, pid, lock and temp files to /tmp, the port-8080
+/// nginx.conf is installed, and the hardened tier builds as dynamic modules
+/// exactly the `.so` files its exceptions name (with perl kept).
+/// Mirrors pkgs/servers/http/nginx/generic.nix (configureFlags:
+/// --sbin-path=bin/nginx, --error-log-path/--pid-path under /var/log/nginx,
+/// no --conf-path/--modules-path, modules built in, withPerl) and
+/// all-packages.nix (nginxStable gets withPerl = false).
+#[test]
+fn nixpkgs_nginx_is_configured_to_the_recipes_runtime_layout() {
+    let recipe: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("recipes/nginx.toml")).unwrap())
+            .unwrap();
+    let links: Vec<String> = recipe["runtime"]["links"]
+        .as_table()
+        .unwrap()
+        .values()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let out = s(case("nginx", "hardened"), "outPlaceholder").to_string();
+    assert!(!out.is_empty());
+    for tier in ["hardened", "locked"] {
+        let p = &case("nginx", tier)["package"];
+        let flags = strs(&p["configureFlags"]);
+        let last = last_flags(&flags);
+        let post = s(p, "postInstall");
+        let ctx = format!("nginx/{tier}");
+        assert_eq!(last["--sbin-path"], format!("{out}/bin/nginx"), "{ctx}");
+        assert_eq!(
+            last["--conf-path"],
+            format!("{out}/etc/nginx/nginx.conf"),
+            "{ctx}"
+        );
+        assert_eq!(
+            last["--modules-path"],
+            format!("{out}/lib/nginx/modules"),
+            "{ctx}"
+        );
+        assert_eq!(last["--error-log-path"], "/dev/stderr", "{ctx}");
+        assert_eq!(last["--http-log-path"], "/dev/stdout", "{ctx}");
+        assert_eq!(last["--pid-path"], "/tmp/nginx.pid", "{ctx}");
+        assert_eq!(last["--lock-path"], "/tmp/nginx.lock", "{ctx}");
+        for (k, v) in &last {
+            if k.starts_with("--http-") && k.ends_with("-temp-path") {
+                assert!(v.starts_with("/tmp/"), "{ctx}: {k}={v}");
+            }
+        }
+        // nothing of generic.nix' layout is left behind
+        assert!(
+            !flags.iter().any(|f| f.contains("/var/log/nginx")),
+            "{ctx}: {flags:?}"
+        );
+        // each link target: made by configure (under $out) or by the install
+        for t in &links {
+            let made = last
+                .values()
+                .any(|v| v == &format!("{out}/{t}") || v.starts_with(&format!("{out}/{t}/")))
+                || post.contains(&format!("\"$out/{t}\""));
+            assert!(made, "{ctx}: nothing makes the link target {t}");
+        }
+        assert!(
+            post.contains("mv \"$out/html\" \"$out/share/nginx/html\""),
+            "{ctx}"
+        );
+        // the shipped configuration: the offline set's, with this store path
+        let conf = std::fs::read_to_string(root().join("nix/nixpkgs/nginx.conf")).unwrap();
+        assert!(
+            post.contains(&conf.replace("@out@", &out)),
+            "{ctx}: nginx.conf"
+        );
+        assert!(post.contains("listen 8080;"));
+    }
+
+    // hardened: perl kept, and the modules the exceptions name are dynamic
+    let h = &case("nginx", "hardened")["package"];
+    assert_eq!(h["args"]["withPerl"], true);
+    let flags = strs(&h["configureFlags"]);
+    let post = s(h, "postInstall");
+    let exceptions = recipe["tiers"]["hardened"]["exceptions"]
+        .as_array()
+        .unwrap();
+    assert!(!exceptions.is_empty());
+    for e in exceptions {
+        let path = e["path"].as_str().unwrap();
+        let built = if let Some(m) = path
+            .strip_prefix("lib/nginx/modules/ngx_")
+            .and_then(|m| m.strip_suffix("_module.so"))
+        {
+            flags.contains(&format!("--with-{m}_module=dynamic"))
+        } else if path == "lib/perl5/auto/nginx/nginx.so" {
+            flags.contains(&format!("--with-perl_modules_path={out}/lib/perl5"))
+                && post.contains("\"$out/lib/perl5/auto/nginx/nginx.so\"")
+        } else {
+            false
+        };
+        assert!(
+            built,
+            "the hardened tier's exception names {path}, which is not built"
+        );
+    }
+    // a module is built either in or dynamic, never both
+    for m in [
+        "http_perl",
+        "http_xslt",
+        "http_image_filter",
+        "http_geoip",
+        "stream_geoip",
+    ] {
+        assert!(flags.contains(&format!("--with-{m}_module=dynamic")), "{m}");
+        assert!(!flags.contains(&format!("--with-{m}_module")), "{m}");
+    }
+    // locked: CFI, so no dynamic module at all (as in the offline set)
+    let l = strs(&case("nginx", "locked")["package"]["configureFlags"]);
+    assert!(!l.iter().any(|f| f.ends_with("=dynamic")), "{l:?}");
+    let e = eval_err(&[
+        "nix/tests/overlay-standin.nix",
+        "--argstr",
+        "casesJson",
+        &json!({ "x": { "package": { "attr": "nginx" }, "hardening": { "cfi": true } } })
+            .to_string(),
+    ]);
+    assert!(e.contains("Clang CFI cannot cover dynamic modules"), "{e}");
+}
+
+/// The nixpkgs set installs the offline set's nginx.conf: the two files
+/// cannot drift apart (nix/nixpkgs/nginx.conf is the configuration
+/// nix/offline/pkgs/nginx.nix writes, with @out@ for $out).
+#[test]
+fn nixpkgs_nginx_conf_is_the_offline_sets() {
+    let offline = std::fs::read_to_string(root().join("nix/offline/pkgs/nginx.nix")).unwrap();
+    let start = offline
+        .find("<<EOF\n")
+        .expect("the heredoc of nginx.conf in nix/offline/pkgs/nginx.nix")
+        + 6;
+    let end = start + offline[start..].find("\n    EOF").unwrap();
+    let conf: String = offline[start..=end]
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("$out", "@out@");
+    let shared = std::fs::read_to_string(root().join("nix/nixpkgs/nginx.conf")).unwrap();
+    assert_eq!(shared.trim_end(), conf.trim_end());
+}
+
+/// Runtime inputs are rebuilt once each: one memo table per overlay, keyed
+/// by the original derivation, serves the package, its metadata and the
+/// shell layer (the stand-in traces each base-hardened copy it evaluates, and
+/// Nix evaluates a shared value once). Build-only inputs are never rebuilt:
+/// nativeBuildInputs (redis' pkg-config, python3), and nginx's perl when
+/// withPerl is off.
+/// Mirrors pkgs/servers/http/nginx/generic.nix (perl in buildInputs whatever
+/// withPerl says) and pkgs/by-name/re/redis/package.nix (nativeBuildInputs).
+#[test]
+fn runtime_inputs_are_hardened_once_and_build_tools_never() {
+    for (image, tier) in TIERS {
+        let (v, err) = standin_cases_with_stderr(&json!({ "x": recipe_case(image, tier) }));
+        let c = &v["x"];
+        let traced: Vec<&str> = err
+            .lines()
+            .filter_map(|l| l.strip_prefix("trace: standin: base-hardened "))
+            .collect();
+        let mut seen = BTreeMap::new();
+        for t in &traced {
+            let name = t.split(' ').next().unwrap();
+            *seen.entry(name.to_string()).or_insert(0) += 1;
+        }
+        let ctx = format!("{image}/{tier}");
+        assert!(seen.len() >= 5, "{ctx}: {err}");
+        for (name, n) in &seen {
+            assert_eq!(*n, 1, "{ctx}: {name} was hardened {n} times\n{err}");
+        }
+        assert_eq!(
+            c["info"]["memoKeys"].as_array().unwrap().len(),
+            seen.len(),
+            "{ctx}"
+        );
+        // the metadata's dependencies are the very copies the package uses
+        let out_of = |d: &Value| s(d, "name").to_string();
+        let in_package: BTreeSet<String> = c["package"]["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["armorredHardening"] == "base")
+            .map(out_of)
+            .collect();
+        let in_meta: BTreeSet<String> = c["info"]["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(out_of)
+            .collect();
+        assert_eq!(in_package, in_meta, "{ctx}");
+        for tool in ["pkg-config", "python3", "tcl"] {
+            assert!(!seen.keys().any(|k| k.starts_with(tool)), "{ctx}: {tool}");
+        }
+        let perl = seen.keys().any(|k| k.starts_with("perl-"));
+        assert_eq!(perl, image == "nginx" && tier == "hardened", "{ctx}: perl");
+    }
+}
+
+/// redis' own test suite runs on the hardened build, CFI tier included, and
+/// the metadata says so. Mirrors pkgs/by-name/re/redis/package.nix
+/// (doCheck = !stdenv.hostPlatform.isDarwin; checkPhase runs ./runtest).
+#[test]
+fn redis_test_suite_runs_on_every_tier() {
+    for tier in ["hardened", "locked"] {
+        let c = case("redis", tier);
+        assert_eq!(c["package"]["doCheck"], true, "redis/{tier}");
+        assert!(s(&c["package"], "checkPhase").contains("./runtest"));
+        assert_eq!(c["info"]["testSuite"], true);
+        let m = build_nix_attr(
+            &spec("redis", tier, false, false),
+            "./nix/tests/fake-nixpkgs",
+            "meta.testSuite",
+        );
+        assert_eq!(m, json!(true));
+    }
+}
+
+/// The metadata's version and licences are the built derivation's (its
+/// `version` and `meta.license`), not the recipe's.
+/// Mirrors pkgs/by-name/re/redis/package.nix (meta.license = agpl3Only) and
+/// generic.nix (license = [ bsd2 ] ++ the modules').
+#[test]
+fn nixpkgs_meta_version_and_licences_come_from_the_derivation() {
+    for image in ["nginx", "redis"] {
+        let drv = eval_json(&[
+            "-E",
+            &format!(
+                "let p = (import ./nix/tests/fake-nixpkgs {{ }}).{image}; l = p.meta.license; \
+                 in {{ version = p.version; licenses = map (x: x.spdxId) (if builtins.isList l then l else [ l ]); }}"
+            ),
+        ]);
+        let m = build_nix_attr(
+            &spec(image, "locked", false, false),
+            "./nix/tests/fake-nixpkgs",
+            "meta",
+        );
+        assert_eq!(m["version"], drv["version"], "{image}");
+        let want: BTreeSet<String> = set(&drv["licenses"]);
+        assert_eq!(set(&m["licenses"]), want, "{image}");
+        assert_eq!(
+            strs(&m["licenses"]).len(),
+            want.len(),
+            "{image}: licences listed once"
+        );
+    }
+}
+
+/// One `package.file` interface for both sets, nixpkgs side: a file is
+/// called like nixpkgs' callPackage (its named arguments from nixpkgs, plus
+/// `armorred`). A file that takes no `stdenv` (here buildGoModule's) is
+/// hardened through overrideAttrs where the tier needs no clang, and refused
+/// with armorred's own error naming the file where it does; an offline-style
+/// `{ armorred }:` file builds through the nixpkgs set's armorred.mkHardened
+/// with the tier's clang.
+/// Mirrors lib/customisation.nix (callPackageWith: "Function called without
+/// required argument"; an argument the function does not take is an error)
+/// and pkgs/build-support/go/module.nix (buildGoModule takes no stdenv).
+#[test]
+fn package_file_is_callpackage_style_under_nixpkgs() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let go = write(
+        "goapp.nix",
+        "{ lib, fetchurl, buildGoModule }:\nbuildGoModule {\n  pname = \"goapp\";\n  version = \"0.1\";\n  \
+         src = fetchurl { url = \"file:///nonexistent/goapp-0.1.tar.gz\"; hash = \"\"; };\n  \
+         vendorHash = null;\n  meta.license = lib.licenses.mit;\n}\n",
+    );
+    let run = |file: &str, hardening: Value| {
+        json!({ "x": { "package": { "file": file }, "hardening": hardening } }).to_string()
+    };
+    let v = eval_json(&[
+        "nix/tests/overlay-standin.nix",
+        "--argstr",
+        "casesJson",
+        &run(&go, json!({})),
+    ]);
+    let p = &v["x"]["package"];
+    assert_eq!(s(p, "pname"), "goapp");
+    assert_eq!(fortify_level(&command(p, "compile")), Some(3));
+    assert!(set(&p["hardeningEnable"]).contains("stackclashprotection"));
+    // a tier that needs clang cannot be applied: armorred says so, naming the file
+    let e = eval_err(&[
+        "nix/tests/overlay-standin.nix",
+        "--argstr",
+        "casesJson",
+        &run(&go, json!({ "lto": true })),
+    ]);
+    assert!(
+        e.contains(&format!("armorred: package.file {go}"))
+            && e.contains("takes neither `stdenv` nor `armorred`"),
+        "{e}"
+    );
+    assert!(!e.contains("unexpected argument"), "{e}");
+
+    // the offline fixture, unchanged, under the nixpkgs set
+    let hello = root().join("tests/fixtures/recipes/hello.nix");
+    let v = eval_json(&[
+        "nix/tests/overlay-standin.nix",
+        "--argstr",
+        "casesJson",
+        &run(
+            hello.to_str().unwrap(),
+            json!({ "cfi": true, "lto": true, "safestack": true }),
+        ),
+    ]);
+    let p = &v["x"]["package"];
+    assert_eq!(s(p, "pname"), "hello");
+    assert_eq!(s(p, "stdenv"), "stdenv-clang-wrapper");
+    assert!(command(p, "compile").contains(&"-fsanitize=cfi".to_string()));
+    assert_eq!(fortify_level(&command(p, "link")), Some(3));
+
+    // arguments nobody provides, and a file that is no function
+    let missing = write(
+        "missing.nix",
+        "{ stdenv, nosuchthing }: stdenv.mkDerivation { pname = \"m\"; version = \"1\"; }\n",
+    );
+    let e = eval_err(&[
+        "nix/tests/overlay-standin.nix",
+        "--argstr",
+        "casesJson",
+        &run(&missing, json!({})),
+    ]);
+    assert!(
+        e.contains(&format!("package.file {missing} needs nosuchthing")),
+        "{e}"
+    );
+    let plain = write("plain.nix", "42\n");
+    let e = eval_err(&[
+        "nix/tests/overlay-standin.nix",
+        "--argstr",
+        "casesJson",
+        &run(&plain, json!({})),
+    ]);
+    assert!(
+        e.contains(&format!(
+            "package.file {plain} must be a function of named arguments"
+        )),
+        "{e}"
+    );
+}
+
+/// The same interface in the offline set: a file's named arguments come from
+/// the set's packages plus `armorred`, so `{ armorred, glibc }:` gets both,
+/// and a file asking for what only nixpkgs has is refused by name. The build
+/// is real (nix-build of a small C program, seconds with a warm store).
+#[test]
+fn package_file_is_callpackage_style_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("tests/fixtures/recipes/hello.c"),
+        dir.path().join("hello.c"),
+    )
+    .unwrap();
+    let file = dir.path().join("callpkg.nix");
+    std::fs::write(
+        &file,
+        "{ armorred, glibc }:\narmorred.mkHardened {\n  pname = \"callpkg\";\n  version = \"1.0\";\n  \
+         src = builtins.path { path = ./.; name = \"callpkg-src\"; filter = p: t: baseNameOf p == \"hello.c\"; };\n  \
+         buildPhase = \"$CC $CFLAGS hello.c $LDFLAGS -o callpkg\";\n  \
+         installPhase = ''\n    mkdir -p $out/bin\n    cp callpkg $out/bin/callpkg\n    \
+         echo ${armorred.packageSet} ${glibc.pname} > $out/called-with\n  '';\n}\n",
+    )
+    .unwrap();
+    let spec = |file: &str| {
+        json!({
+            "packageSet": "offline",
+            "sourceDir": "/nonexistent",
+            "toolchainId": armorred::nix::detect_toolchain_id(),
+            "package": { "file": file },
+            "hardening": { "cfi": false, "lto": true, "safestack": true },
+            "drop": [],
+        })
+        .to_string()
+    };
+    let sp = spec(file.to_str().unwrap());
+    let args = [
+        "nix/build.nix",
+        "--no-out-link",
+        "-A",
+        "package",
+        "--argstr",
+        "specJson",
+        &sp,
+    ];
+    let out = Command::new("nix-build")
+        .current_dir(root())
+        .args(args)
+        .env_remove("NIX_PATH")
+        .output()
+        .expect("run nix-build");
+    assert!(
+        out.status.success(),
+        "nix-build {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let called = std::fs::read_to_string(path.join("called-with")).unwrap();
+    assert!(called.starts_with("offline glibc"), "{called}");
+    let run = Command::new(path.join("bin/callpkg")).output().unwrap();
+    assert!(run.status.success());
+    assert!(String::from_utf8_lossy(&run.stdout).contains("hello"));
+
+    let nixpkgs_only = dir.path().join("nixpkgs-only.nix");
+    std::fs::write(
+        &nixpkgs_only,
+        "{ stdenv, fetchurl }: stdenv.mkDerivation { pname = \"x\"; version = \"1\"; }\n",
+    )
+    .unwrap();
+    let sp = spec(nixpkgs_only.to_str().unwrap());
+    let e = eval_err(&["nix/build.nix", "--argstr", "specJson", &sp, "-A", "meta"]);
+    assert!(
+        e.contains(&format!(
+            "package.file {} needs fetchurl, stdenv",
+            nixpkgs_only.display()
+        )) && e.contains("offline set does not provide"),
+        "{e}"
+    );
+}
+
+/// The flake evaluates purely (`nix eval` with flakes, Nix 2.8's
+/// experimental flag), with the stand-in as its nixpkgs input: the overlay
+/// needs no absolute path and no currentSystem, and a package.file given as
+/// a string outside the store gets armorred's error, not Nix's.
+#[test]
+fn flake_evaluates_purely_on_the_stand_in() {
+    let r = root();
+    let flake = format!("git+file://{}#lib", r.display());
+    let standin = format!("path:{}", r.join("nix/tests/fake-nixpkgs").display());
+    let eval = |apply: &str| {
+        Command::new("nix")
+            .current_dir(&r)
+            .args(["--extra-experimental-features", "nix-command flakes"])
+            .args([
+                "eval",
+                "--json",
+                &flake,
+                "--override-input",
+                "nixpkgs",
+                &standin,
+            ])
+            .args(["--no-write-lock-file", "--apply", apply])
+            .env_remove("NIX_PATH")
+            .output()
+            .expect("run nix eval")
+    };
+    let out = eval(
+        "lib: let a = lib.hardenedPackages { system = \"x86_64-linux\"; package = { attr = \"redis\"; }; \
+         hardening = { cfi = true; lto = true; safestack = true; }; drop = [ \"tls\" ]; }; \
+         in { inherit (a.package) pname; names = a.package.armorred.names; shell = a.shells.busybox.pname; }",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pname"], "redis");
+    assert!(strs(&v["names"]).contains(&"cfi".to_string()));
+    assert_eq!(v["shell"], "busybox");
+    let out = eval("lib: (lib.hardenedPackages { system = \"x86_64-linux\"; package = { file = \"/tmp/pkg.nix\"; }; }).package.pname");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        e.contains("pure evaluation (flakes) cannot read") && e.contains("file = ./pkg.nix"),
+        "{e}"
+    );
+}
+
+/// The check a machine with Nix >= 2.18 runs against the real pinned nixpkgs
+/// (nix/nixpkgs/README.md: `nix eval --impure --json --file
+/// nix/tests/real-nixpkgs-check.nix`) passes on the stand-in, so what it
+/// reports there is about nixpkgs, not about the check.
+#[test]
+fn real_nixpkgs_check_passes_on_the_stand_in() {
+    let v = eval_json(&[
+        "nix/tests/real-nixpkgs-check.nix",
+        "--arg",
+        "nixpkgs",
+        "./nix/tests/fake-nixpkgs",
+        "--argstr",
+        "system",
+        "x86_64-linux",
+    ]);
+    let checks = v.as_object().unwrap();
+    assert!(checks.len() >= 12, "{v}");
+    for (name, value) in checks {
+        if name != "details" {
+            assert_eq!(value, &json!(true), "{name}: {}", v["details"]);
+        }
+    }
+}
+
+/// The two documented `package.file` examples: the nixpkgs one
+/// (callPackage-style, `{ lib, stdenv }`) and the offline one (`{ armorred }`,
+/// armorred.mkHardened and resolveFeatures), which evaluates in the nixpkgs
+/// set as well, with its feature and drop list.
+#[test]
+fn package_file_examples_evaluate_on_the_stand_in() {
+    let cases = json!({
+        "nixpkgs": {
+            "package": { "file": root().join("nix/nixpkgs/examples/hello/default.nix") },
+            "hardening": { "cfi": true, "lto": true, "safestack": true },
+        },
+        "offline": {
+            "package": { "file": root().join("nix/offline/examples/hello/default.nix") },
+            "hardening": { "lto": true },
+            "drop": ["greeting"],
+        },
+    });
+    let (v, _) = standin_cases_with_stderr(&cases);
+    let n = &v["nixpkgs"];
+    assert_eq!(s(&n["package"], "stdenv"), "stdenv-clang-wrapper");
+    assert_eq!(n["package"]["licenses"], json!(["MIT"]));
+    assert!(command(&n["package"], "compile").contains(&"-fsanitize=cfi".to_string()));
+    let o = &v["offline"];
+    assert_eq!(s(&o["package"], "pname"), "hello");
+    assert_eq!(o["info"]["features"], json!(["greeting"]));
+    assert_eq!(o["info"]["droppedFeatures"], json!(["greeting"]));
+    assert_eq!(fortify_level(&command(&o["package"], "compile")), Some(3));
+}
+
+/// The nixpkgs nginx's install step, run with bash (`set -eu -o pipefail`,
+/// as nixpkgs' stdenv runs phases) on a tree shaped like nginx's `make
+/// install` output under the overlay's configure flags (MakeMaker's
+/// `lib/perl5/<archname>/` included, `bin/nginx` a stub that accepts `-t`):
+/// afterwards every `[runtime.links]` target of recipes/nginx.toml and
+/// every file the hardened tier's exceptions name exists, and nginx.conf is
+/// the shipped one with the store path filled in. Both tiers (locked has no
+/// dynamic module, which the install must also survive).
+#[test]
+fn nixpkgs_nginx_install_step_makes_the_recipes_paths() {
+    let recipe: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("recipes/nginx.toml")).unwrap())
+            .unwrap();
+    for tier in ["hardened", "locked"] {
+        let c = case("nginx", tier);
+        let p = &c["package"];
+        let placeholder = s(c, "outPlaceholder");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let top = dir.path().join("build");
+        std::fs::create_dir_all(&top).unwrap();
+        let mk = |rel: &str, text: &str| {
+            let f = out.join(rel);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(&f, text).unwrap();
+        };
+        mk(
+            "bin/nginx",
+            "#!/bin/sh\n[ \"$1\" = -t ] || exit 1\ncat \"$5\" >&2\n",
+        );
+        mk(
+            "etc/nginx/nginx.conf",
+            "# nginx's default, to be replaced\n",
+        );
+        mk("etc/nginx/mime.types", "types {}\n");
+        mk("html/index.html", "<html></html>\n");
+        let flags = strs(&p["configureFlags"]);
+        for f in &flags {
+            if let Some(m) = f
+                .strip_prefix("--with-")
+                .and_then(|f| f.strip_suffix("_module=dynamic"))
+            {
+                mk(&format!("lib/nginx/modules/ngx_{m}_module.so"), "so");
+            }
+        }
+        if flags.iter().any(|f| f.starts_with("--with-perl=")) {
+            mk(
+                "lib/perl5/x86_64-linux-thread-multi/nginx.pm",
+                "package nginx;\n",
+            );
+            mk(
+                "lib/perl5/x86_64-linux-thread-multi/auto/nginx/nginx.so",
+                "so",
+            );
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            out.join("bin/nginx"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let script = format!(
+            "set -eu -o pipefail\nremove-references-to() {{ :; }}\n{}",
+            s(p, "postInstall").replace(placeholder, out.to_str().unwrap())
+        );
+        let run = Command::new("bash")
+            .args(["-c", &script])
+            .env("out", &out)
+            .env("NIX_BUILD_TOP", &top)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "nginx/{tier} install step failed:\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        for t in recipe["runtime"]["links"].as_table().unwrap().values() {
+            let t = t.as_str().unwrap();
+            assert!(
+                out.join(t).exists(),
+                "nginx/{tier}: link target {t} missing"
+            );
+        }
+        if tier == "hardened" {
+            for e in recipe["tiers"]["hardened"]["exceptions"]
+                .as_array()
+                .unwrap()
+            {
+                let path = e["path"].as_str().unwrap();
+                assert!(out.join(path).exists(), "nginx/hardened: {path} missing");
+            }
+            // `load_module modules/x.so` resolves through $out/modules
+            assert!(out.join("modules/ngx_http_perl_module.so").exists());
+            // the stub nginx was run with every module loaded
+            assert!(String::from_utf8_lossy(&run.stderr).contains("load_module"));
+        }
+        let conf = std::fs::read_to_string(out.join("etc/nginx/nginx.conf")).unwrap();
+        let shipped = std::fs::read_to_string(root().join("nix/nixpkgs/nginx.conf")).unwrap();
+        assert_eq!(
+            conf.trim_end(),
+            shipped.replace("@out@", out.to_str().unwrap()).trim_end()
+        );
+        assert!(out.join("share/nginx/html/index.html").exists());
+        assert!(!out.join("html").exists());
     }
 }

@@ -1,8 +1,11 @@
 # Example `package.file` for nix/build.nix:
 #   { "package": { "file": "/abs/path/nix/offline/examples/hello/default.nix" }, ... }
-# The file is a function called as `import file { armorred = <offline set>; }`
-# and returns a derivation; using armorred.mkHardened gives it the tier's
-# hardening flags and the attributes armorred reads (features, cflags, ...).
+# The file is called like nixpkgs' callPackage: each named argument comes
+# from the package set (`armorred`, or a package such as `zlib`), and it
+# returns a derivation. armorred.mkHardened gives it the tier's hardening and
+# the attributes armorred reads (features, cflags, ...). Written only against
+# `armorred` (mkHardened, resolveFeatures), this file builds in the nixpkgs
+# set too, which passes its own `armorred` with the same helpers.
 { armorred }:
 let
   # optional compile-time features; `drop` is validated against them
