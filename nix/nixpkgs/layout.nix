@@ -12,7 +12,7 @@
 #   etc/nginx/modules), share/nginx/html, error log on stderr, access log on
 #   stdout, pid and lock and temp files in /tmp (read-only root file system),
 #   and the port-8080 nginx.conf. That file, ./nginx.conf, is the offline
-#   set's configuration with @out@ for its store path; tests/nix_exprs.rs
+#   set's configuration with @out@ for its store path; tests/it/nix_exprs.rs
 #   fails when the two differ, so a change to one must be made to both.
 # The modules the offline set builds as dynamic modules are dynamic here too
 # (the hardened tier's `load_module` and its exceptions name their .so files).

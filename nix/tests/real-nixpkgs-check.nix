@@ -1,4 +1,4 @@
-# What the stand-in tests (tests/nix_exprs.rs) check, evaluated against the
+# What the stand-in tests (tests/it/nix_exprs.rs) check, evaluated against the
 # REAL pinned nixpkgs (flake.lock). Needs Nix >= 2.18 and network access to
 # fetch the pin; nothing is built. Run from the repository root:
 #
