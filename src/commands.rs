@@ -585,8 +585,9 @@ fn list(a: &ListArgs, project: &ProjectConfig) -> Result<CommandOutput> {
         .iter()
         .map(|r| ListEntry {
             image: r.image.name.clone(),
-            version: r.image.version.clone(),
-            description: r.image.description.clone(),
+            // What the recipe expects; the image's label takes Nix's.
+            version: r.image.version.clone().unwrap_or_else(|| "-".into()),
+            description: r.image.description.clone().unwrap_or_default(),
             upstream: r.image.upstream.clone(),
             platforms: r.platforms(),
             tiers: Tier::ALL
@@ -706,10 +707,10 @@ fn plan(a: &PlanArgs, project: &ProjectConfig) -> Result<CommandOutput> {
         }
         let inv = NixInvocation::new(&plan, &env);
         let package_meta = if a.eval {
-            Some(
-                nix::eval_meta(&inv)
-                    .with_context(|| format!("evaluating `{}` tier `{tier}`", a.image))?,
-            )
+            let m = nix::eval_meta(&inv)
+                .with_context(|| format!("evaluating `{}` tier `{tier}`", a.image))?;
+            plan.apply_package_facts(&m.facts())?;
+            Some(m)
         } else {
             None
         };
@@ -820,6 +821,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause.is::<crate::config::ConfigError>()
             || cause.is::<recipe::RecipeError>()
             || cause.is::<RecipeLoadError>()
+            || cause.is::<crate::plan::FactsError>()
+            || cause.is::<crate::rootfs::LinkError>()
         {
             return 2;
         }
@@ -851,6 +854,16 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
     for cause in err.chain() {
         if let Some(n) = cause.downcast_ref::<nix::NixError>() {
             return n.hint().map(str::to_string);
+        }
+        if let Some(f) = cause.downcast_ref::<crate::plan::FactsError>() {
+            return Some(f.hint().into());
+        }
+        if cause.is::<crate::rootfs::LinkError>() {
+            return Some(
+                "fix the link's target in `[runtime.links]` (relative to the package output), \
+                 or make the package install it"
+                    .into(),
+            );
         }
         if let Some(InputError::UnknownImage { .. }) = cause.downcast_ref::<InputError>() {
             return Some(
