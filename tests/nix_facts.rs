@@ -98,7 +98,7 @@ fn nonce_hello(ctx: &TestContext) -> (PathBuf, String) {
         .replace(
             "version = \"1.0\";",
             &format!(
-                "version = \"{version}\";\n  licenses = [ \"MIT\" \"LicenseRef-hello-test\" ];"
+                "version = \"{version}\";\n  licenses = [ \"MIT OR Apache-2.0\" \"LicenseRef-hello-test\" ];"
             ),
         )
         .replace("name = \"hello-src\"", "name = \"hello-src-facts\"");
@@ -159,17 +159,67 @@ fn offline_labels_are_the_built_derivations_version_and_licences() {
     assert_eq!(l["org.opencontainers.image.version"], version.as_str());
     assert_eq!(
         l["org.opencontainers.image.licenses"],
-        "MIT AND LicenseRef-hello-test"
+        "(MIT OR Apache-2.0) AND LicenseRef-hello-test"
     );
     assert_eq!(
         l["org.opencontainers.image.description"],
         "package.file test fixture (hardened tier)"
     );
     // The OCI ref name follows the built version too.
-    let index = index_json(&ctx.path().join("out/hello-hardened"));
+    let layout = ctx.path().join("out/hello-hardened");
+    let index = index_json(&layout);
     assert_eq!(
         index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
         format!("{version}-hardened").as_str()
+    );
+
+    // The SBOMs state the same licences for the package, the choice kept as
+    // one, and the reference validators accept them.
+    let mut docs = Vec::new();
+    for (format, file) in [("spdx", "sbom.spdx.json"), ("cyclonedx", "sbom.cdx.json")] {
+        let f = ctx.path().join(file);
+        ctx.ok(&[
+            "sbom",
+            layout.to_str().unwrap(),
+            "--format",
+            format,
+            "-o",
+            f.to_str().unwrap(),
+        ]);
+        docs.push(f);
+    }
+    let expression = "(MIT OR Apache-2.0) AND LicenseRef-hello-test";
+    let spdx: Value = serde_json::from_slice(&fs::read(&docs[0]).unwrap()).unwrap();
+    let root = spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["primaryPackagePurpose"] == "APPLICATION" && p["licenseDeclared"] != "NOASSERTION"
+        })
+        .unwrap_or_else(|| panic!("no licensed application package in {spdx}"));
+    assert_eq!(root["licenseDeclared"], expression, "{root}");
+    let cdx: Value = serde_json::from_slice(&fs::read(&docs[1]).unwrap()).unwrap();
+    let component = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "hello")
+        .unwrap_or_else(|| panic!("no hello component in {cdx}"));
+    assert_eq!(
+        component["licenses"],
+        serde_json::json!([{ "expression": expression }])
+    );
+    let out = Command::new(python())
+        .arg(repo().join("tests/validate_sbom.py"))
+        .args(&docs)
+        .output()
+        .expect("run validate_sbom.py");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
