@@ -255,7 +255,11 @@ fn absent_nix() {
     f.assert_refused(
         &r,
         1,
-        &["Nix is not installed", "nix-instantiate", "hint: install Nix"],
+        &[
+            "Nix is not installed",
+            "nix-instantiate",
+            "hint: install Nix",
+        ],
     );
 }
 

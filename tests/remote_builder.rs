@@ -6,7 +6,8 @@
 //! was: Nix logs `building '…drv' on 'ssh://…'`, the builder's sshd log shows
 //! the test's key accepted and the command log `nix-store --serve --write`,
 //! the output exists in the builder's own store, and the image is valid
-//! (`armorred fsck`, `umoci unpack`, and the unpacked binary runs).
+//! (`armorred fsck`, `umoci unpack`, and the unpacked binary runs). A second
+//! test shares results through a signed binary cache instead.
 //!
 //! The builder has a store of its own: each ssh session gets a private mount
 //! namespace with a directory of the test mounted on `/nix`. With the machine's
@@ -323,4 +324,140 @@ fn max_jobs_zero_builds_every_derivation_on_the_remote_builder() {
         &[rootfs.to_str().unwrap(), "/usr/bin/hello", "remote"],
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "remote 42\n");
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// `armorred ARGS` run as on a second machine: in a private mount
+/// namespace whose `/nix` is `store` (empty at first), so nothing the first
+/// build left in this machine's store is there.
+fn run_on_fresh_store(ctx: &TestContext, store: &Path, args: &[&str]) -> Run {
+    fs::create_dir_all(store).unwrap();
+    let mut script = format!(
+        "mount --bind {} /nix && exec {}",
+        store.display(),
+        bin().display()
+    );
+    for a in args {
+        script.push_str(&format!(" '{}'", a.replace('\'', "'\\''")));
+    }
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .current_dir(ctx.path())
+        .env("XDG_CACHE_HOME", cache_home())
+        .env("RUST_LOG", "info,armorred::nix=debug")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run unshare");
+    Run {
+        cmd: format!("(fresh /nix) armorred {}", args.join(" ")),
+        out,
+    }
+}
+
+/// The other half of a build farm: a signed binary cache. One machine builds
+/// and uploads (`nix store sign`, `nix copy --to file://…`); a machine with an
+/// empty store then builds the same image with `--substituters` and
+/// `--max-jobs 0`, so it can only fetch, and gets the same manifest digest.
+#[test]
+fn a_signed_binary_cache_serves_a_machine_that_builds_nothing() {
+    let ctx = TestContext::new();
+    let (recipes, _nonce) = fresh_hello(&ctx);
+    let dir = recipes.to_str().unwrap();
+    let nix_dir = repo().join("nix").display().to_string();
+    let build = |out: &str| -> Vec<String> {
+        [
+            "build",
+            "hello",
+            "--tier",
+            "hardened",
+            "--recipes",
+            dir,
+            "--nix-dir",
+            &nix_dir,
+            "--out",
+            out,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let first = ctx.ok(&strs(&build("out1")));
+    let digest = first
+        .stdout()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let layout = ctx.path().join("out1/hello-hardened");
+    let v = sh(
+        "skopeo",
+        &["inspect", "--config", &format!("oci:{}", layout.display())],
+    );
+    let config: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    let package = config["config"]["Labels"]["org.armorred.nix.package"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Publish the package's closure to a signed cache.
+    let (sk, pk) = (ctx.path().join("cache.sk"), ctx.path().join("cache.pk"));
+    sh(
+        "nix-store",
+        &[
+            "--generate-binary-cache-key",
+            "armorred-test-cache-1",
+            sk.to_str().unwrap(),
+            pk.to_str().unwrap(),
+        ],
+    );
+    let nix = |args: &[&str]| {
+        let mut all = vec!["--extra-experimental-features", "nix-command"];
+        all.extend_from_slice(args);
+        sh("nix", &all)
+    };
+    nix(&[
+        "store",
+        "sign",
+        "-r",
+        "--key-file",
+        sk.to_str().unwrap(),
+        &package,
+    ]);
+    let cache = format!("file://{}", ctx.path().join("cache").display());
+    nix(&["copy", "--to", &cache, &package]);
+
+    let public = fs::read_to_string(&pk).unwrap();
+    let trusted = format!("trusted-public-keys={}", public.trim());
+    let mut args = build("out2");
+    args.extend(
+        [
+            "--substituters",
+            &cache,
+            "--nix-option",
+            &trusted,
+            "--max-jobs",
+            "0",
+        ]
+        .map(String::from),
+    );
+    let store = ctx.path().join("second-machine-nix");
+    let r = run_on_fresh_store(&ctx, &store, &strs(&args));
+    assert!(r.out.status.success(), "{}", r.describe());
+    let err = r.stderr();
+    let name = package.strip_prefix("/nix/store/").unwrap();
+    assert!(
+        err.contains(&format!("copying path '{package}' from '{cache}'")),
+        "{}",
+        r.describe()
+    );
+    assert!(!err.contains("building '"), "{}", r.describe());
+    assert!(store.join("store").join(name).join("bin/hello").exists());
+    assert_eq!(
+        r.stdout().split_whitespace().next(),
+        Some(digest.as_str()),
+        "the second machine's image differs\n{}",
+        r.describe()
+    );
 }
