@@ -744,9 +744,15 @@ fn plan(a: &PlanArgs, project: &ProjectConfig) -> Result<CommandOutput> {
     let mut s = String::new();
     for r in &reports {
         let p = &r.plan;
+        // Without --eval the version is only the recipe's expectation, if any.
+        let version = if p.facts_from_nix || !p.version.is_empty() {
+            p.version.as_str()
+        } else {
+            "(version: --eval asks Nix)"
+        };
         s.push_str(&format!(
             "{} {} ({} tier, {} package set)\n",
-            p.image, p.version, p.tier, p.package_set
+            p.image, version, p.tier, p.package_set
         ));
         s.push_str(&format!("  hardening: {}\n", p.hardening_names.join(",")));
         s.push_str(&format!(
