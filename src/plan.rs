@@ -3,7 +3,9 @@
 //! The plan is everything later stages need, resolved once: which package to
 //! build from which package set, with which hardening switches and dropped
 //! features, and the runtime config and labels of the image. `armorred plan`
-//! prints it without building anything.
+//! prints it without building anything. The facts of the package itself
+//! (version, licences) are Nix's: the caller evaluates them once and
+//! [`BuildPlan::apply_package_facts`] checks the recipe against them.
 
 use std::collections::BTreeMap;
 use std::fmt;
