@@ -327,7 +327,7 @@ pub fn package_facts(plan: &mut BuildPlan, env: &NixEnv, system: &System) -> Res
     let (img, tier) = (plan.image.clone(), plan.tier);
     let inv = NixInvocation::new(plan, env).for_system(system);
     let meta = nix::eval_meta(&inv)
-        .with_context(|| format!("evaluating the package of `{img}` tier `{tier}`"))?;
+        .with_context(|| format!("evaluating the package of `{img}` tier `{tier}` for {system}"))?;
     plan.apply_package_facts(&meta.facts())
         .with_context(|| format!("checking `{img}` tier `{tier}` against what Nix builds"))?;
     Ok(())

@@ -358,9 +358,10 @@ fn run_on_fresh_store(ctx: &TestContext, store: &Path, args: &[&str]) -> Run {
 }
 
 /// The other half of a build farm: a signed binary cache. One machine builds
-/// and uploads (`nix store sign`, `nix copy --to file://…`); a machine with an
-/// empty store then builds the same image with `--substituters` and
-/// `--max-jobs 0`, so it can only fetch, and gets the same manifest digest.
+/// and uploads (`nix copy --to file://…`, then `nix store sign` in the
+/// cache); a machine with an empty store then builds the same image with
+/// `--substituters` and `--max-jobs 0`, so it can only fetch, and gets the
+/// same manifest digest.
 #[test]
 fn a_signed_binary_cache_serves_a_machine_that_builds_nothing() {
     let ctx = TestContext::new();
@@ -417,16 +418,20 @@ fn a_signed_binary_cache_serves_a_machine_that_builds_nothing() {
         all.extend_from_slice(args);
         sh("nix", &all)
     };
+    let cache = format!("file://{}", ctx.path().join("cache").display());
+    nix(&["copy", "--to", &cache, &package]);
+    // Signed in the cache, so this machine's store is left as it was.
+    let key = sk.to_str().unwrap();
     nix(&[
         "store",
         "sign",
+        "--store",
+        &cache,
         "-r",
         "--key-file",
-        sk.to_str().unwrap(),
+        key,
         &package,
     ]);
-    let cache = format!("file://{}", ctx.path().join("cache").display());
-    nix(&["copy", "--to", &cache, &package]);
 
     let public = fs::read_to_string(&pk).unwrap();
     let trusted = format!("trusted-public-keys={}", public.trim());
