@@ -23,6 +23,9 @@ packages=(
   # the offline set's patch selection and scripts/sources-update.py; the
   # archive keyring and gpgv check the Sources index it reads
   python3 debian-archive-keyring gpgv
+  # tests/remote_builder.rs starts its own sshd on a loopback port as a Nix
+  # remote builder (util-linux `unshare` gives it a store of its own)
+  openssh-server
 )
 
 missing=()
@@ -43,7 +46,21 @@ if [ ${#missing[@]} -gt 0 ] || [ $need_update = 1 ]; then
   apt-get update -q
   if [ ${#missing[@]} -gt 0 ]; then
     echo "setup-system: installing ${missing[*]}" >&2
+    # Packages with a service (openssh-server, docker-registry) must not start
+    # it: the tests run their own instances on loopback ports they pick. An
+    # existing policy-rc.d (a container's) is left as it is.
+    guard=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+      chmod 755 /usr/sbin/policy-rc.d
+      guard=1
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+    if [ $guard = 1 ]; then
+      rm -f /usr/sbin/policy-rc.d
+      trap - EXIT
+    fi
   fi
 fi
 

@@ -85,7 +85,7 @@ pub fn attach_sboms(
     plan: &BuildPlan,
     closure: &Closure,
     meta: &PackageMetadata,
-    recipe_licenses: &[String],
+    package_licenses: &[String],
 ) -> Result<Vec<Descriptor>> {
     let mut licenses: BTreeMap<String, Vec<String>> = meta
         .0
@@ -94,8 +94,8 @@ pub fn attach_sboms(
         .map(|(k, e)| (k.clone(), e.licenses.clone()))
         .collect();
     if let Some(root) = closure.roots.first() {
-        if !recipe_licenses.is_empty() {
-            licenses.insert(root.name().to_string(), recipe_licenses.to_vec());
+        if !package_licenses.is_empty() {
+            licenses.insert(root.name().to_string(), package_licenses.to_vec());
         }
     }
     let cpes: BTreeMap<String, String> = meta

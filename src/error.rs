@@ -35,6 +35,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause.is::<config::ConfigError>()
             || cause.is::<recipe::RecipeError>()
             || cause.is::<recipe::RecipeLoadError>()
+            || cause.is::<crate::plan::FactsError>()
+            || cause.is::<crate::rootfs::LinkError>()
         {
             return 2;
         }
@@ -66,6 +68,16 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
     for cause in err.chain() {
         if let Some(n) = cause.downcast_ref::<nix::NixError>() {
             return n.hint().map(str::to_string);
+        }
+        if let Some(f) = cause.downcast_ref::<crate::plan::FactsError>() {
+            return Some(f.hint().into());
+        }
+        if cause.is::<crate::rootfs::LinkError>() {
+            return Some(
+                "fix the link's target in `[runtime.links]` (relative to the package output), \
+                 or make the package install it"
+                    .into(),
+            );
         }
         if let Some(InputError::UnknownImage { .. }) = cause.downcast_ref::<InputError>() {
             return Some(

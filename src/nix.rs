@@ -133,6 +133,17 @@ pub struct PackageMeta {
     pub licenses: Vec<String>,
 }
 
+impl PackageMeta {
+    /// The facts the image's labels take from the derivation.
+    pub fn facts(&self) -> crate::plan::PackageFacts {
+        crate::plan::PackageFacts {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            licenses: self.licenses.clone(),
+        }
+    }
+}
+
 /// The commands for one plan, built without running anything.
 #[derive(Debug, Clone)]
 pub struct NixInvocation {

@@ -182,8 +182,9 @@ pub fn build_one(
     tier: Tier,
     targets: &Targets,
 ) -> Result<BuildOutcome> {
-    let plan = BuildPlan::new(recipe, tier, &ctx.plan_options);
+    let mut plan = BuildPlan::new(recipe, tier, &ctx.plan_options);
     let (img, r) = (plan.image.clone(), ctx.reporter);
+    package_facts(&mut plan, &ctx.nix, &targets.systems[0])?;
     let mut parts = Vec::new();
     for system in &targets.systems {
         // Logs and errors name the system when it is not simply this machine's.
@@ -312,6 +313,11 @@ fn nix_stage(
     r.stage(img, tier, &format!("built {}", built.package));
     check_entrypoint(plan, &built, &closure)
         .with_context(|| format!("checking the entrypoint of `{img}` tier `{tier}`{what}"))?;
+    // Runs on the built output, not on any Nix expression, so it holds for
+    // both package sets alike.
+    rootfs::check_links(plan, built.package.as_path(), |p| {
+        closure.paths.keys().any(|c| p.starts_with(c.as_path()))
+    })?;
     let applets = match (&built.shell, plan.coreutils) {
         (Some(shell), true) => list_dir(&shell.as_path().join("bin"))?,
         _ => Vec::new(),
@@ -324,6 +330,19 @@ fn nix_stage(
         layer_plan,
         rootfs,
     })
+}
+
+/// Takes the image's version, licences and description from the package
+/// set's `meta` for what it builds (one evaluation, before any build, so a
+/// recipe that expects another version fails fast), and checks the recipe.
+pub fn package_facts(plan: &mut BuildPlan, env: &NixEnv, system: &System) -> Result<()> {
+    let (img, tier) = (plan.image.clone(), plan.tier);
+    let inv = NixInvocation::new(plan, env).for_system(system);
+    let meta = nix::eval_meta(&inv)
+        .with_context(|| format!("evaluating the package of `{img}` tier `{tier}` for {system}"))?;
+    plan.apply_package_facts(&meta.facts())
+        .with_context(|| format!("checking `{img}` tier `{tier}` against what Nix builds"))?;
+    Ok(())
 }
 
 /// What Nix gives a plan: the built outputs, their runtime closure, and
@@ -392,15 +411,8 @@ fn assemble(
     for (p, i) in parts.iter().zip(&images) {
         // Each platform's SBOM describes its own closure, so it attaches to
         // that platform's manifest (as buildx attaches per-platform attestations).
-        crate::attach::attach_sboms(
-            layout,
-            &i.written,
-            plan,
-            &p.closure,
-            &meta,
-            &recipe.image.licenses,
-        )
-        .with_context(|| format!("attaching SBOMs to {out}"))?;
+        crate::attach::attach_sboms(layout, &i.written, plan, &p.closure, &meta, &plan.licenses)
+            .with_context(|| format!("attaching SBOMs to {out}"))?;
     }
     for (p, i) in parts.iter().zip(&images) {
         let img_ref = layout.load_image(Some(i.written.manifest.digest.as_str()))?;

@@ -3,7 +3,9 @@
 //! The plan is everything later stages need, resolved once: which package to
 //! build from which package set, with which hardening switches and dropped
 //! features, and the runtime config and labels of the image. `armorred plan`
-//! prints it without building anything.
+//! prints it without building anything. The facts of the package itself
+//! (version, licences) are Nix's: the caller evaluates them once and
+//! [`BuildPlan::apply_package_facts`] checks the recipe against them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -101,12 +103,23 @@ pub struct RuntimePlan {
 }
 
 /// Everything needed to build one tier of one image.
+///
+/// The version, description and licences are what Nix reports for the
+/// package (see [`BuildPlan::apply_package_facts`]); until then `version`
+/// holds the recipe's expectation, or nothing.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildPlan {
     pub image: String,
     pub version: String,
     pub tier: Tier,
     pub description: String,
+    /// SPDX expressions from the package set's `meta` (ANDed in the label).
+    pub licenses: Vec<String>,
+    /// Whether version and licences are Nix's (`apply_package_facts` ran).
+    pub facts_from_nix: bool,
+    /// What the recipe says it expects, checked against Nix's facts.
+    #[serde(skip)]
+    pub expected: RecipeExpectations,
     pub upstream: String,
     pub package_set: PackageSet,
     pub package: PackageSource,
@@ -151,9 +164,16 @@ impl BuildPlan {
         };
         let mut plan = BuildPlan {
             image: recipe.image.name.clone(),
-            version: recipe.image.version.clone(),
+            version: recipe.image.version.clone().unwrap_or_default(),
             tier,
-            description: recipe.image.description.clone(),
+            description: recipe.image.description.clone().unwrap_or_default(),
+            licenses: Vec::new(),
+            facts_from_nix: false,
+            expected: RecipeExpectations {
+                version: recipe.image.version.clone(),
+                description: recipe.image.description.clone(),
+                licenses: recipe.image.licenses.clone(),
+            },
             upstream: recipe.image.upstream.clone(),
             package_set: opts.package_set,
             package: recipe.package_source(),
@@ -202,11 +222,6 @@ impl BuildPlan {
             put("org.armorred.dropped-features", self.drop.join(","));
         }
         put("org.opencontainers.image.title", self.image.clone());
-        put("org.opencontainers.image.version", self.version.clone());
-        put(
-            "org.opencontainers.image.description",
-            format!("{} ({} tier)", self.description, self.tier),
-        );
         put(
             "org.opencontainers.image.created",
             crate::base::time::rfc3339_utc(self.source_date_epoch),
@@ -217,14 +232,140 @@ impl BuildPlan {
         if let Some(src) = &recipe.image.source {
             put("org.opencontainers.image.source", src.clone());
         }
-        if !recipe.image.licenses.is_empty() {
-            put(
-                "org.opencontainers.image.licenses",
-                recipe.image.licenses.join(" AND "),
-            );
-        }
         l
     }
+
+    /// Takes the version, licences and (unless the recipe gives one) the
+    /// description from what the package set reports for the derivation it
+    /// builds, and checks them against what the recipe expects. Pure: the
+    /// caller evaluates `meta` once (`nix::eval_meta`, `PackageMeta::facts`).
+    pub fn apply_package_facts(&mut self, meta: &PackageFacts) -> Result<(), FactsError> {
+        let recipe = self.recipe_path.display().to_string();
+        if meta.version.is_empty() {
+            return Err(FactsError::NoVersion {
+                recipe,
+                package: meta.name.clone(),
+            });
+        }
+        if let Some(want) = &self.expected.version {
+            if want != &meta.version {
+                return Err(FactsError::VersionMismatch {
+                    recipe,
+                    expected: want.clone(),
+                    built: meta.version.clone(),
+                    package: meta.name.clone(),
+                });
+            }
+        }
+        let want = license_expression(&self.expected.licenses);
+        let have = license_expression(&meta.licenses);
+        if !self.expected.licenses.is_empty() && want != have {
+            return Err(FactsError::LicenseMismatch {
+                recipe,
+                expected: want,
+                built: if have.is_empty() { "none".into() } else { have },
+                package: meta.name.clone(),
+            });
+        }
+        self.version = meta.version.clone();
+        self.licenses = meta.licenses.clone();
+        self.description = match &self.expected.description {
+            Some(d) => d.clone(),
+            None => format!("Hardened {} {}", meta.name, meta.version),
+        };
+        self.facts_from_nix = true;
+        let mut put = |k: &str, v: String| {
+            self.labels.insert(k.to_string(), v);
+        };
+        put("org.opencontainers.image.version", self.version.clone());
+        put(
+            "org.opencontainers.image.description",
+            format!("{} ({} tier)", self.description, self.tier),
+        );
+        if !self.licenses.is_empty() {
+            put(
+                "org.opencontainers.image.licenses",
+                license_expression(&self.licenses),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What the package set reports about the derivation it builds: `pname`,
+/// `version` and `meta.license` as SPDX expressions (`nix/build.nix`'s `meta`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageFacts {
+    pub name: String,
+    pub version: String,
+    pub licenses: Vec<String>,
+}
+
+/// What a recipe states about the package, to be checked against Nix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecipeExpectations {
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub licenses: Vec<String>,
+}
+
+/// The recipe and what Nix builds disagree.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FactsError {
+    #[error(
+        "{recipe}: `image.version` is \"{expected}\", but the package set builds \
+         {package} \"{built}\""
+    )]
+    VersionMismatch {
+        recipe: String,
+        expected: String,
+        built: String,
+        package: String,
+    },
+    #[error(
+        "{recipe}: `image.licenses` says \"{expected}\", but the package set's meta for \
+         {package} says \"{built}\""
+    )]
+    LicenseMismatch {
+        recipe: String,
+        expected: String,
+        built: String,
+        package: String,
+    },
+    #[error("{recipe}: the package set reports no version for {package}")]
+    NoVersion { recipe: String, package: String },
+}
+
+impl FactsError {
+    pub fn hint(&self) -> &'static str {
+        match self {
+            FactsError::VersionMismatch { .. } => {
+                "update or remove `version` in the recipe's [image] table; the label always carries the version Nix built"
+            }
+            FactsError::LicenseMismatch { .. } => {
+                "remove `licenses` from the recipe (the label takes the package set's licences), or fix the package's meta"
+            }
+            FactsError::NoVersion { .. } => "give the package a `version` attribute",
+        }
+    }
+}
+
+/// Several SPDX expressions that all apply, as one: each compound one is
+/// parenthesised, then all are joined with AND.
+pub fn license_expression(licenses: &[String]) -> String {
+    let parts: Vec<String> = licenses
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            if licenses.len() > 1 && l.contains(' ') && !(l.starts_with('(') && l.ends_with(')')) {
+                format!("({l})")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    parts.join(" AND ")
 }
 
 fn toml_to_json(v: &toml::Value) -> serde_json::Value {
@@ -279,10 +420,11 @@ mod tests {
             h.labels["org.opencontainers.image.created"],
             "1970-01-01T00:00:01Z"
         );
-        assert_eq!(
-            l.labels["org.opencontainers.image.description"],
-            "Hardened nginx (locked tier)"
-        );
+        // Version, description and licences wait for Nix's facts.
+        assert!(!l.labels.contains_key("org.opencontainers.image.version"));
+        assert!(!l
+            .labels
+            .contains_key("org.opencontainers.image.description"));
         assert!(!l.shell || l.coreutils);
         assert_eq!(h.runtime.user, "65534");
     }
@@ -294,6 +436,102 @@ mod tests {
         assert_eq!(BuildPlan::new(&r, Tier::Locked, &opts).max_layers, 100);
         opts.max_layers = Some(7);
         assert_eq!(BuildPlan::new(&r, Tier::Locked, &opts).max_layers, 7);
+    }
+
+    fn facts(version: &str, licenses: &[&str]) -> PackageFacts {
+        PackageFacts {
+            name: "nginx".into(),
+            version: version.into(),
+            licenses: licenses.iter().map(|l| l.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn labels_take_the_version_and_licences_nix_reports() {
+        let r = recipe();
+        let mut p = BuildPlan::new(&r, Tier::Locked, &PlanOptions::default());
+        p.apply_package_facts(&facts("1.22.1", &["BSD-2-Clause"]))
+            .unwrap();
+        assert!(p.facts_from_nix);
+        assert_eq!(p.labels["org.opencontainers.image.version"], "1.22.1");
+        assert_eq!(
+            p.labels["org.opencontainers.image.licenses"],
+            "BSD-2-Clause"
+        );
+        // The recipe's description wins over the generated one.
+        assert_eq!(
+            p.labels["org.opencontainers.image.description"],
+            "Hardened nginx (locked tier)"
+        );
+    }
+
+    #[test]
+    fn without_recipe_version_and_description_nix_fills_them() {
+        let text = crate::recipe::tests_support::NGINX
+            .replace("version = \"1.22.1\"\n", "")
+            .replace("description = \"Hardened nginx\"\n", "");
+        let r = Recipe::parse(&text, Path::new("recipes/nginx.toml")).unwrap();
+        let mut p = BuildPlan::new(&r, Tier::Hardened, &PlanOptions::default());
+        assert_eq!(p.version, "");
+        let compound = "LicenseRef-RSALv2 OR SSPL-1.0 OR AGPL-3.0-only";
+        p.apply_package_facts(&facts("1.28.0", &[compound, "MIT"]))
+            .unwrap();
+        assert_eq!(p.version, "1.28.0");
+        assert_eq!(
+            p.labels["org.opencontainers.image.description"],
+            "Hardened nginx 1.28.0 (hardened tier)"
+        );
+        assert_eq!(
+            p.labels["org.opencontainers.image.licenses"],
+            format!("({compound}) AND MIT")
+        );
+    }
+
+    #[test]
+    fn a_recipe_version_nix_does_not_build_fails_naming_both() {
+        let r = recipe();
+        let mut p = BuildPlan::new(&r, Tier::Hardened, &PlanOptions::default());
+        let e = p
+            .apply_package_facts(&facts("1.28.0", &["BSD-2-Clause"]))
+            .unwrap_err();
+        assert!(matches!(e, FactsError::VersionMismatch { .. }));
+        let msg = e.to_string();
+        for needle in [
+            "recipes/nginx.toml",
+            "image.version",
+            "\"1.22.1\"",
+            "\"1.28.0\"",
+        ] {
+            assert!(msg.contains(needle), "`{needle}` not in: {msg}");
+        }
+        assert!(!p.facts_from_nix);
+        assert!(!p.labels.contains_key("org.opencontainers.image.version"));
+    }
+
+    #[test]
+    fn recipe_licences_are_checked_not_used() {
+        let text = crate::recipe::tests_support::NGINX
+            .replace("upstream = ", "licenses = [\"BSD-3-Clause\"]\nupstream = ");
+        let r = Recipe::parse(&text, Path::new("recipes/nginx.toml")).unwrap();
+        let mut p = BuildPlan::new(&r, Tier::Hardened, &PlanOptions::default());
+        let e = p
+            .apply_package_facts(&facts("1.22.1", &["BSD-2-Clause"]))
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("image.licenses") && msg.contains("BSD-3-Clause"),
+            "{msg}"
+        );
+        assert!(msg.contains("BSD-2-Clause"), "{msg}");
+        let mut p = BuildPlan::new(&r, Tier::Hardened, &PlanOptions::default());
+        p.apply_package_facts(&facts("1.22.1", &["BSD-3-Clause"]))
+            .unwrap();
+        // A package with no version is refused rather than labelled "".
+        let mut p = BuildPlan::new(&r, Tier::Hardened, &PlanOptions::default());
+        assert!(matches!(
+            p.apply_package_facts(&facts("", &[])),
+            Err(FactsError::NoVersion { .. })
+        ));
     }
 
     #[test]

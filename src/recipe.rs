@@ -40,14 +40,24 @@ pub struct Recipe {
 #[serde(deny_unknown_fields)]
 pub struct ImageMeta {
     pub name: String,
-    /// The upstream version the package builds.
-    pub version: String,
-    pub description: String,
+    /// The version the recipe expects Nix to build. Optional: the image's
+    /// version label always comes from the built derivation, and a value
+    /// given here only makes `build` fail when Nix builds another version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Optional: without it, the description is made from the package name
+    /// and version Nix reports.
+    #[serde(default)]
+    pub description: Option<String>,
     /// The upstream image this one replaces, e.g. `docker.io/library/nginx:1.22.1`.
     pub upstream: String,
     /// `org.opencontainers.image.source`.
     #[serde(default)]
     pub source: Option<String>,
+    /// Optional SPDX expressions the recipe expects the package set to
+    /// report (ANDed). The licence label and SBOM always use the package
+    /// set's own `meta` licences; a list given here that disagrees fails the
+    /// build, so a relicensing upstream (Redis 7 → 8) cannot hide behind it.
     #[serde(default)]
     pub licenses: Vec<String>,
     /// Nix systems to build for (`x86_64-linux`, `aarch64-linux`); default
@@ -723,9 +733,9 @@ mod tests {
 
     #[test]
     fn missing_field_is_an_error() {
-        let text = NGINX.replace("description = \"Hardened nginx\"\n", "");
+        let text = NGINX.replace("upstream = \"docker.io/library/nginx:1.22.1\"\n", "");
         let e = parse(&text).unwrap_err();
-        assert!(e.message.contains("missing field `description`"), "{e}");
+        assert!(e.message.contains("missing field `upstream`"), "{e}");
         assert_eq!(e.key.as_deref(), Some("image"));
     }
 

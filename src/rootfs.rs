@@ -3,8 +3,10 @@
 //! `/tmp` (1777), the recipe's writable directories owned by 65534, links that
 //! put the entrypoint on a normal path, and a shell and coreutils only where
 //! the tier asks for them. Pure: the caller supplies the shell's applet names.
+//! [`check_links`] alone reads the built output, to prove the links resolve.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::nix::BuiltOutputs;
 use crate::oci::tarball::RootfsEntry;
@@ -23,6 +25,52 @@ pub enum RootfsError {
     Conflict { path: String, other: &'static str },
     #[error("the tier asks for a shell or coreutils, but the package set built none")]
     NoShell,
+}
+
+/// A `[runtime.links]` entry that would dangle in the image.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "{recipe}: runtime link `{link}` → `{target}` (tier `{tier}`) does not resolve inside \
+     the image's closure: {problem}"
+)]
+pub struct LinkError {
+    pub recipe: String,
+    pub tier: String,
+    pub link: String,
+    pub target: String,
+    pub problem: String,
+}
+
+/// Every runtime link must land on something the image holds: its target,
+/// relative to the built package output, must exist, and after following
+/// every symlink (into other store paths too) it must still be inside the
+/// closure (`in_closure`). Reads the built output, the only I/O here; it
+/// runs on what Nix built, so it holds for every package set.
+pub fn check_links(
+    plan: &BuildPlan,
+    package: &Path,
+    in_closure: impl Fn(&Path) -> bool,
+) -> Result<(), LinkError> {
+    for (link, target) in &plan.runtime.links {
+        let path = package.join(target);
+        let problem = match std::fs::canonicalize(&path) {
+            Err(e) => format!("`{}` is missing from the package ({e})", path.display()),
+            Ok(real) if !in_closure(&real) => format!(
+                "`{}` resolves to `{}`, outside the closure",
+                path.display(),
+                real.display()
+            ),
+            Ok(_) => continue,
+        };
+        return Err(LinkError {
+            recipe: plan.recipe_path.display().to_string(),
+            tier: plan.tier.to_string(),
+            link: link.clone(),
+            target: target.clone(),
+            problem,
+        });
+    }
+    Ok(())
 }
 
 /// Builds the sorted rootfs entries for `plan`.
@@ -202,6 +250,46 @@ mod tests {
         let mut sorted = p.clone();
         sorted.sort();
         assert_eq!(p, sorted, "parents come before children");
+    }
+
+    #[test]
+    fn links_must_resolve_inside_the_closure() {
+        let store = tempfile::tempdir().unwrap();
+        let store = store.path().canonicalize().unwrap();
+        let pkg = store.join("pkg");
+        let other = store.join("other");
+        std::fs::create_dir_all(pkg.join("bin")).unwrap();
+        std::fs::create_dir_all(other.join("html")).unwrap();
+        std::fs::write(pkg.join("bin/nginx"), "").unwrap();
+        std::os::unix::fs::symlink(other.join("html"), pkg.join("html")).unwrap();
+        std::os::unix::fs::symlink("/etc", pkg.join("host-etc")).unwrap();
+        std::os::unix::fs::symlink("nowhere", pkg.join("dangling")).unwrap();
+        let in_closure = |p: &Path| p.starts_with(&store);
+        let with = |target: &str| {
+            let mut p = plan(Tier::Hardened);
+            p.runtime.links.clear();
+            p.runtime
+                .links
+                .insert("/usr/sbin/nginx".into(), "bin/nginx".into());
+            p.runtime.links.insert("/srv/x".into(), target.into());
+            check_links(&p, &pkg, in_closure)
+        };
+        // A file in the package, and a link into another closure path.
+        assert_eq!(with("bin/nginx"), Ok(()));
+        assert_eq!(with("html"), Ok(()));
+        for (target, why) in [
+            ("etc/nginx", "is missing from the package"),
+            ("dangling", "is missing from the package"),
+            ("host-etc", "outside the closure"),
+            ("../../..", "outside the closure"),
+        ] {
+            let e = with(target).unwrap_err();
+            assert_eq!((e.link.as_str(), e.target.as_str()), ("/srv/x", target));
+            let msg = e.to_string();
+            for needle in ["recipes/nginx.toml", "`/srv/x`", "tier `hardened`", why] {
+                assert!(msg.contains(needle), "`{needle}` not in: {msg}");
+            }
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@
 use serde_json::{json, Value};
 
 use super::ids;
-use super::license::License;
+use super::license::{self, License};
 use super::model::{self, Package};
 use super::SbomInput;
 use crate::provenance::DebianPatches;
@@ -97,13 +97,18 @@ fn component(p: &Package) -> Value {
     if let Some(h) = &p.sha256 {
         c["hashes"] = json!([{ "alg": "SHA-256", "content": h }]);
     }
-    if !p.licenses.is_empty() {
+    if p.licenses.iter().any(|l| matches!(l, License::AnyOf(_))) {
+        // CycloneDX 1.5 takes either licences or one expression, not both.
+        c["licenses"] = json!([{ "expression": license::spdx_expression(&p.licenses) }]);
+    } else if !p.licenses.is_empty() {
         c["licenses"] = p
             .licenses
             .iter()
             .map(|l| match l {
                 License::Spdx(id) => json!({ "license": { "id": id } }),
                 License::Other { name, .. } => json!({ "license": { "name": name } }),
+                // Not reached: a list with a choice is one expression above.
+                License::AnyOf(_) => json!({ "expression": l.spdx_id() }),
             })
             .collect();
     }

@@ -17,11 +17,26 @@ pub(crate) enum License {
     Spdx(&'static str),
     /// Anything else, with the `LicenseRef-` id SPDX uses for it.
     Other { name: String, ref_id: String },
+    /// A choice the licensor offers (`A OR B OR C`), as a package set states
+    /// a dual or tri licence; each alternative resolved as above.
+    AnyOf(Vec<License>),
 }
 
 impl License {
     pub(crate) fn from_id(id: &str) -> License {
         let id = id.trim();
+        let inner = id
+            .strip_prefix('(')
+            .and_then(|i| i.strip_suffix(')'))
+            .unwrap_or(id);
+        let choices: Vec<&str> = inner.split(" OR ").map(str::trim).collect();
+        if choices.len() > 1 && choices.iter().all(|c| !c.is_empty()) {
+            return License::AnyOf(choices.into_iter().map(License::from_id).collect());
+        }
+        License::single(id)
+    }
+
+    fn single(id: &str) -> License {
         if let Some(known) = SPDX_LICENSE_IDS
             .lines()
             .filter(|l| !l.starts_with('#'))
@@ -35,11 +50,26 @@ impl License {
         }
     }
 
-    /// The id in an SPDX license expression.
-    pub(crate) fn spdx_id(&self) -> &str {
+    /// This licence in an SPDX license expression.
+    pub(crate) fn spdx_id(&self) -> String {
         match self {
-            License::Spdx(id) => id,
-            License::Other { ref_id, .. } => ref_id,
+            License::Spdx(id) => id.to_string(),
+            License::Other { ref_id, .. } => ref_id.clone(),
+            License::AnyOf(choices) => choices
+                .iter()
+                .map(License::spdx_id)
+                .collect::<Vec<_>>()
+                .join(" OR "),
+        }
+    }
+
+    /// The `LicenseRef-` licences within, with their names, for SPDX's
+    /// extracted licensing infos.
+    pub(crate) fn license_refs(&self) -> Vec<(&str, &str)> {
+        match self {
+            License::Spdx(_) => Vec::new(),
+            License::Other { name, ref_id } => vec![(ref_id.as_str(), name.as_str())],
+            License::AnyOf(choices) => choices.iter().flat_map(License::license_refs).collect(),
         }
     }
 }
@@ -64,7 +94,10 @@ pub(crate) fn spdx_expression(licenses: &[License]) -> String {
     }
     licenses
         .iter()
-        .map(License::spdx_id)
+        .map(|l| match l {
+            License::AnyOf(_) if licenses.len() > 1 => format!("({})", l.spdx_id()),
+            _ => l.spdx_id(),
+        })
         .collect::<Vec<_>>()
         .join(" AND ")
 }
@@ -125,6 +158,29 @@ mod tests {
             License::from_id("Classpath-exception-2.0"),
             License::Other { .. }
         ));
+    }
+
+    #[test]
+    fn a_licence_choice_is_kept_as_one() {
+        let tri = "LicenseRef-RSALv2 OR SSPL-1.0 OR agpl-3.0-only";
+        let l = resolve(&ids(&[tri, "BSD-3-Clause"]));
+        assert_eq!(
+            spdx_expression(&l),
+            "(LicenseRef-RSALv2 OR SSPL-1.0 OR AGPL-3.0-only) AND BSD-3-Clause"
+        );
+        assert_eq!(
+            l[0].license_refs(),
+            [("LicenseRef-RSALv2", "LicenseRef-RSALv2")]
+        );
+        // Alone, no parentheses; already parenthesised, the same choice.
+        assert_eq!(
+            spdx_expression(&resolve(&ids(&["MIT OR Apache-2.0"]))),
+            "MIT OR Apache-2.0"
+        );
+        assert_eq!(
+            License::from_id("(MIT OR Apache-2.0)"),
+            License::from_id("MIT OR Apache-2.0")
+        );
     }
 
     #[test]

@@ -78,10 +78,8 @@ pub(crate) fn document(input: &SbomInput) -> Value {
             }));
         }
         let expression = license::spdx_expression(&p.licenses);
-        for l in &p.licenses {
-            if let License::Other { name, ref_id } = l {
-                extracted.insert(ref_id.clone(), name.clone());
-            }
+        for (ref_id, name) in p.licenses.iter().flat_map(License::license_refs) {
+            extracted.insert(ref_id.to_string(), name.to_string());
         }
         let mut annotations = vec![annotation(format!("nix:store_path={}", p.path))];
         for g in &p.gaps {

@@ -221,6 +221,10 @@ builtins.seq cfiCheck (builtins.seq (builtins.deepSeq r.enabled null) (mkHardene
       printf 'events {}\nhttp { server { listen 127.0.0.1:18080; } }\n' >> "$t/nginx.conf"
       "$out/bin/nginx" -t -p "$t" -c "$t/nginx.conf" -e stderr
     fi
-  '';
+  '' + (if enabledDynamic != [ ] then "" else ''
+    # A tier without dynamic modules keeps the (empty) modules directory of
+    # the official image, so the recipe's /usr/lib/nginx/modules link resolves.
+    mkdir -p "$out/lib/nginx/modules"
+  '');
   passthru = { inherit configureFlags enabledDynamic; };
 }))

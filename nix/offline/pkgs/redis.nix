@@ -32,12 +32,20 @@ builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
   inherit (sources.redis) version;
   src = sources.redis.src;
   inherit hardening;
-  # Redis 8 itself: RSALv2 OR SSPLv1 OR AGPLv3 at the user's choice, here
-  # AGPLv3, the open-source one (as Debian distributes it); code from 7.2 and
-  # before stays BSD-3-Clause. Vendored, statically linked: jemalloc,
-  # linenoise, hdr_histogram (BSD-2-Clause), hiredis (BSD-3-Clause), Lua 5.1
-  # (MIT)
-  licenses = [ "AGPL-3.0-only" "BSD-3-Clause" "BSD-2-Clause" "MIT" ];
+  # SPDX expressions, all of which apply (the image label ANDs them), as the
+  # pinned tarball states them. LICENSE.txt: Redis 8 code is under "your
+  # choice of" RSALv2, SSPLv1 or AGPLv3 (no "or later"); RSALv2 has no SPDX
+  # id, hence LicenseRef-. REDISCONTRIBUTIONS.txt: code from 7.2 and before
+  # stays BSD-3-Clause. Vendored and statically linked (deps/*, src/Makefile):
+  # hiredis BSD-3-Clause; jemalloc, linenoise, hdr_histogram (CC0 or
+  # BSD-2-Clause) BSD-2-Clause; Lua 5.1 and fast_float MIT; fpconv BSL-1.0.
+  licenses = [
+    "LicenseRef-RSALv2 OR SSPL-1.0 OR AGPL-3.0-only"
+    "BSD-3-Clause"
+    "BSD-2-Clause"
+    "MIT"
+    "BSL-1.0"
+  ];
   deps = lib.optional tls openssl;
   features = features;
   enabledFeatures = r.enabled;

@@ -183,8 +183,9 @@ pub(super) fn list(a: &ListArgs, project: &ProjectConfig) -> Result<CommandOutpu
         .iter()
         .map(|r| ListEntry {
             image: r.image.name.clone(),
-            version: r.image.version.clone(),
-            description: r.image.description.clone(),
+            // What the recipe expects; the image's label takes Nix's.
+            version: r.image.version.clone().unwrap_or_else(|| "-".into()),
+            description: r.image.description.clone().unwrap_or_default(),
             upstream: r.image.upstream.clone(),
             platforms: r.platforms(),
             tiers: Tier::ALL
@@ -304,10 +305,10 @@ pub(super) fn plan(a: &PlanArgs, project: &ProjectConfig) -> Result<CommandOutpu
         }
         let inv = NixInvocation::new(&plan, &env);
         let package_meta = if a.eval {
-            Some(
-                nix::eval_meta(&inv)
-                    .with_context(|| format!("evaluating `{}` tier `{tier}`", a.image))?,
-            )
+            let m = nix::eval_meta(&inv)
+                .with_context(|| format!("evaluating `{}` tier `{tier}`", a.image))?;
+            plan.apply_package_facts(&m.facts())?;
+            Some(m)
         } else {
             None
         };
@@ -341,9 +342,15 @@ pub(super) fn plan(a: &PlanArgs, project: &ProjectConfig) -> Result<CommandOutpu
     let mut s = String::new();
     for r in &reports {
         let p = &r.plan;
+        // Without --eval the version is only the recipe's expectation, if any.
+        let version = if p.facts_from_nix || !p.version.is_empty() {
+            p.version.as_str()
+        } else {
+            "(version: --eval asks Nix)"
+        };
         s.push_str(&format!(
             "{} {} ({} tier, {} package set)\n",
-            p.image, p.version, p.tier, p.package_set
+            p.image, version, p.tier, p.package_set
         ));
         s.push_str(&format!("  hardening: {}\n", p.hardening_names.join(",")));
         s.push_str(&format!(
