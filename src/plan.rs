@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::recipe::{PackageSource, Port, Recipe};
+use crate::recipe::{EntrypointCompat, PackageSource, Port, Recipe};
 use crate::tier::Tier;
 
 /// The default cap on the number of layers (one per store path below it).
@@ -153,6 +153,9 @@ pub struct BuildPlan {
     pub nixpkgs_override: BTreeMap<String, serde_json::Value>,
     pub shell: bool,
     pub coreutils: bool,
+    /// The entrypoint compatibility program this tier ships, if any; its
+    /// entrypoint and cmd are then `runtime`'s.
+    pub entrypoint_compat: Option<EntrypointCompat>,
     pub runtime: RuntimePlan,
     pub max_layers: usize,
     pub source_date_epoch: i64,
@@ -169,9 +172,20 @@ impl BuildPlan {
             lto: spec.lto || spec.cfi,
             safestack: spec.safestack,
         };
+        let entrypoint_compat = recipe
+            .entrypoint_compat
+            .clone()
+            .filter(|_| spec.entrypoint_compat);
+        let (entrypoint, cmd) = match &entrypoint_compat {
+            Some(ec) => (ec.entrypoint.clone(), ec.cmd.clone()),
+            None => (
+                recipe.runtime.entrypoint.get_ref().clone(),
+                recipe.runtime.cmd.clone(),
+            ),
+        };
         let runtime = RuntimePlan {
-            entrypoint: recipe.runtime.entrypoint.get_ref().clone(),
-            cmd: recipe.runtime.cmd.clone(),
+            entrypoint,
+            cmd,
             env: recipe.runtime.env.clone(),
             ports: recipe.ports().iter().map(Port::to_string).collect(),
             workdir: recipe.runtime.workdir.clone(),
@@ -204,6 +218,7 @@ impl BuildPlan {
                 .collect(),
             shell: spec.shell,
             coreutils: spec.coreutils,
+            entrypoint_compat,
             runtime,
             max_layers: opts
                 .max_layers
@@ -237,6 +252,9 @@ impl BuildPlan {
         put("org.armorred.upstream", self.upstream.clone());
         if !self.drop.is_empty() {
             put("org.armorred.dropped-features", self.drop.join(","));
+        }
+        if let Some(ec) = &self.entrypoint_compat {
+            put("org.armorred.entrypoint-compat", ec.program.clone());
         }
         put("org.opencontainers.image.title", self.image.clone());
         put("org.opencontainers.image.version", self.version.clone());
