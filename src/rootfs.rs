@@ -1,6 +1,6 @@
 //! The small rootfs extras armorred makes itself, beside the closure:
 //! `/etc/passwd` and `/etc/group` with nobody 65534, `/etc/nsswitch.conf`,
-//! `/tmp` (1777), the recipe's writable directories owned by 65534, links that
+//! `/tmp` (1777), the recipe's writable directories owned by 65534 (1777), links that
 //! put the entrypoint on a normal path, the entrypoint compatibility program
 //! where the tier ships it, and a shell and coreutils only where the tier
 //! asks for them. Pure: the caller supplies the shell's applet names.
@@ -45,16 +45,17 @@ pub fn rootfs_entries(
             continue;
         }
         t.parents(w);
-        t.dir(w, 0o755, NOBODY);
+        // Sticky and world-writable like /tmp: a tmpfs mounted over the
+        // directory (`--tmpfs`, with a read-only root) takes its mode but
+        // is owned by root (runc), so only this mode keeps it writable for
+        // the image's user.
+        t.dir(w, 0o1777, NOBODY);
     }
     for (dest, target) in &plan.runtime.links {
         t.link(dest, &format!("{}/{target}", built.package))?;
     }
     if let Some(ec) = &plan.entrypoint_compat {
-        let programs = built
-            .entrypoint
-            .as_ref()
-            .ok_or(RootfsError::NoEntrypoint)?;
+        let programs = built.entrypoint.as_ref().ok_or(RootfsError::NoEntrypoint)?;
         t.link(&ec.path, &format!("{programs}/{}", ec.binary()))?;
     }
     if plan.shell || plan.coreutils {

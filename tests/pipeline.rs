@@ -191,7 +191,10 @@ fn labels_user_and_runtime_config() {
         // hardened: the official image's entrypoint and cmd, through the
         // entrypoint compatibility program; locked leaves it out.
         if tier == "hardened" {
-            assert_eq!(v["entrypoint"], serde_json::json!(["/docker-entrypoint.sh"]));
+            assert_eq!(
+                v["entrypoint"],
+                serde_json::json!(["/docker-entrypoint.sh"])
+            );
             assert_eq!(v["cmd"], serde_json::json!(["nginx", "-g", "daemon off;"]));
             assert_eq!(l["org.armorred.entrypoint-compat"], "nginx");
         } else {
