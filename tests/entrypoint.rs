@@ -97,8 +97,12 @@ fn template_args<'a>(name: &'a str, mount: &'a str, extra: &[&'a str]) -> Vec<&'
         "65534",
         "-v",
         mount,
+        // An empty tmpfs, as Docker's --tmpfs and a Kubernetes emptyDir
+        // give; podman copies the image's directory up by default, and the
+        // shipped default.conf link it copies is root's in a sticky
+        // directory, which UID 65534 cannot replace.
         "--tmpfs",
-        "/etc/nginx/conf.d",
+        "/etc/nginx/conf.d:notmpcopyup",
         "-e",
         "NGINX_HOST=templated.armorred.test",
         "-e",
