@@ -370,6 +370,26 @@ mod tests {
     }
 
     #[test]
+    fn the_entrypoint_compat_tier_takes_its_entrypoint_and_cmd() {
+        let text = crate::recipe::tests_support::NGINX.replacen(
+            "coreutils = false\n",
+            "coreutils = false\nentrypoint_compat = true\n",
+            1,
+        ) + "\n[entrypoint_compat]\nprogram = \"nginx\"\npath = \"/docker-entrypoint.sh\"\nentrypoint = [\"/docker-entrypoint.sh\"]\ncmd = [\"nginx\", \"-g\", \"daemon off;\"]\n";
+        let r = Recipe::parse(&text, Path::new("recipes/nginx.toml")).unwrap();
+        let opts = PlanOptions::default();
+        let h = BuildPlan::new(&r, Tier::Hardened, &opts);
+        assert_eq!(h.runtime.entrypoint, ["/docker-entrypoint.sh"]);
+        assert_eq!(h.runtime.cmd, ["nginx", "-g", "daemon off;"]);
+        assert_eq!(h.labels["org.armorred.entrypoint-compat"], "nginx");
+        // the locked tier leaves it out and keeps `runtime`'s
+        let l = BuildPlan::new(&r, Tier::Locked, &opts);
+        assert!(l.entrypoint_compat.is_none());
+        assert_eq!(l.runtime.entrypoint, ["/usr/sbin/nginx"]);
+        assert!(!l.labels.contains_key("org.armorred.entrypoint-compat"));
+    }
+
+    #[test]
     fn cfi_implies_lto() {
         let h = Hardening {
             cfi: true,

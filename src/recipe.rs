@@ -918,6 +918,54 @@ mod tests {
     }
 
     #[test]
+    fn entrypoint_compat_is_validated() {
+        let section = "\n[entrypoint_compat]\nprogram = \"nginx\"\npath = \"/docker-entrypoint.sh\"\nentrypoint = [\"/docker-entrypoint.sh\"]\ncmd = [\"nginx\", \"-g\", \"daemon off;\"]\n";
+        let on = NGINX.replacen(
+            "coreutils = false\n",
+            "coreutils = false\nentrypoint_compat = true\n",
+            1,
+        );
+        let r = parse(&format!("{on}{section}")).unwrap();
+        assert!(r.tier(Tier::Hardened).entrypoint_compat);
+        assert!(!r.tier(Tier::Locked).entrypoint_compat);
+        let ec = r.entrypoint_compat.as_ref().unwrap();
+        assert_eq!(ec.binary(), "bin/nginx-entrypoint");
+        assert!(ec.is_named_by("/docker-entrypoint.sh") && ec.is_named_by("docker-entrypoint.sh"));
+        assert!(!ec.is_named_by("/usr/sbin/nginx"));
+
+        // a tier asking for it without the section
+        let e = parse(&on).unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("tiers.hardened.entrypoint_compat"),
+            "{e}"
+        );
+        for (bad, key) in [
+            ("program = \"nginx\"", "program = \"apache\""),
+            (
+                "path = \"/docker-entrypoint.sh\"",
+                "path = \"docker-entrypoint.sh\"",
+            ),
+            (
+                "entrypoint = [\"/docker-entrypoint.sh\"]",
+                "entrypoint = [\"/usr/sbin/nginx\"]",
+            ),
+        ] {
+            let text = format!("{on}{}", section.replace(bad, key));
+            let e = parse(&text).unwrap_err();
+            assert!(
+                e.key
+                    .as_deref()
+                    .unwrap_or("")
+                    .starts_with("entrypoint_compat."),
+                "{key}: {e}"
+            );
+        }
+        let e = parse(&format!("{on}{section}\nshell = true\n")).unwrap_err();
+        assert!(e.message.contains("unknown field `shell`"), "{e}");
+    }
+
+    #[test]
     fn platforms_are_validated() {
         assert_eq!(parse(NGINX).unwrap().platforms(), ["x86_64-linux"]);
         let two = NGINX.replace(
