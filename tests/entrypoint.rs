@@ -65,6 +65,7 @@ fn templates() -> tempfile::TempDir {
          \x20   listen ${NGINX_PORT};\n\
          \x20   server_name ${NGINX_HOST};\n\
          \x20   # left as written: ${ARMORRED_UNDEFINED_VAR} and $ARMORRED_UNDEFINED_VAR\n\
+         \x20   # resolvers: [${NGINX_LOCAL_RESOLVERS}]\n\
          \x20   include /etc/nginx/conf.d/sub/*.conf;\n\
          \x20   location / {\n\
          \x20       add_header X-Served-By $NGINX_HOST;\n\
@@ -121,7 +122,17 @@ fn templates_are_rendered_under_a_read_only_root_and_served() {
     let mount = format!("{}:/etc/nginx/templates:ro", tpl.path().display());
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:{PORT}");
-    let mut args = template_args("tpl", &mount, &["-d", "-p", &publish]);
+    let mut args = template_args(
+        "tpl",
+        &mount,
+        &[
+            "-d",
+            "-p",
+            &publish,
+            "-e",
+            "NGINX_ENTRYPOINT_LOCAL_RESOLVERS=1",
+        ],
+    );
     args.push(&id);
     podman.run(&args);
 
@@ -157,6 +168,22 @@ fn templates_are_rendered_under_a_read_only_root_and_served() {
         assert!(dump.contains(want), "`{want}` not in nginx -T:\n{dump}");
     }
     assert!(!dump.contains("${NGINX_"), "{dump}");
+    // NGINX_ENTRYPOINT_LOCAL_RESOLVERS: the container's nameservers, each
+    // followed by a space, as the official step lists them.
+    let line = dump
+        .lines()
+        .find(|l| l.contains("# resolvers: ["))
+        .unwrap_or_else(|| panic!("{dump}"))
+        .to_string();
+    let list = line.split_once('[').unwrap().1.trim_end_matches(']');
+    assert!(
+        !list.is_empty()
+            && list.ends_with(' ')
+            && list
+                .split_whitespace()
+                .all(|a| a.parse::<std::net::IpAddr>().is_ok()),
+        "{line}"
+    );
 }
 
 #[test]
