@@ -11,6 +11,8 @@
 #   "hardening": { "cfi": true, "lto": true, "safestack": true },
 #   "drop": ["mail", "stream"],         # features removed from the main package
 #   "shell": true, "coreutils": true,   # busybox layer (base hardening)
+#   "entrypoint": true,                 # the entrypoint compatibility programs
+#                                       # (tier hardening), recipe `[entrypoint_compat]`
 #   "nixpkgsOverride": { "withPerl": false }, # packageSet "nixpkgs": .override args
 #   "system": "aarch64-linux"           # optional, default builtins.currentSystem: nixpkgs is
 #                                       # imported for it (a remote builder of that system builds
@@ -22,6 +24,9 @@
 #   shell    ONLY PRESENT when spec.shell or spec.coreutils is true: busybox
 #            (shell+coreutils: "busybox", shell only: "busybox-sh", coreutils
 #            only: "busybox-coreutils"). Pass `-A shell` only when requested.
+#   entrypoint ONLY PRESENT when spec.entrypoint is true: bin/nginx-entrypoint
+#            and bin/redis-entrypoint (nix/offline/entrypoint), built with the
+#            tier's hardening. Pass `-A entrypoint` only when requested.
 #   meta     { name version hardening features enabledFeatures droppedFeatures
 #              unavailableFeatures cflags ldflags licenses dependencies
 #              toolchainId packageSet shell }
@@ -39,6 +44,7 @@ let
   hardening = spec.hardening or { };
   wantShell = spec.shell or false;
   wantCoreutils = spec.coreutils or false;
+  wantEntrypoint = spec.entrypoint or false;
   system = spec.system or builtins.currentSystem;
 
   set = import ./offline {
@@ -99,6 +105,7 @@ if packageSet == "offline" && system != builtins.currentSystem then
   throw "armorred: the offline package set compiles with this machine's clang and glibc, so it builds only ${builtins.currentSystem}, not ${system}; use packageSet \"nixpkgs\" with a remote builder for ${system}"
 else if packageSet == "offline" then
   { inherit package meta; } // (if shell == null then { } else { inherit shell; })
+  // (if wantEntrypoint then { inherit (set) entrypoint; } else { })
 else if packageSet == "nixpkgs" then
   import ./nixpkgs/build.nix { inherit spec nixpkgs system; }
 else

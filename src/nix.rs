@@ -86,6 +86,10 @@ pub struct NixSpec {
     pub drop: Vec<String>,
     pub shell: bool,
     pub coreutils: bool,
+    /// Build the entrypoint compatibility programs (`-A entrypoint`); left
+    /// out of the JSON when false, so other specs stay as they were.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub entrypoint: bool,
     pub nixpkgs_override: std::collections::BTreeMap<String, serde_json::Value>,
     /// The Nix system to build for (`aarch64-linux`); absent means Nix's own.
     /// The nixpkgs set imports nixpkgs for it; the offline set refuses any
@@ -150,7 +154,8 @@ pub struct NixInvocation {
     pub spec: NixSpec,
     pub entry: PathBuf,
     pub options: NixOptions,
-    /// The attributes to build: `package`, plus `shell` when the tier wants one.
+    /// The attributes to build: `package`, plus `shell` when the tier wants
+    /// one and `entrypoint` when it ships the entrypoint compatibility program.
     pub attrs: Vec<&'static str>,
 }
 
@@ -173,12 +178,16 @@ impl NixInvocation {
             drop: plan.drop.clone(),
             shell: plan.shell,
             coreutils: plan.coreutils,
+            entrypoint: plan.entrypoint_compat.is_some(),
             nixpkgs_override: plan.nixpkgs_override.clone(),
             system: None,
         };
         let mut attrs = vec!["package"];
         if plan.shell || plan.coreutils {
             attrs.push("shell");
+        }
+        if plan.entrypoint_compat.is_some() {
+            attrs.push("entrypoint");
         }
         NixInvocation {
             spec,
@@ -359,12 +368,15 @@ impl NixError {
 pub struct BuiltOutputs {
     pub package: StorePath,
     pub shell: Option<StorePath>,
+    /// The entrypoint compatibility programs, when the tier ships one.
+    pub entrypoint: Option<StorePath>,
 }
 
 impl BuiltOutputs {
     pub fn roots(&self) -> Vec<StorePath> {
         std::iter::once(self.package.clone())
             .chain(self.shell.clone())
+            .chain(self.entrypoint.clone())
             .collect()
     }
 }
@@ -397,10 +409,13 @@ pub fn build(inv: &NixInvocation, on_log: impl FnMut(&str)) -> Result<BuiltOutpu
             paths.len()
         ))));
     }
-    let mut it = paths.into_iter();
+    // nix-build prints one path per `-A`, in the order asked.
+    let mut by_attr: std::collections::BTreeMap<&str, StorePath> =
+        inv.attrs.iter().copied().zip(paths).collect();
     Ok(BuiltOutputs {
-        package: it.next().expect("length checked"),
-        shell: it.next(),
+        package: by_attr.remove("package").expect("length checked"),
+        shell: by_attr.remove("shell"),
+        entrypoint: by_attr.remove("entrypoint"),
     })
 }
 

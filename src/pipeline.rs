@@ -524,6 +524,12 @@ fn platform_image(
         built.package.as_str(),
         &recipe.tier(tier).exceptions,
     )?;
+    // The entrypoint compatibility program runs first in every container,
+    // so it must keep the tier's promise as the package does, with no
+    // exceptions.
+    if let Some(programs) = &built.entrypoint {
+        gate::check(&analysis, plan, programs.as_str(), &[])?;
+    }
     gate::check_libraries(&analysis)?;
     crate::lint::pre_commit(&analysis, &secrets, &lint_policy(recipe))
         .with_context(|| format!("linting `{img}` tier `{tier}`"))?;
@@ -587,7 +593,13 @@ pub fn check_entrypoint(plan: &BuildPlan, built: &BuiltOutputs, closure: &Closur
     let Some(program) = plan.runtime.entrypoint.first() else {
         bail!("the entrypoint is empty");
     };
-    let target: PathBuf = if let Some(t) = plan.runtime.links.get(program) {
+    let compat = plan
+        .entrypoint_compat
+        .as_ref()
+        .filter(|ec| ec.is_named_by(program));
+    let target: PathBuf = if let (Some(ec), Some(programs)) = (compat, &built.entrypoint) {
+        programs.as_path().join(ec.binary())
+    } else if let Some(t) = plan.runtime.links.get(program) {
         built.package.as_path().join(t)
     } else if program == "/bin/sh" && plan.shell {
         return Ok(());

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::recipe::{PackageSource, Port, Recipe};
+use crate::recipe::{EntrypointCompat, PackageSource, Port, Recipe};
 use crate::tier::Tier;
 
 /// The default cap on the number of layers (one per store path below it).
@@ -129,6 +129,9 @@ pub struct BuildPlan {
     pub nixpkgs_override: BTreeMap<String, serde_json::Value>,
     pub shell: bool,
     pub coreutils: bool,
+    /// The entrypoint compatibility program this tier ships, if any; its
+    /// entrypoint and cmd are then `runtime`'s.
+    pub entrypoint_compat: Option<EntrypointCompat>,
     pub runtime: RuntimePlan,
     pub max_layers: usize,
     pub source_date_epoch: i64,
@@ -145,9 +148,20 @@ impl BuildPlan {
             lto: spec.lto || spec.cfi,
             safestack: spec.safestack,
         };
+        let entrypoint_compat = recipe
+            .entrypoint_compat
+            .clone()
+            .filter(|_| spec.entrypoint_compat);
+        let (entrypoint, cmd) = match &entrypoint_compat {
+            Some(ec) => (ec.entrypoint.clone(), ec.cmd.clone()),
+            None => (
+                recipe.runtime.entrypoint.get_ref().clone(),
+                recipe.runtime.cmd.clone(),
+            ),
+        };
         let runtime = RuntimePlan {
-            entrypoint: recipe.runtime.entrypoint.get_ref().clone(),
-            cmd: recipe.runtime.cmd.clone(),
+            entrypoint,
+            cmd,
             env: recipe.runtime.env.clone(),
             ports: recipe.ports().iter().map(Port::to_string).collect(),
             workdir: recipe.runtime.workdir.clone(),
@@ -187,6 +201,7 @@ impl BuildPlan {
                 .collect(),
             shell: spec.shell,
             coreutils: spec.coreutils,
+            entrypoint_compat,
             runtime,
             max_layers: opts
                 .max_layers
@@ -220,6 +235,9 @@ impl BuildPlan {
         put("org.armorred.upstream", self.upstream.clone());
         if !self.drop.is_empty() {
             put("org.armorred.dropped-features", self.drop.join(","));
+        }
+        if let Some(ec) = &self.entrypoint_compat {
+            put("org.armorred.entrypoint-compat", ec.program.clone());
         }
         put("org.opencontainers.image.title", self.image.clone());
         put(
@@ -532,6 +550,26 @@ mod tests {
             p.apply_package_facts(&facts("", &[])),
             Err(FactsError::NoVersion { .. })
         ));
+    }
+
+    #[test]
+    fn the_entrypoint_compat_tier_takes_its_entrypoint_and_cmd() {
+        let text = crate::recipe::tests_support::NGINX.replacen(
+            "coreutils = false\n",
+            "coreutils = false\nentrypoint_compat = true\n",
+            1,
+        ) + "\n[entrypoint_compat]\nprogram = \"nginx\"\npath = \"/docker-entrypoint.sh\"\nentrypoint = [\"/docker-entrypoint.sh\"]\ncmd = [\"nginx\", \"-g\", \"daemon off;\"]\n";
+        let r = Recipe::parse(&text, Path::new("recipes/nginx.toml")).unwrap();
+        let opts = PlanOptions::default();
+        let h = BuildPlan::new(&r, Tier::Hardened, &opts);
+        assert_eq!(h.runtime.entrypoint, ["/docker-entrypoint.sh"]);
+        assert_eq!(h.runtime.cmd, ["nginx", "-g", "daemon off;"]);
+        assert_eq!(h.labels["org.armorred.entrypoint-compat"], "nginx");
+        // the locked tier leaves it out and keeps `runtime`'s
+        let l = BuildPlan::new(&r, Tier::Locked, &opts);
+        assert!(l.entrypoint_compat.is_none());
+        assert_eq!(l.runtime.entrypoint, ["/usr/sbin/nginx"]);
+        assert!(!l.labels.contains_key("org.armorred.entrypoint-compat"));
     }
 
     #[test]

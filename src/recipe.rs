@@ -31,6 +31,10 @@ pub struct Recipe {
     pub lint: LintSettings,
     #[serde(default)]
     pub compat: CompatSettings,
+    /// The official image's entrypoint behaviour, for the tiers that set
+    /// `entrypoint_compat = true`.
+    #[serde(default)]
+    pub entrypoint_compat: Option<EntrypointCompat>,
     /// Where the recipe was read from; set by [`Recipe::load`].
     #[serde(skip)]
     pub path: PathBuf,
@@ -129,6 +133,46 @@ pub struct TierSpec {
     /// Known exceptions to the hardening gate, each with a reason.
     #[serde(default)]
     pub exceptions: Vec<HardeningException>,
+    /// Ship the recipe's `[entrypoint_compat]` program and use its
+    /// entrypoint and cmd; a tier that leaves it out keeps `runtime`'s.
+    #[serde(default)]
+    pub entrypoint_compat: bool,
+}
+
+/// The entrypoint compatibility programs the package set builds
+/// (`nix/offline/entrypoint`, `bin/<name>-entrypoint`).
+pub const ENTRYPOINT_PROGRAMS: &[&str] = &["nginx", "redis"];
+
+/// An entrypoint compatibility program: a small hardened program that does
+/// what the official image's entrypoint script does, so an image without a
+/// shell keeps its environment variables and argument handling.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EntrypointCompat {
+    /// Which program, one of [`ENTRYPOINT_PROGRAMS`].
+    pub program: String,
+    /// Where the image puts it, e.g. `/docker-entrypoint.sh`.
+    pub path: String,
+    /// The image's entrypoint in the tiers that ship it (the official image's).
+    pub entrypoint: Vec<String>,
+    /// The image's cmd in those tiers.
+    #[serde(default)]
+    pub cmd: Vec<String>,
+}
+
+impl EntrypointCompat {
+    /// The program's path inside its store output.
+    pub fn binary(&self) -> String {
+        format!("bin/{}-entrypoint", self.program)
+    }
+
+    /// Does the entrypoint's first word name this program (its path, or its
+    /// file name found on `PATH`)?
+    pub fn is_named_by(&self, program: &str) -> bool {
+        program == self.path
+            || (!program.contains('/')
+                && Path::new(&self.path).file_name().and_then(|n| n.to_str()) == Some(program))
+    }
 }
 
 /// A binary allowed to miss one promised property, e.g. a library with no
@@ -473,6 +517,47 @@ impl Recipe {
                 if let Some(m) = msg {
                     return Err(self.err_at(text, v.span(), &key, m));
                 }
+            }
+        }
+        if let Some(ec) = &self.entrypoint_compat {
+            let span = find_key_span(text, "[entrypoint_compat]");
+            if !ENTRYPOINT_PROGRAMS.contains(&ec.program.as_str()) {
+                return Err(self.err_at(
+                    text,
+                    span,
+                    "entrypoint_compat.program",
+                    format!(
+                        "unknown program `{}` (known: {})",
+                        ec.program,
+                        ENTRYPOINT_PROGRAMS.join(", ")
+                    ),
+                ));
+            }
+            check_image_path(&ec.path)
+                .map_err(|m| self.err_at(text, span.clone(), "entrypoint_compat.path", m))?;
+            if !ec.entrypoint.first().is_some_and(|p| ec.is_named_by(p)) {
+                return Err(self.err_at(
+                    text,
+                    span,
+                    "entrypoint_compat.entrypoint",
+                    format!(
+                        "must start with the program's path `{}` (or its file name, found on PATH)",
+                        ec.path
+                    ),
+                ));
+            }
+        }
+        for (tier, spec) in [
+            ("hardened", &self.tiers.hardened),
+            ("locked", &self.tiers.locked),
+        ] {
+            if spec.entrypoint_compat && self.entrypoint_compat.is_none() {
+                return Err(self.err_at(
+                    text,
+                    find_key_span(text, "entrypoint_compat"),
+                    &format!("tiers.{tier}.entrypoint_compat"),
+                    "the tier asks for the entrypoint compatibility program, but the recipe has no `[entrypoint_compat]` section".into(),
+                ));
             }
         }
         let mut platforms = BTreeSet::new();
@@ -840,6 +925,54 @@ mod tests {
             );
             assert!(e.line > 30, "{bad}: located at {e}");
         }
+    }
+
+    #[test]
+    fn entrypoint_compat_is_validated() {
+        let section = "\n[entrypoint_compat]\nprogram = \"nginx\"\npath = \"/docker-entrypoint.sh\"\nentrypoint = [\"/docker-entrypoint.sh\"]\ncmd = [\"nginx\", \"-g\", \"daemon off;\"]\n";
+        let on = NGINX.replacen(
+            "coreutils = false\n",
+            "coreutils = false\nentrypoint_compat = true\n",
+            1,
+        );
+        let r = parse(&format!("{on}{section}")).unwrap();
+        assert!(r.tier(Tier::Hardened).entrypoint_compat);
+        assert!(!r.tier(Tier::Locked).entrypoint_compat);
+        let ec = r.entrypoint_compat.as_ref().unwrap();
+        assert_eq!(ec.binary(), "bin/nginx-entrypoint");
+        assert!(ec.is_named_by("/docker-entrypoint.sh") && ec.is_named_by("docker-entrypoint.sh"));
+        assert!(!ec.is_named_by("/usr/sbin/nginx"));
+
+        // a tier asking for it without the section
+        let e = parse(&on).unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("tiers.hardened.entrypoint_compat"),
+            "{e}"
+        );
+        for (bad, key) in [
+            ("program = \"nginx\"", "program = \"apache\""),
+            (
+                "path = \"/docker-entrypoint.sh\"",
+                "path = \"docker-entrypoint.sh\"",
+            ),
+            (
+                "entrypoint = [\"/docker-entrypoint.sh\"]",
+                "entrypoint = [\"/usr/sbin/nginx\"]",
+            ),
+        ] {
+            let text = format!("{on}{}", section.replace(bad, key));
+            let e = parse(&text).unwrap_err();
+            assert!(
+                e.key
+                    .as_deref()
+                    .unwrap_or("")
+                    .starts_with("entrypoint_compat."),
+                "{key}: {e}"
+            );
+        }
+        let e = parse(&format!("{on}{section}\nshell = true\n")).unwrap_err();
+        assert!(e.message.contains("unknown field `shell`"), "{e}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The small rootfs extras armorred makes itself, beside the closure:
 //! `/etc/passwd` and `/etc/group` with nobody 65534, `/etc/nsswitch.conf`,
-//! `/tmp` (1777), the recipe's writable directories owned by 65534, links that
-//! put the entrypoint on a normal path, and a shell and coreutils only where
-//! the tier asks for them. Pure: the caller supplies the shell's applet names.
+//! `/tmp` (1777), the recipe's writable directories owned by 65534 (1777), links that
+//! put the entrypoint on a normal path, the entrypoint compatibility program
+//! where the tier ships it, and a shell and coreutils only where the tier
+//! asks for them. Pure: the caller supplies the shell's applet names.
 //! [`check_links`] alone reads the built output, to prove the links resolve.
 
 use std::collections::BTreeMap;
@@ -25,6 +26,8 @@ pub enum RootfsError {
     Conflict { path: String, other: &'static str },
     #[error("the tier asks for a shell or coreutils, but the package set built none")]
     NoShell,
+    #[error("the tier ships the entrypoint compatibility program, but the package set built none")]
+    NoEntrypoint,
 }
 
 /// A `[runtime.links]` entry that would dangle in the image.
@@ -90,10 +93,18 @@ pub fn rootfs_entries(
             continue;
         }
         t.parents(w);
-        t.dir(w, 0o755, NOBODY);
+        // Sticky and world-writable like /tmp: a tmpfs mounted over the
+        // directory (`--tmpfs`, with a read-only root) takes its mode but
+        // is owned by root (runc), so only this mode keeps it writable for
+        // the image's user.
+        t.dir(w, 0o1777, NOBODY);
     }
     for (dest, target) in &plan.runtime.links {
         t.link(dest, &format!("{}/{target}", built.package))?;
+    }
+    if let Some(ec) = &plan.entrypoint_compat {
+        let programs = built.entrypoint.as_ref().ok_or(RootfsError::NoEntrypoint)?;
+        t.link(&ec.path, &format!("{programs}/{}", ec.binary()))?;
     }
     if plan.shell || plan.coreutils {
         let shell = built.shell.as_ref().ok_or(RootfsError::NoShell)?;
@@ -192,6 +203,7 @@ mod tests {
                 StorePath::parse("/nix/store/1c0k2r4vvhz1yk9p3dn6s2d7jfq2b9g0-busybox-1.35.0")
                     .unwrap()
             }),
+            entrypoint: None,
         }
     }
 

@@ -88,3 +88,9 @@ let
   };
 in
 { inherit package meta; } // (if shell == null then { } else { inherit shell; })
+  # The entrypoint compatibility programs are built by the offline set only
+  # (host clang, nix/offline/entrypoint); say so rather than fail on a
+  # missing attribute.
+  // (if spec.entrypoint or false then {
+    entrypoint = throw "armorred: the entrypoint compatibility programs (recipe `[entrypoint_compat]`) are built by the offline package set only; use --package-set offline or a tier without entrypoint_compat";
+  } else { })

@@ -68,6 +68,9 @@ let
     inherit mkHardened sources lib hardening drop;
     inherit (base) openssl;
   };
+  # the entrypoint compatibility programs, with the tier's hardening like the
+  # main package (recipes' `[entrypoint_compat]`)
+  entrypoint = import ./pkgs/entrypoint.nix { inherit mkHardened hardening; };
   # busybox as the MAIN package (tier-hardened); the shell layer is base.busybox
   busybox = import ./pkgs/busybox.nix {
     inherit mkHardened sources lib hardening drop;
@@ -78,7 +81,7 @@ let
   hardeningFlags = hardeningLib.flagsFor { inherit hardening; kind = "exe"; };
 
   set = {
-    inherit glibc nginx redis busybox;
+    inherit glibc nginx redis busybox entrypoint;
     inherit (base) zlib pcre2 openssl perl libxml2 libxslt geoip libpng libjpeg libgd;
 
     # what `package.file` expressions get (as `armorred`), see README.md

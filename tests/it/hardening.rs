@@ -466,7 +466,14 @@ fn hardened_nginx_runs_the_official_dynamic_modules_and_locked_has_none() {
         &mount,
     ];
     args.extend(PODMAN_LIMITS);
-    args.extend([id.as_str(), "-c", "/srv/nginx.conf", "-g", "daemon off;"]);
+    args.extend([
+        id.as_str(),
+        "nginx",
+        "-c",
+        "/srv/nginx.conf",
+        "-g",
+        "daemon off;",
+    ]);
     podman.run(&args);
     let perl = http_get(port, "/perl", Duration::from_secs(30));
     let logs = podman.try_run(&["logs", "mods"]);

@@ -13,6 +13,7 @@ mod build_all;
 mod commit;
 mod compat;
 mod crash_safety;
+mod entrypoint;
 mod formats;
 mod hardening;
 mod hostile_layout;

@@ -76,7 +76,9 @@ fn layouts_pass_fsck_and_skopeo_and_umoci() {
         let expected: &[&str] = if tier == "locked" {
             &["bin", "etc", "nix", "tmp", "usr", "var"]
         } else {
-            &["etc", "nix", "tmp", "usr", "var"]
+            // the entrypoint compatibility program, where the official
+            // image has its entrypoint script
+            &["docker-entrypoint.sh", "etc", "nix", "tmp", "usr", "var"]
         };
         assert_eq!(top, expected);
         let cfg: serde_json::Value =
@@ -179,10 +181,28 @@ fn labels_user_and_runtime_config() {
                 assert_eq!(bin["fortify"]["fortified_count"], 0, "{full}");
             }
         }
-        assert_eq!(l["org.armorred.writable"], "/tmp,/var/cache/nginx");
+        assert_eq!(
+            l["org.armorred.writable"],
+            "/tmp,/var/cache/nginx,/etc/nginx/conf.d"
+        );
         assert_eq!(v["user"], "65534");
-        assert_eq!(v["entrypoint"], serde_json::json!(["/usr/sbin/nginx"]));
-        assert_eq!(v["cmd"], serde_json::json!(["-g", "daemon off;"]));
+        // hardened: the official image's entrypoint and cmd, through the
+        // entrypoint compatibility program; locked leaves it out.
+        if tier == "hardened" {
+            assert_eq!(
+                v["entrypoint"],
+                serde_json::json!(["/docker-entrypoint.sh"])
+            );
+            assert_eq!(v["cmd"], serde_json::json!(["nginx", "-g", "daemon off;"]));
+            assert_eq!(l["org.armorred.entrypoint-compat"], "nginx");
+        } else {
+            assert_eq!(v["entrypoint"], serde_json::json!(["/usr/sbin/nginx"]));
+            assert_eq!(
+                v["cmd"],
+                serde_json::json!(["-g", "daemon off; worker_processes auto;"])
+            );
+            assert!(l.get("org.armorred.entrypoint-compat").is_none());
+        }
         assert_eq!(v["exposed_ports"], serde_json::json!(["8080/tcp"]));
         assert_eq!(v["stop_signal"], "SIGQUIT");
         assert_eq!(v["created"], "1970-01-01T00:00:01Z");

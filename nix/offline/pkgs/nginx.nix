@@ -163,6 +163,8 @@ builtins.seq cfiCheck (builtins.seq (builtins.deepSeq r.enabled null) (mkHardene
     mkdir -p "$out/bin" "$out/etc/nginx" "$out/share/nginx/html"
     cp objs/nginx "$out/bin/nginx"
     cp conf/mime.types "$out/etc/nginx/mime.types"
+    # the parameter files the official /etc/nginx has, for `include fastcgi_params;`
+    cp conf/fastcgi_params conf/scgi_params conf/uwsgi_params "$out/etc/nginx/"
     # dynamic modules where the official image keeps them: `load_module
     # modules/x.so` resolves against the prefix ($out) and /etc/nginx
     if ls objs/*.so >/dev/null 2>&1; then
@@ -180,10 +182,18 @@ builtins.seq cfiCheck (builtins.seq (builtins.deepSeq r.enabled null) (mkHardene
       cp objs/src/http/modules/perl/blib/arch/auto/nginx/nginx.so "$out/lib/perl5/auto/nginx/"
     fi
     cp html/index.html html/50x.html "$out/share/nginx/html/"
+    # The official layout: nginx.conf includes /etc/nginx/conf.d/*.conf,
+    # where the default server ships and where the entrypoint writes
+    # rendered templates. The image makes /etc/nginx a real directory whose
+    # conf.d is writable (or a mount point), with these files linked in.
+    # No `worker_processes` here: this file lives in the read-only store, so
+    # the entrypoint passes it with -g (`auto` as the official nginx.conf
+    # has, or the auto-tuned count), and a duplicate would be refused.
+    mkdir -p "$out/etc/nginx/conf.d"
     cat > "$out/etc/nginx/nginx.conf" <<EOF
     # armorred default nginx configuration: runs as any non-root UID with a
     # read-only root file system (only /tmp must be writable).
-    worker_processes auto;
+    # worker_processes comes from the entrypoint (-g), see nginx.nix.
     pid /tmp/nginx.pid;
     error_log /dev/stderr notice;
 
@@ -198,16 +208,20 @@ builtins.seq cfiCheck (builtins.seq (builtins.deepSeq r.enabled null) (mkHardene
         sendfile on;
         keepalive_timeout 65;
 
-        server {
-            listen 8080;
-            server_name localhost;
-            root $out/share/nginx/html;
-            index index.html;
-            error_page 500 502 503 504 /50x.html;
-        }
+        include /etc/nginx/conf.d/*.conf;
     }
     EOF
     sed -i 's/^    //' "$out/etc/nginx/nginx.conf"
+    # the entrypoint's IPv6 step recognises this file's listen line
+    cat > "$out/etc/nginx/conf.d/default.conf" <<EOF
+    server {
+        listen       8080;
+        server_name  localhost;
+        root $out/share/nginx/html;
+        index index.html;
+        error_page 500 502 503 504 /50x.html;
+    }
+    EOF
   '';
   postInstall = ''
     # smoke test: the binary starts with the store glibc (temp paths are

@@ -58,6 +58,12 @@ builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
     PKG_CONFIG_LIBDIR = "/nonexistent";
   });
   preConfigure = ''
+    # Protected mode off by default, as the official image compiles it: a
+    # container's clients never come from its loopback, and the image's
+    # entrypoint runs plain `redis-server` as the official one does.
+    sed -i -E 's/^( *createBoolConfig\("protected-mode",.*, *)1( *,.*\),)$/\10\2/' src/config.c
+    grep -Eq '^ *createBoolConfig\("protected-mode",.*, *0 *,.*\),$' src/config.c
+
     # SafeStack: compiler-rt intercepts pthread_create to give every new thread
     # an unsafe stack. jemalloc creates its background threads through
     # dlsym(RTLD_NEXT, "pthread_create"), i.e. libc's, bypassing that
