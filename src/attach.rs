@@ -30,8 +30,6 @@ use crate::sign::dsse::Statement;
 use crate::sign::keys::SigningKey;
 use crate::slsa;
 
-/// The OCI 1.1 empty config for artifacts.
-
 /// Licenses and CPEs the package set knows, by pname (`nix/offline/metadata.json`).
 #[derive(Debug, Default, Deserialize)]
 pub struct PackageMetadata(BTreeMap<String, MetadataEntry>);

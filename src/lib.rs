@@ -1,13 +1,16 @@
 //! armorred: build hardened FROM-scratch OCI images with Nix.
 //!
-//! The pipeline, one module per typed stage:
+//! Typed stages that depend only downward (the order is enforced by
+//! `tests/it/module_graph.rs`; the README's "How it works" draws it):
 //!
 //! ```text
-//! recipe (TOML → Recipe) → plan (Recipe + Tier → BuildPlan, pure)
-//!   → nix (BuildPlan → built store paths + Closure)
-//!   → layers (Closure → LayerPlan, pure) → oci (LayerPlan → blobs, manifest, config, layout)
-//!   → inspect / analyze / lint / sbom / sign / push (each reads an image)
+//! base → recipe → plan → nix → closure → layers → oci (write and read)
+//!   → checks (analyze, gate, lint) · attachments (sbom, sign, slsa, attach)
+//!   · registry · report · compat → error → pipeline → batch
 //! ```
+//!
+//! The command layer (`cli`, `commands`, `progress`) belongs to the binary,
+//! `src/bin/armorred`, which the library cannot name.
 
 pub mod attach;
 pub mod base;

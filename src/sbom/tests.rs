@@ -540,20 +540,17 @@ fn canonical_bytes_sort_keys_at_every_depth() {
 #[test]
 fn epoch_timestamps() {
     // date -u -d @N +%Y-%m-%dT%H:%M:%SZ
+    assert_eq!(crate::base::time::rfc3339_utc(0), "1970-01-01T00:00:00Z");
     assert_eq!(
-        crate::base::time::rfc3339_utc(0 as i64),
-        "1970-01-01T00:00:00Z"
-    );
-    assert_eq!(
-        crate::base::time::rfc3339_utc(951_782_400 as i64),
+        crate::base::time::rfc3339_utc(951_782_400),
         "2000-02-29T00:00:00Z"
     );
     assert_eq!(
-        crate::base::time::rfc3339_utc(1_704_164_645 as i64),
+        crate::base::time::rfc3339_utc(1_704_164_645),
         "2024-01-02T03:04:05Z"
     );
     assert_eq!(
-        crate::base::time::rfc3339_utc(4_102_444_799 as i64),
+        crate::base::time::rfc3339_utc(4_102_444_799),
         "2099-12-31T23:59:59Z"
     );
 }

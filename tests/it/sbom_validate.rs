@@ -192,7 +192,7 @@ fn make_sboms_with(licenses: BTreeMap<String, Vec<String>>) -> Sboms {
         licenses: &licenses,
         cpes: &cpes,
         provenance: &provenance(&closure),
-        created: &armorred::base::time::rfc3339_utc(1_700_000_000 as i64),
+        created: &armorred::base::time::rfc3339_utc(1_700_000_000),
         tool_version: "0.1.0",
     };
     Sboms {
