@@ -12,6 +12,9 @@
 #   "drop": ["mail", "stream"],         # features removed from the main package
 #   "shell": true, "coreutils": true,   # busybox layer (base hardening)
 #   "nixpkgsOverride": { "withPerl": false }, # packageSet "nixpkgs": .override args
+#   "upstreamTests": "ci",              # or "full": the upstream test suites the offline
+#                                       # set's builds run (nix/offline/upstream-tests.nix);
+#                                       # records in <out>/nix-support/armorred-tests.json
 #   "system": "aarch64-linux"           # optional, default builtins.currentSystem: nixpkgs is
 #                                       # imported for it (a remote builder of that system builds
 #                                       # it); the offline set builds only the host's system
@@ -43,6 +46,7 @@ let
 
   set = import ./offline {
     inherit hardening drop;
+    upstreamTests = spec.upstreamTests or "ci";
     sourceDir = spec.sourceDir or null;
     toolchainId = spec.toolchainId or "clang-14";
   };
