@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::recipe::{PackageSource, Port, Recipe};
 use crate::tier::Tier;
+use crate::upstream_tests::{RequiredSuite, UpstreamTestMode};
 
 /// The default cap on the number of layers (one per store path below it).
 pub const DEFAULT_MAX_LAYERS: usize = 100;
@@ -137,6 +138,13 @@ pub struct RuntimePlan {
     pub healthcheck: Option<crate::recipe::Healthcheck>,
 }
 
+/// The recipe's `[tests]` for one tier.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UpstreamTestsPlan {
+    pub mode: UpstreamTestMode,
+    pub required: Vec<RequiredSuite>,
+}
+
 /// Everything needed to build one tier of one image.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildPlan {
@@ -154,6 +162,8 @@ pub struct BuildPlan {
     pub shell: bool,
     pub coreutils: bool,
     pub runtime: RuntimePlan,
+    /// The upstream test suites the build must show (recipe `[tests]`).
+    pub upstream_tests: UpstreamTestsPlan,
     pub max_layers: usize,
     pub source_date_epoch: i64,
     pub labels: BTreeMap<String, String>,
@@ -205,6 +215,15 @@ impl BuildPlan {
             shell: spec.shell,
             coreutils: spec.coreutils,
             runtime,
+            upstream_tests: UpstreamTestsPlan {
+                mode: recipe.tests.mode,
+                required: recipe
+                    .tests
+                    .upstream
+                    .iter()
+                    .filter_map(|u| u.for_tier(tier))
+                    .collect(),
+            },
             max_layers: opts
                 .max_layers
                 .or(recipe.layers.max_layers)

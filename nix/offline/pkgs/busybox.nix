@@ -52,7 +52,21 @@ let
   # this build tree, for the defconfig variant, the one images ship as their
   # shell layer. Whole in both modes. A few cases cannot pass on a build
   # machine whatever the build; they are named here and recorded as skipped.
-  knownFailures = { };
+  # Each of these fails the same way in an unhardened `gcc -O2` build of the
+  # same source on the same machine (measured), so none comes from this
+  # build's flags.
+  sameUnhardened = "fails identically in an unhardened gcc -O2 build of the same source on the build machine (measured)";
+  knownFailures = {
+    "wget-supports--P" = "fetches a page from the internet; the build has no network";
+    "wget--O-overrides--P" = "fetches a page from the internet; the build has no network";
+    "wget-handles-empty-path" = "fetches a page from the internet; the build has no network";
+    "wget-retrieves-google-index" = "fetches a page from the internet; the build has no network";
+    "mount -o remount,mand" = "remounts a file system with `mand`, which the build machine's kernel refuses; ${sameUnhardened}";
+    "sed embedded NUL" = sameUnhardened;
+    "sed NUL in command" = sameUnhardened;
+    "sed nonexistent label" = sameUnhardened;
+    "cpio lists hardlinks" = sameUnhardened;
+  };
   suites = lib.optional (variant == "full") (tests.run {
     package = "busybox";
     inherit (sources.busybox) version;
