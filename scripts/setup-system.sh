@@ -23,6 +23,10 @@ packages=(
   # the offline set's patch selection and scripts/sources-update.py; the
   # archive keyring and gpgv check the Sources index it reads
   python3 debian-archive-keyring gpgv
+  # upstream test suites in the package builds: redis' runtest (Tcl, tcl-tls
+  # for --tls), its test certificates (openssl), OpenSSL's and perl's
+  # harnesses (perl, above)
+  tcl tcl-tls openssl
 )
 
 missing=()
