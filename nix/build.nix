@@ -14,6 +14,9 @@
 #   "entrypoint": true,                 # the entrypoint compatibility programs
 #                                       # (tier hardening), recipe `[entrypoint_compat]`
 #   "nixpkgsOverride": { "withPerl": false }, # packageSet "nixpkgs": .override args
+#   "upstreamTests": "ci",              # or "full": the upstream test suites the offline
+#                                       # set's builds run (nix/offline/upstream-tests.nix);
+#                                       # records in <out>/nix-support/armorred-tests.json
 #   "system": "aarch64-linux"           # optional, default builtins.currentSystem: nixpkgs is
 #                                       # imported for it (a remote builder of that system builds
 #                                       # it); the offline set builds only the host's system
@@ -49,6 +52,7 @@ let
 
   set = import ./offline {
     inherit hardening drop;
+    upstreamTests = spec.upstreamTests or "ci";
     sourceDir = spec.sourceDir or null;
     toolchainId = spec.toolchainId or "clang-14";
   };

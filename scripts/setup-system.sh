@@ -26,6 +26,10 @@ packages=(
   # tests/remote_builder.rs starts its own sshd on a loopback port as a Nix
   # remote builder (util-linux `unshare` gives it a store of its own)
   openssh-server
+  # upstream test suites in the package builds: redis' runtest (Tcl, tcl-tls
+  # for --tls), its test certificates (openssl), OpenSSL's and perl's
+  # harnesses (perl, above)
+  tcl tcl-tls openssl
 )
 
 missing=()

@@ -34,6 +34,7 @@ pub mod recipe;
 pub mod rootfs;
 pub mod store_path;
 pub mod tier;
+pub mod upstream_tests;
 // -- readers, checks, attachments and registry --
 pub mod analyze;
 pub mod archive;

@@ -17,6 +17,7 @@ use crate::platform::{parse_machines, NixCapabilities, ShowConfig, System};
 use crate::process::{Cmd, ProcessError};
 use crate::recipe::PackageSource;
 use crate::store_path::StorePath;
+use crate::upstream_tests::UpstreamTestMode;
 
 /// Where and how Nix runs; everything here comes from the environment or
 /// flags, not from the recipe.
@@ -30,6 +31,8 @@ pub struct NixEnv {
     pub toolchain_id: String,
     /// Options passed through to every Nix command.
     pub options: NixOptions,
+    /// Overrides the recipe's upstream test mode (`ARMORRED_UPSTREAM_TESTS`).
+    pub upstream_tests: Option<UpstreamTestMode>,
 }
 
 /// Nix options armorred passes through untouched, so users scale out with
@@ -91,6 +94,8 @@ pub struct NixSpec {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub entrypoint: bool,
     pub nixpkgs_override: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Which upstream test suites the offline set's builds run (`ci`, `full`).
+    pub upstream_tests: UpstreamTestMode,
     /// The Nix system to build for (`aarch64-linux`); absent means Nix's own.
     /// The nixpkgs set imports nixpkgs for it; the offline set refuses any
     /// other than the host's.
@@ -180,6 +185,7 @@ impl NixInvocation {
             coreutils: plan.coreutils,
             entrypoint: plan.entrypoint_compat.is_some(),
             nixpkgs_override: plan.nixpkgs_override.clone(),
+            upstream_tests: env.upstream_tests.unwrap_or(plan.upstream_tests.mode),
             system: None,
         };
         let mut attrs = vec!["package"];
@@ -470,6 +476,7 @@ mod tests {
             source_dir: "/cache/sources".into(),
             toolchain_id: "clang-14.0.6".into(),
             options: NixOptions::default(),
+            upstream_tests: None,
         }
     }
 

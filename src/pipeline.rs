@@ -20,12 +20,13 @@ use crate::oci::facts::{layer_facts, FactsSource, LayerFacts};
 use crate::oci::image::{self, ImageInputs, LayerProgress, LayerSource, Provenance, WrittenImage};
 use crate::oci::layout::{Descriptor, Layout};
 use crate::oci::tarball::{Compression, LayerBlob};
-use crate::plan::{BuildPlan, PlanOptions};
+use crate::plan::{BuildPlan, PackageSet, PlanOptions};
 use crate::platform::System;
 use crate::recipe::Recipe;
 use crate::rootfs;
 use crate::store_path::StorePath;
 use crate::tier::{layout_dir, Tier};
+use crate::upstream_tests;
 
 /// Where progress goes. The CLI decides between bars and plain log lines;
 /// the pipeline only reports events.
@@ -318,6 +319,9 @@ fn nix_stage(
     rootfs::check_links(plan, built.package.as_path(), |p| {
         closure.paths.keys().any(|c| p.starts_with(c.as_path()))
     })?;
+    check_upstream_tests(ctx, plan, &closure).with_context(|| {
+        format!("checking the upstream test suites of `{img}` tier `{tier}`{what}")
+    })?;
     let applets = match (&built.shell, plan.coreutils) {
         (Some(shell), true) => list_dir(&shell.as_path().join("bin"))?,
         _ => Vec::new(),
@@ -585,6 +589,30 @@ fn list_dir(dir: &Path) -> Result<Vec<String>> {
         .collect();
     v.sort();
     Ok(v)
+}
+
+/// The recipe's `[[tests.upstream]]` against the records the builds left in
+/// the closure; each recorded suite's counts go to the reporter.
+fn check_upstream_tests(ctx: &BuildContext<'_>, plan: &BuildPlan, closure: &Closure) -> Result<()> {
+    let (img, tier, r) = (plan.image.as_str(), plan.tier, ctx.reporter);
+    if plan.upstream_tests.required.is_empty() {
+        return Ok(());
+    }
+    if plan.package_set != PackageSet::Offline {
+        r.stage(
+            img,
+            tier,
+            "upstream test records: not checked, the nixpkgs set runs its packages' own checks (doCheck) and leaves no records",
+        );
+        return Ok(());
+    }
+    let mode = ctx.nix.upstream_tests.unwrap_or(plan.upstream_tests.mode);
+    let records = upstream_tests::read_records(closure)?;
+    for line in upstream_tests::summary(&records) {
+        r.stage(img, tier, &format!("upstream tests: {line}"));
+    }
+    upstream_tests::check(&records, &plan.upstream_tests.required, mode)?;
+    Ok(())
 }
 
 /// The entrypoint must exist in the image: a recipe link into the package,

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::recipe::{EntrypointCompat, PackageSource, Port, Recipe};
 use crate::tier::Tier;
+use crate::upstream_tests::{RequiredSuite, UpstreamTestMode};
 
 /// The default cap on the number of layers (one per store path below it).
 pub const DEFAULT_MAX_LAYERS: usize = 100;
@@ -102,6 +103,13 @@ pub struct RuntimePlan {
     pub healthcheck: Option<crate::recipe::Healthcheck>,
 }
 
+/// The recipe's `[tests]` for one tier.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UpstreamTestsPlan {
+    pub mode: UpstreamTestMode,
+    pub required: Vec<RequiredSuite>,
+}
+
 /// Everything needed to build one tier of one image.
 ///
 /// The version, description and licences are what Nix reports for the
@@ -133,6 +141,8 @@ pub struct BuildPlan {
     /// entrypoint and cmd are then `runtime`'s.
     pub entrypoint_compat: Option<EntrypointCompat>,
     pub runtime: RuntimePlan,
+    /// The upstream test suites the build must show (recipe `[tests]`).
+    pub upstream_tests: UpstreamTestsPlan,
     pub max_layers: usize,
     pub source_date_epoch: i64,
     pub labels: BTreeMap<String, String>,
@@ -203,6 +213,15 @@ impl BuildPlan {
             coreutils: spec.coreutils,
             entrypoint_compat,
             runtime,
+            upstream_tests: UpstreamTestsPlan {
+                mode: recipe.tests.mode,
+                required: recipe
+                    .tests
+                    .upstream
+                    .iter()
+                    .filter_map(|u| u.for_tier(tier))
+                    .collect(),
+            },
             max_layers: opts
                 .max_layers
                 .or(recipe.layers.max_layers)

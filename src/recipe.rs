@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::tier::Tier;
+use crate::upstream_tests::{RequiredSuite, UpstreamTestMode};
 
 /// The default runtime user: `nobody`, as the product promises.
 pub const DEFAULT_USER: &str = "65534";
@@ -35,6 +36,8 @@ pub struct Recipe {
     /// `entrypoint_compat = true`.
     #[serde(default)]
     pub entrypoint_compat: Option<EntrypointCompat>,
+    #[serde(default)]
+    pub tests: TestSettings,
     /// Where the recipe was read from; set by [`Recipe::load`].
     #[serde(skip)]
     pub path: PathBuf,
@@ -269,6 +272,66 @@ impl fmt::Display for CompatField {
 pub enum CompatValue {
     One(String),
     Many(Vec<String>),
+}
+
+/// Upstream test suites the image's packages must have passed inside their
+/// own Nix builds (`[tests]`). The suites and their CI subsets are defined by
+/// the package expressions (nix/offline/pkgs/*.nix); a recipe selects the
+/// mode and names the suites the build must show, checked against the
+/// records in the closure after the build.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSettings {
+    /// `ci` (default): each package's CI subset; `full`: every suite whole.
+    /// `ARMORRED_UPSTREAM_TESTS` overrides it for one build.
+    #[serde(default)]
+    pub mode: UpstreamTestMode,
+    #[serde(default)]
+    pub upstream: Vec<UpstreamSuiteSpec>,
+}
+
+/// `[[tests.upstream]]`: one suite a package of the closure must have run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSuiteSpec {
+    /// The package's name (`pname`) in the closure, e.g. `zlib`.
+    pub package: String,
+    /// The suite as the package records it, e.g. `make test`, `runtest`.
+    pub suite: String,
+    /// The tiers whose closure holds the package (default: both).
+    #[serde(default)]
+    pub tiers: Option<Vec<Tier>>,
+    /// Per tier, the tags the suite leaves out and why: exactly what the
+    /// build records, so a tier cannot skip more than it says.
+    #[serde(default)]
+    pub skip: TierSkips,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierSkips {
+    #[serde(default)]
+    pub hardened: BTreeMap<String, String>,
+    #[serde(default)]
+    pub locked: BTreeMap<String, String>,
+}
+
+impl UpstreamSuiteSpec {
+    /// What `tier` must show, or `None` when the package is not in its closure.
+    pub fn for_tier(&self, tier: Tier) -> Option<RequiredSuite> {
+        if self.tiers.as_ref().is_some_and(|t| !t.contains(&tier)) {
+            return None;
+        }
+        let skip = match tier {
+            Tier::Hardened => &self.skip.hardened,
+            Tier::Locked => &self.skip.locked,
+        };
+        Some(RequiredSuite {
+            package: self.package.clone(),
+            suite: self.suite.clone(),
+            skip_tags: skip.clone(),
+        })
+    }
 }
 
 /// A container healthcheck, as Docker's HEALTHCHECK defines it.

@@ -7,6 +7,8 @@
 #     toolchainId = "clang-14.0.6"; # host compiler id; part of every derivation
 #     hardening   = { cfi = true; lto = true; safestack = true; }; # the tier
 #     drop        = [ "mail" ];  # features removed from the MAIN package only
+#     upstreamTests = "ci";      # or "full": which upstream test suites the
+#                                # builds run (./upstream-tests.nix)
 #   }
 #
 # Dependencies (glibc, zlib, pcre2, openssl, perl, libxml2, libxslt, libgd,
@@ -20,6 +22,7 @@
 , toolchainId ? "clang-14"
 , hardening ? { }
 , drop ? [ ]
+, upstreamTests ? "ci"
 }:
 let
   lib = import ./lib.nix;
@@ -27,6 +30,7 @@ let
   glibc = import ./glibc.nix { };
   hardeningLib = import ./hardening.nix { inherit glibc; };
   tierHardening = hardeningLib.normalize hardening;
+  tests = import ./upstream-tests.nix { mode = upstreamTests; };
 
   mkHardenedWith = h: import ./mk-hardened.nix {
     inherit glibc hardeningLib toolchainId;
@@ -38,19 +42,19 @@ let
   # ---- tier-independent dependencies (base hardening) ----------------------
   base = rec {
     inherit glibc;
-    zlib = import ./pkgs/zlib.nix { mkHardened = mkHardenedBase; inherit sources; hardening = hardeningLib.base; };
-    pcre2 = import ./pkgs/pcre2.nix { mkHardened = mkHardenedBase; inherit sources; hardening = hardeningLib.base; };
+    zlib = import ./pkgs/zlib.nix { mkHardened = mkHardenedBase; inherit sources tests; hardening = hardeningLib.base; };
+    pcre2 = import ./pkgs/pcre2.nix { mkHardened = mkHardenedBase; inherit sources tests; hardening = hardeningLib.base; };
     openssl = import ./pkgs/openssl.nix { mkHardened = mkHardenedBase; inherit sources; hardening = hardeningLib.base; };
     # for nginx's dynamic modules (perl, xslt, image_filter, geoip)
-    perl = import ./pkgs/perl.nix { mkHardened = mkHardenedBase; inherit sources hardeningLib; hardening = hardeningLib.base; };
-    libxml2 = import ./pkgs/libxml2.nix { mkHardened = mkHardenedBase; inherit sources zlib; hardening = hardeningLib.base; };
+    perl = import ./pkgs/perl.nix { mkHardened = mkHardenedBase; inherit sources hardeningLib tests; hardening = hardeningLib.base; };
+    libxml2 = import ./pkgs/libxml2.nix { mkHardened = mkHardenedBase; inherit sources zlib tests; hardening = hardeningLib.base; };
     libxslt = import ./pkgs/libxslt.nix { mkHardened = mkHardenedBase; inherit sources libxml2; hardening = hardeningLib.base; };
     geoip = import ./pkgs/geoip.nix { mkHardened = mkHardenedBase; inherit sources; hardening = hardeningLib.base; };
     libpng = import ./pkgs/libpng.nix { mkHardened = mkHardenedBase; inherit sources zlib; hardening = hardeningLib.base; };
     libjpeg = import ./pkgs/libjpeg-turbo.nix { mkHardened = mkHardenedBase; inherit sources; hardening = hardeningLib.base; };
     libgd = import ./pkgs/libgd.nix { mkHardened = mkHardenedBase; inherit sources zlib libpng libjpeg; hardening = hardeningLib.base; };
     busyboxWith = variant: import ./pkgs/busybox.nix {
-      mkHardened = mkHardenedBase; inherit sources lib variant;
+      mkHardened = mkHardenedBase; inherit sources lib variant tests;
       hardening = hardeningLib.base; drop = [ ];
     };
     # sh + coreutils applets / only sh (ash) / coreutils applets without a shell
@@ -65,7 +69,7 @@ let
     inherit (base) zlib pcre2 openssl perl libxml2 libxslt libgd geoip;
   };
   redis = import ./pkgs/redis.nix {
-    inherit mkHardened sources lib hardening drop;
+    inherit mkHardened sources lib hardening drop tests;
     inherit (base) openssl;
   };
   # the entrypoint compatibility programs, with the tier's hardening like the
@@ -73,7 +77,7 @@ let
   entrypoint = import ./pkgs/entrypoint.nix { inherit mkHardened hardening; };
   # busybox as the MAIN package (tier-hardened); the shell layer is base.busybox
   busybox = import ./pkgs/busybox.nix {
-    inherit mkHardened sources lib hardening drop;
+    inherit mkHardened sources lib hardening drop tests;
     variant = "full";
   };
 
@@ -86,6 +90,8 @@ let
 
     # what `package.file` expressions get (as `armorred`), see README.md
     inherit base lib sources toolchainId drop mkHardened mkHardenedBase hardeningLib hardeningFlags;
+    # the upstream-test runner (mode, `run`), for `package.file` expressions
+    upstreamTests = tests;
     hardening = tierHardening;
     deps = { inherit glibc; inherit (base) zlib pcre2 openssl; };
     inherit (hardeningLib) flagsFor;

@@ -33,3 +33,4 @@ mod security_patches;
 mod sign_compat;
 mod snapshots;
 mod supply_chain;
+mod upstream_suites;

@@ -22,11 +22,14 @@ const ORDER: &[&str] = &[
     "parallel",
     // the ELF analyzer: pure functions over bytes
     "analyze",
-    // recipe → plan → nix → closure → layers → oci (write and read)
+    // value types the stages share: the closure's store-path graph and the
+    // upstream test records its packages carry
+    "closure",
+    "upstream_tests",
+    // recipe → plan → nix → layers → oci (write and read)
     "recipe",
     "config",
     "plan",
-    "closure",
     "nix",
     "layers",
     "oci",

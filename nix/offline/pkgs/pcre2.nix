@@ -1,5 +1,5 @@
 # PCRE2, 8-bit library only, no JIT (simpler W^X story), no tools.
-{ mkHardened, sources, hardening }:
+{ mkHardened, sources, hardening, tests }:
 mkHardened {
   pname = "pcre2";
   inherit (sources.pcre2) version;
@@ -18,4 +18,15 @@ mkHardened {
     make install-libLTLIBRARIES install-includeHEADERS install-nodist_includeHEADERS install-pkgconfigDATA
     rm -rf "$out/share" "$out/bin"
   '';
+  # The whole suite in seconds: RunTest (pcre2test over every testdata file
+  # this configuration supports; the JIT and 16/32-bit ones are not built),
+  # RunGrepTest and the POSIX wrapper's test, against the library above.
+  postInstall = tests.run {
+    package = "pcre2";
+    inherit (sources.pcre2) version;
+    suite = "make check";
+    scope = "full";
+    parser = "automake";
+    command = ''make -j"$NIX_BUILD_CORES" check'';
+  };
 }

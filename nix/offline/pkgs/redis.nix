@@ -10,7 +10,7 @@
 #   jemalloc  MALLOC=jemalloc (bundled jemalloc 5.2.1) instead of glibc malloc.
 #             Verifiable: `redis-server --version` prints malloc=jemalloc|libc,
 #             `nm` shows je_* symbols.
-{ mkHardened, sources, lib, hardening, drop, openssl }:
+{ mkHardened, sources, lib, hardening, drop, openssl, tests }:
 let
   features = [ "tls" "jemalloc" ];
   r = lib.resolveFeatures { pname = "redis"; inherit features drop; };
@@ -26,6 +26,51 @@ let
     "MALLOC=${if jemalloc then "jemalloc" else "libc"}"
     "BUILD_TLS=${if tls then "yes" else "no"}"
   ]);
+
+  # Upstream's runtest, on the redis-server/redis-cli of this build (the
+  # build tree's src/, which `make install` copied to $out). The CI subset is
+  # a list of whole units, none filtered by tag: the data types, expiry, the
+  # keyspace, Lua scripting and functions (CFI-sensitive: the interpreter
+  # calls through function pointers), MULTI, pub/sub, ACL/AUTH, the protocol
+  # parser, DUMP/RESTORE, bit operations, INFO and RDB/AOF
+  # persistence. "full" runs every unit of tests/test_helper.tcl.
+  ciUnits = [
+    "unit/type/string" "unit/type/incr" "unit/type/hash" "unit/type/set"
+    "unit/expire" "unit/keyspace" "unit/scripting" "unit/functions" "unit/multi"
+    "unit/pubsub" "unit/acl" "unit/auth" "unit/protocol" "unit/dump"
+    "unit/bitops" "unit/info-command" "integration/rdb"
+    "integration/aof"
+  ];
+  # Each tier builds its own redis, and both may run their suites at once:
+  # each tier takes its own port range, chosen from its hardening and drop
+  # list (the cluster bus adds 10000, so the range stays below 55000).
+  tierKey = builtins.hashString "sha256" (builtins.toJSON { inherit hardening drop; });
+  hexValue = { "0" = 0; "1" = 1; "2" = 2; "3" = 3; "4" = 4; "5" = 5; "6" = 6; "7" = 7;
+    "8" = 8; "9" = 9; a = 10; b = 11; c = 12; d = 13; e = 14; f = 15; };
+  hexDigit = c: hexValue.${c};
+  slot = hexDigit (builtins.substring 0 1 tierKey) * 16 + hexDigit (builtins.substring 1 1 tierKey);
+  basePort = 21000 + (slot - (slot / 40) * 40) * 600;
+  runtestArgs = "--clients 4 --baseport ${toString basePort} --portcount 500 --timeout 1200";
+  unitArgs = if tests.full then "" else builtins.concatStringsSep " " (map (u: "--single ${u}") ciUnits);
+  scope = if tests.full then "full" else "units: ${builtins.concatStringsSep " " ciUnits}";
+  # TLS compiled out: the `tls` unit and runtest's --tls mode cannot run
+  noTls = { tls = "TLS is compiled out in this build (BUILD_TLS=no): unit/tls and runtest --tls are not run"; };
+  suites = tests.run {
+    package = "redis";
+    inherit (sources.redis) version;
+    suite = "runtest";
+    inherit scope;
+    parser = "redis";
+    command = "./runtest ${runtestArgs} ${unitArgs}";
+    skipTags = if tls then { } else noTls;
+  } + (if !tls then "" else "\n" + tests.run {
+    package = "redis";
+    inherit (sources.redis) version;
+    suite = "runtest --tls";
+    scope = "unit/tls over TLS (certificates from utils/gen-test-certs.sh)";
+    parser = "redis";
+    command = "./utils/gen-test-certs.sh >/dev/null && ./runtest --tls ${runtestArgs} --single unit/tls";
+  });
 in
 builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
   pname = "redis";
@@ -111,6 +156,6 @@ builtins.seq (builtins.deepSeq r.enabled null) (mkHardened {
         exit 1
       fi
     done
-  '';
-  passthru = { inherit makeFlags; };
+  '' + suites;
+  passthru = { inherit makeFlags; upstreamTests = { inherit ciUnits basePort; }; };
 })

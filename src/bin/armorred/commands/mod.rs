@@ -178,6 +178,21 @@ fn nix_env(r: &RecipeArgs, recipes: &Path, nix: &NixArgs) -> NixEnv {
         source_dir: std::path::absolute(&sources).unwrap_or(sources),
         toolchain_id: nix::detect_toolchain_id(),
         options: nix_options(nix),
+        upstream_tests: upstream_tests_override(),
+    }
+}
+
+/// `ARMORRED_UPSTREAM_TESTS=full` runs every upstream suite whole for this
+/// build, whatever the recipe says. An unknown value is ignored with a
+/// warning rather than failing a build that did not ask for tests.
+fn upstream_tests_override() -> Option<armorred::upstream_tests::UpstreamTestMode> {
+    let v = std::env::var("ARMORRED_UPSTREAM_TESTS").ok()?;
+    match v.trim().parse() {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!("ARMORRED_UPSTREAM_TESTS: {e}; using the recipe's mode");
+            None
+        }
     }
 }
 
