@@ -69,5 +69,5 @@ fuzz_target!(|data: &[u8]| {
         writable: vec!["/tmp".into()],
     });
     let _ = serde_json::to_vec(&a).expect("an analysis serializes");
-    let _ = armorred::analysis::render(&a);
+    let _ = armorred::layout_analysis::render(&a);
 });

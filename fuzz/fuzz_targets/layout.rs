@@ -167,9 +167,9 @@ fuzz_target!(|data: &[u8]| {
         Err(e) if debug => eprintln!("inspect: {e}"),
         Err(_) => {}
     }
-    match armorred::analysis::analyze_layout(root, None) {
+    match armorred::layout_analysis::analyze_layout(root, None) {
         Ok(a) => {
-            let text = armorred::analysis::render(&a);
+            let text = armorred::layout_analysis::render(&a);
             if debug {
                 eprintln!("analyze: ok\n{text}");
             }

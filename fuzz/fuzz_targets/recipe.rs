@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         source_dir: PathBuf::from("/nonexistent/sources"),
         toolchain_id: "fuzz".into(),
         options: NixOptions::default(),
+        upstream_tests: None,
     };
     for tier in [Tier::Hardened, Tier::Locked] {
         let plan = BuildPlan::new(&recipe, tier, &PlanOptions::default());
