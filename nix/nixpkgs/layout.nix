@@ -37,6 +37,9 @@ let
   isReplaced = f: any (p: u.hasPrefix p f) replaced;
 
   conf = builtins.replaceStrings [ "@out@" ] [ out ] (builtins.readFile ./nginx.conf);
+  # the default server, in conf.d as the official layout has it (nginx.conf
+  # includes /etc/nginx/conf.d/*.conf, which the image makes writable)
+  defaultConf = builtins.replaceStrings [ "@out@" ] [ out ] (builtins.readFile ./default.conf);
 in
 {
   nginx = old:
@@ -74,6 +77,10 @@ in
         cat > "$out/etc/nginx/nginx.conf" <<'ARMORRED_NGINX_CONF'
         ${conf}
         ARMORRED_NGINX_CONF
+        mkdir -p "$out/etc/nginx/conf.d"
+        cat > "$out/etc/nginx/conf.d/default.conf" <<'ARMORRED_NGINX_DEFAULT'
+        ${defaultConf}
+        ARMORRED_NGINX_DEFAULT
         ln -s lib/nginx/modules "$out/modules"
         ln -s ../../lib/nginx/modules "$out/etc/nginx/modules"
       '' + u.optionalString withPerl ''

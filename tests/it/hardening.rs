@@ -99,8 +99,9 @@ fn nginx_and_its_libraries_have_the_base_hardening() {
         assert_eq!(a["user"], "65534");
         // glibc, zlib, pcre2, openssl, nginx; hardened adds the dynamic
         // modules' libraries (perl, libxml2, libxslt, libgd, libpng,
-        // libjpeg-turbo, geoip), locked adds busybox instead.
-        let expected = if layout == &b.locked { 6 } else { 12 };
+        // libjpeg-turbo, geoip) and the entrypoint program, locked adds
+        // busybox instead.
+        let expected = if layout == &b.locked { 6 } else { 13 };
         assert_eq!(a["component_count"], expected, "{}", layout.display());
     }
 }

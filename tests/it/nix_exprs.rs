@@ -1311,11 +1311,26 @@ fn nixpkgs_nginx_is_configured_to_the_recipes_runtime_layout() {
             !flags.iter().any(|f| f.contains("/var/log/nginx")),
             "{ctx}: {flags:?}"
         );
-        // each link target: made by configure (under $out) or by the install
+        // each link target: made by configure (under $out), by nginx's
+        // `make install` (auto/install copies mime.types and the *_params
+        // files beside --conf-path), or by the install step
+        let conf_dir = format!("{out}/etc/nginx/");
+        let by_make_install = |t: &str| {
+            last["--conf-path"].starts_with(&conf_dir)
+                && [
+                    "mime.types",
+                    "fastcgi_params",
+                    "scgi_params",
+                    "uwsgi_params",
+                ]
+                .iter()
+                .any(|f| t == format!("etc/nginx/{f}"))
+        };
         for t in &links {
             let made = last
                 .values()
                 .any(|v| v == &format!("{out}/{t}") || v.starts_with(&format!("{out}/{t}/")))
+                || by_make_install(t)
                 || post.contains(&format!("\"$out/{t}\""));
             assert!(made, "{ctx}: nothing makes the link target {t}");
         }
@@ -1329,7 +1344,13 @@ fn nixpkgs_nginx_is_configured_to_the_recipes_runtime_layout() {
             post.contains(&conf.replace("@out@", &out)),
             "{ctx}: nginx.conf"
         );
-        assert!(post.contains("listen 8080;"));
+        // and its default server, listening on 8080, in conf.d
+        let default = std::fs::read_to_string(root().join("nix/nixpkgs/default.conf")).unwrap();
+        assert!(default.contains("listen       8080;"), "{default}");
+        assert!(
+            post.contains(&default.replace("@out@", &out)),
+            "{ctx}: conf.d/default.conf"
+        );
     }
 
     // hardened: perl kept, and the modules the exceptions name are dynamic
@@ -1389,19 +1410,28 @@ fn nixpkgs_nginx_is_configured_to_the_recipes_runtime_layout() {
 #[test]
 fn nixpkgs_nginx_conf_is_the_offline_sets() {
     let offline = std::fs::read_to_string(root().join("nix/offline/pkgs/nginx.nix")).unwrap();
-    let start = offline
-        .find("<<EOF\n")
-        .expect("the heredoc of nginx.conf in nix/offline/pkgs/nginx.nix")
-        + 6;
-    let end = start + offline[start..].find("\n    EOF").unwrap();
-    let conf: String = offline[start..=end]
-        .lines()
-        .map(|l| l.strip_prefix("    ").unwrap_or(l))
-        .collect::<Vec<_>>()
-        .join("\n")
-        .replace("$out", "@out@");
-    let shared = std::fs::read_to_string(root().join("nix/nixpkgs/nginx.conf")).unwrap();
-    assert_eq!(shared.trim_end(), conf.trim_end());
+    // The heredoc that writes `file` in the offline install step, as the
+    // shared file has it (@out@ for the store path).
+    let heredoc = |file: &str| -> String {
+        let at = offline
+            .find(&format!("cat > \"$out/etc/nginx/{file}\" <<EOF\n"))
+            .unwrap_or_else(|| panic!("the heredoc of {file} in nix/offline/pkgs/nginx.nix"));
+        let start = at + offline[at..].find("<<EOF\n").unwrap() + 6;
+        let end = start + offline[start..].find("\n    EOF").unwrap();
+        offline[start..=end]
+            .lines()
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("$out", "@out@")
+    };
+    for (shared, file) in [
+        ("nginx.conf", "nginx.conf"),
+        ("default.conf", "conf.d/default.conf"),
+    ] {
+        let text = std::fs::read_to_string(root().join("nix/nixpkgs").join(shared)).unwrap();
+        assert_eq!(text.trim_end(), heredoc(file).trim_end(), "{shared}");
+    }
 }
 
 /// Runtime inputs are rebuilt once each: one memo table per overlay, keyed
@@ -1822,7 +1852,12 @@ fn nixpkgs_nginx_install_step_makes_the_recipes_paths() {
             "etc/nginx/nginx.conf",
             "# nginx's default, to be replaced\n",
         );
+        // what nginx's own `make install` (auto/install) puts beside
+        // --conf-path: mime.types and the three *_params files
         mk("etc/nginx/mime.types", "types {}\n");
+        for params in ["fastcgi_params", "scgi_params", "uwsgi_params"] {
+            mk(&format!("etc/nginx/{params}"), "# params\n");
+        }
         mk("html/index.html", "<html></html>\n");
         let flags = strs(&p["configureFlags"]);
         for f in &flags {

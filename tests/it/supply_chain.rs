@@ -323,11 +323,9 @@ fn verification_failures_are_clear() {
     assert!(r.stderr().contains(&locked_digest), "{}", r.stderr());
 }
 
-fn closure_len(package: &str, extra: Option<&str>) -> usize {
+fn closure_len(package: &str, extra: &[&str]) -> usize {
     let mut args = vec!["--query", "--requisites", package];
-    if let Some(e) = extra {
-        args.push(e);
-    }
+    args.extend_from_slice(extra);
     String::from_utf8(sh("nix-store", &args).stdout)
         .unwrap()
         .lines()
@@ -386,13 +384,16 @@ fn sboms_of_built_images_validate_and_count_the_closure() {
             .ctx
             .ok(&["analyze", layout.to_str().unwrap(), "--json"])
             .json();
-        let shell = analysis["components"]
+        // The image's other roots: the shell layer (locked) and the
+        // entrypoint compatibility program (hardened).
+        let extra: Vec<&str> = analysis["components"]
             .as_array()
             .unwrap()
             .iter()
             .map(|c| c.as_str().unwrap())
-            .find(|c| c.contains("-busybox"));
-        let n = closure_len(package, shell);
+            .filter(|c| c.contains("-busybox") || c.contains("-armorred-entrypoint"))
+            .collect();
+        let n = closure_len(package, &extra);
         assert_eq!(cdx["components"].as_array().unwrap().len(), n);
         assert_eq!(
             spdx["packages"].as_array().unwrap().len(),
