@@ -60,7 +60,8 @@ let
     && lastFlag p "--modules-path" == "${out}/lib/nginx/modules"
     && lastFlag p "--error-log-path" == "/dev/stderr"
     && lastFlag p "--pid-path" == "/tmp/nginx.pid"
-    && lib.hasInfix "listen 8080;" p.postInstall
+    && lib.hasInfix "listen       8080;" p.postInstall
+    && lib.hasInfix "$out/etc/nginx/conf.d/default.conf" p.postInstall
     && lib.hasInfix "$out/share/nginx/html" p.postInstall;
   exceptionSos = map (e: e.path) ((recipe "nginx").tiers.hardened.exceptions or [ ]);
   soBuilt = path:
