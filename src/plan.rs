@@ -140,6 +140,9 @@ pub struct BuildPlan {
     /// The entrypoint compatibility program this tier ships, if any; its
     /// entrypoint and cmd are then `runtime`'s.
     pub entrypoint_compat: Option<EntrypointCompat>,
+    /// What the tier knowingly gives up, name → reason (the recipe's
+    /// `tradeoffs`); the names are labelled.
+    pub tradeoffs: BTreeMap<String, String>,
     pub runtime: RuntimePlan,
     /// The upstream test suites the build must show (recipe `[tests]`).
     pub upstream_tests: UpstreamTestsPlan,
@@ -212,6 +215,7 @@ impl BuildPlan {
             shell: spec.shell,
             coreutils: spec.coreutils,
             entrypoint_compat,
+            tradeoffs: spec.tradeoffs.clone(),
             runtime,
             upstream_tests: UpstreamTestsPlan {
                 mode: recipe.tests.mode,
@@ -257,6 +261,10 @@ impl BuildPlan {
         }
         if let Some(ec) = &self.entrypoint_compat {
             put("org.armorred.entrypoint-compat", ec.program.clone());
+        }
+        if !self.tradeoffs.is_empty() {
+            let names: Vec<&str> = self.tradeoffs.keys().map(String::as_str).collect();
+            put("org.armorred.tradeoffs", names.join(","));
         }
         put("org.opencontainers.image.title", self.image.clone());
         put(
@@ -589,6 +597,21 @@ mod tests {
         assert!(l.entrypoint_compat.is_none());
         assert_eq!(l.runtime.entrypoint, ["/usr/sbin/nginx"]);
         assert!(!l.labels.contains_key("org.armorred.entrypoint-compat"));
+    }
+
+    #[test]
+    fn a_tiers_tradeoffs_are_labelled_by_name() {
+        let text = crate::recipe::tests_support::NGINX.to_string()
+            + "\n[tiers.locked.tradeoffs]\nunsymbolized-crash-reports = \"CFI needs hidden visibility\"\nno-entrypoint = \"no shell\"\n";
+        let r = Recipe::parse(&text, Path::new("recipes/nginx.toml")).unwrap();
+        let opts = PlanOptions::default();
+        let l = BuildPlan::new(&r, Tier::Locked, &opts);
+        assert_eq!(
+            l.labels["org.armorred.tradeoffs"],
+            "no-entrypoint,unsymbolized-crash-reports"
+        );
+        let h = BuildPlan::new(&r, Tier::Hardened, &opts);
+        assert!(!h.labels.contains_key("org.armorred.tradeoffs"));
     }
 
     #[test]

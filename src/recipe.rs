@@ -140,6 +140,12 @@ pub struct TierSpec {
     /// entrypoint and cmd; a tier that leaves it out keeps `runtime`'s.
     #[serde(default)]
     pub entrypoint_compat: bool,
+    /// What the tier knowingly gives up for its hardening, by name, each
+    /// with a reason (e.g. `crash-report-symbols`). The names go into the
+    /// `org.armorred.tradeoffs` label so a scanner or admission policy sees
+    /// them; the reasons stay in the recipe.
+    #[serde(default)]
+    pub tradeoffs: BTreeMap<String, String>,
 }
 
 /// The entrypoint compatibility programs the package set builds
@@ -614,6 +620,28 @@ impl Recipe {
             ("hardened", &self.tiers.hardened),
             ("locked", &self.tiers.locked),
         ] {
+            for (name, reason) in &spec.tradeoffs {
+                let key = format!("tiers.{tier}.tradeoffs.{name}");
+                let valid = name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
+                let mut span = find_key_span(text, name);
+                if span.is_empty() {
+                    span = find_key_span(text, &format!("\"{name}\""));
+                }
+                if !valid {
+                    return Err(self.err_at(
+                        text,
+                        span.clone(),
+                        &key,
+                        "a trade-off's name is lowercase letters, digits and `-`, starting with a letter (it goes into a comma-separated label)".into(),
+                    ));
+                }
+                if reason.trim().is_empty() {
+                    return Err(self.err_at(text, span, &key, "a trade-off needs a reason".into()));
+                }
+            }
             if spec.entrypoint_compat && self.entrypoint_compat.is_none() {
                 return Err(self.err_at(
                     text,
@@ -885,6 +913,40 @@ mod tests {
         let e = parse(&text).unwrap_err();
         assert!(e.message.contains("missing field `upstream`"), "{e}");
         assert_eq!(e.key.as_deref(), Some("image"));
+    }
+
+    #[test]
+    fn a_tradeoff_needs_a_label_safe_name_and_a_reason() {
+        let with = |body: &str| {
+            NGINX.replacen(
+                "drop = [\"mail\", \"stream\"]\n",
+                &format!("drop = [\"mail\", \"stream\"]\n\n[tiers.locked.tradeoffs]\n{body}\n"),
+                1,
+            )
+        };
+        let r = parse(&with("crash-report-symbols = \"CFI hides symbol names\"")).unwrap();
+        assert_eq!(
+            r.tier(Tier::Locked).tradeoffs["crash-report-symbols"],
+            "CFI hides symbol names"
+        );
+        assert!(r.tier(Tier::Hardened).tradeoffs.is_empty());
+
+        let e = parse(&with("\"Crash,Symbols\" = \"x\"")).unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("tiers.locked.tradeoffs.Crash,Symbols"),
+            "{e}"
+        );
+        assert_eq!(e.line, 35, "{e}");
+        assert!(e.message.contains("lowercase"), "{e}");
+
+        let e = parse(&with("crash-report-symbols = \" \"")).unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("tiers.locked.tradeoffs.crash-report-symbols"),
+            "{e}"
+        );
+        assert!(e.message.contains("needs a reason"), "{e}");
     }
 
     #[test]

@@ -44,7 +44,7 @@ let
     inherit glibc;
     zlib = import ./pkgs/zlib.nix { mkHardened = mkHardenedBase; inherit sources tests; hardening = hardeningLib.base; };
     pcre2 = import ./pkgs/pcre2.nix { mkHardened = mkHardenedBase; inherit sources tests; hardening = hardeningLib.base; };
-    openssl = import ./pkgs/openssl.nix { mkHardened = mkHardenedBase; inherit sources; hardening = hardeningLib.base; };
+    openssl = import ./pkgs/openssl.nix { mkHardened = mkHardenedBase; inherit sources tests; hardening = hardeningLib.base; };
     # for nginx's dynamic modules (perl, xslt, image_filter, geoip)
     perl = import ./pkgs/perl.nix { mkHardened = mkHardenedBase; inherit sources hardeningLib tests; hardening = hardeningLib.base; };
     libxml2 = import ./pkgs/libxml2.nix { mkHardened = mkHardenedBase; inherit sources zlib tests; hardening = hardeningLib.base; };

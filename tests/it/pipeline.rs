@@ -195,7 +195,10 @@ fn labels_user_and_runtime_config() {
             );
             assert_eq!(v["cmd"], serde_json::json!(["nginx", "-g", "daemon off;"]));
             assert_eq!(l["org.armorred.entrypoint-compat"], "nginx");
+            assert!(l.get("org.armorred.tradeoffs").is_none());
         } else {
+            // leaving the program out is a declared trade-off, labelled
+            assert_eq!(l["org.armorred.tradeoffs"], "no-entrypoint-script");
             assert_eq!(v["entrypoint"], serde_json::json!(["/usr/sbin/nginx"]));
             assert_eq!(
                 v["cmd"],
