@@ -151,6 +151,15 @@ fn unknown_tier_or_image() {
     );
 }
 
+/// A mistyped upstream-test mode would otherwise build with the CI subsets
+/// and look like a full run.
+#[test]
+fn unknown_upstream_test_mode_is_refused() {
+    let f = Fixture::new();
+    let r = f.build("hello", &[("ARMORRED_UPSTREAM_TESTS", "ful")]);
+    f.assert_refused(&r, 2, &["ARMORRED_UPSTREAM_TESTS=`ful`", "known: ci, full"]);
+}
+
 /// `report` needs both tiers' layouts: a missing one is named, with the
 /// command that builds it, before any upstream is fetched.
 #[test]

@@ -48,7 +48,7 @@ pub(super) fn build(
     let sign_key = a.sign_key.as_deref().map(load_signing_key).transpose()?;
     let ctx = BuildContext {
         plan_options: plan_options(&a.recipe, &recipes_dir)?,
-        nix: nix_env(&a.recipe, &recipes_dir, &a.nix),
+        nix: nix_env(&a.recipe, &recipes_dir, &a.nix)?,
         out_dir: project.out_dir(a.out.as_deref()),
         compression: compression(a)?,
         layer_jobs: a.layer_jobs,
@@ -296,7 +296,7 @@ pub(super) fn plan(a: &PlanArgs, project: &ProjectConfig) -> Result<CommandOutpu
     let recipes_dir = project.recipes_dir(a.recipe.recipes.as_deref());
     let recipe = load_recipe(&recipes_dir, &a.image)?;
     let opts = plan_options(&a.recipe, &recipes_dir)?;
-    let env = nix_env(&a.recipe, &recipes_dir, &NixArgs::default());
+    let env = nix_env(&a.recipe, &recipes_dir, &NixArgs::default())?;
     let mut reports = Vec::new();
     for tier in a.tier.tiers() {
         let mut plan = BuildPlan::new(&recipe, tier, &opts);

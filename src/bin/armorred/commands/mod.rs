@@ -171,28 +171,28 @@ pub fn default_sources_dir() -> PathBuf {
         .join("sources")
 }
 
-fn nix_env(r: &RecipeArgs, recipes: &Path, nix: &NixArgs) -> NixEnv {
+fn nix_env(r: &RecipeArgs, recipes: &Path, nix: &NixArgs) -> Result<NixEnv> {
     let sources = r.sources.clone().unwrap_or_else(default_sources_dir);
-    NixEnv {
+    Ok(NixEnv {
         nix_dir: resolve_nix_dir(r.nix_dir.as_deref(), recipes),
         source_dir: std::path::absolute(&sources).unwrap_or(sources),
         toolchain_id: nix::detect_toolchain_id(),
         options: nix_options(nix),
-        upstream_tests: upstream_tests_override(),
-    }
+        upstream_tests: upstream_tests_override()?,
+    })
 }
 
 /// `ARMORRED_UPSTREAM_TESTS=full` runs every upstream suite whole for this
-/// build, whatever the recipe says. An unknown value is ignored with a
-/// warning rather than failing a build that did not ask for tests.
-fn upstream_tests_override() -> Option<armorred::upstream_tests::UpstreamTestMode> {
-    let v = std::env::var("ARMORRED_UPSTREAM_TESTS").ok()?;
-    match v.trim().parse() {
-        Ok(m) => Some(m),
-        Err(e) => {
-            tracing::warn!("ARMORRED_UPSTREAM_TESTS: {e}; using the recipe's mode");
-            None
+/// build, whatever the recipe says. An unknown value is refused: a typo of
+/// `full` would otherwise build with the CI subset and look like a full run.
+fn upstream_tests_override() -> Result<Option<armorred::upstream_tests::UpstreamTestMode>> {
+    match std::env::var("ARMORRED_UPSTREAM_TESTS") {
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim().parse().map(Some).map_err(|e| {
+                InputError::Invalid(format!("ARMORRED_UPSTREAM_TESTS=`{v}`: {e}")).into()
+            })
         }
+        _ => Ok(None),
     }
 }
 
