@@ -2,10 +2,13 @@
  * The official nginx and redis images' entrypoint behaviour, without a shell.
  *
  * Built twice from this file (see ../pkgs/entrypoint.nix):
- *   -DENTRYPOINT_NGINX  the steps /docker-entrypoint.d runs in the official
- *                       nginx image (IPv6 listen default, local resolvers,
- *                       envsubst of templates, worker auto-tuning), then
- *                       exec of the command;
+ *   -DENTRYPOINT_NGINX  the official nginx image's walk of
+ *                       /docker-entrypoint.d in `sort -V` order: its own
+ *                       steps (IPv6 listen default, local resolvers, envsubst
+ *                       of http and stream templates, worker auto-tuning)
+ *                       where the image's marker files name them, a user's
+ *                       programs started and waited for; then exec of the
+ *                       command;
  *   -DENTRYPOINT_REDIS  the argument handling of the official redis image
  *                       (`--opt …` and `x.conf` become `redis-server …`,
  *                       umask 0077 when it is 0022, modules directory).
@@ -1288,6 +1291,7 @@ static void collect_path(struct walker *w, const char *path, const char *rel_dir
         p->v = v;
     char *copy = v != NULL ? strdup(path) : NULL;
     if (copy == NULL) {
+        err("out of memory listing %s", path);
         w->failed = 1;
         return;
     }
@@ -1414,8 +1418,9 @@ static int run_steps(struct cmd *c)
     info("Looking for shell scripts in " STEPS_DIR);
     struct paths p = {.w = {.file = collect_path}};
     walk_tree(&p.w, "/docker-entrypoint.d");
+    /* a file left out could be a script the start depends on */
     if (p.w.failed) {
-        err("out of memory listing " STEPS_DIR);
+        err("cannot list every file of " STEPS_DIR " (see above); stopping");
         return 1;
     }
     qsort(p.v, p.n, sizeof *p.v, by_version);
