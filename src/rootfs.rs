@@ -2,7 +2,8 @@
 //! `/etc/passwd` and `/etc/group` with nobody 65534, `/etc/nsswitch.conf`,
 //! `/tmp` (1777), the recipe's writable directories owned by 65534 (1777), links that
 //! put the entrypoint on a normal path, the entrypoint compatibility program
-//! where the tier ships it, and a shell and coreutils only where the tier
+//! (and its built-in step markers and writable directories) where the tier
+//! ships it, and a shell and coreutils only where the tier
 //! asks for them. Pure: the caller supplies the shell's applet names.
 //! [`check_links`] alone reads the built output, to prove the links resolve.
 
