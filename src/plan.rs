@@ -178,7 +178,11 @@ impl BuildPlan {
             env: recipe.runtime.env.clone(),
             ports: recipe.ports().iter().map(Port::to_string).collect(),
             workdir: recipe.runtime.workdir.clone(),
-            writable: recipe.writable(),
+            writable: recipe
+                .writable()
+                .into_iter()
+                .chain(entrypoint_compat.iter().flat_map(|ec| ec.writable.clone()))
+                .collect(),
             stop_signal: recipe.runtime.stop_signal.clone(),
             user: recipe.user().to_string(),
             links: recipe

@@ -167,12 +167,30 @@ pub struct EntrypointCompat {
     /// The image's cmd in those tiers.
     #[serde(default)]
     pub cmd: Vec<String>,
+    /// Where the image links the program's built-in step markers (the
+    /// official script directory, e.g. `/docker-entrypoint.d`), for the
+    /// programs in [`ENTRYPOINT_STEP_PROGRAMS`].
+    #[serde(default)]
+    pub steps: Option<String>,
+    /// Directories the program writes to, writable (as `runtime.writable`)
+    /// only in the tiers that ship it.
+    #[serde(default)]
+    pub writable: Vec<String>,
 }
+
+/// The programs whose output has a directory of built-in step markers
+/// (`share/<name>-entrypoint.d`).
+pub const ENTRYPOINT_STEP_PROGRAMS: &[&str] = &["nginx"];
 
 impl EntrypointCompat {
     /// The program's path inside its store output.
     pub fn binary(&self) -> String {
         format!("bin/{}-entrypoint", self.program)
+    }
+
+    /// The step markers' directory inside the program's store output.
+    pub fn steps_dir(&self) -> String {
+        format!("share/{}-entrypoint.d", self.program)
     }
 
     /// Does the entrypoint's first word name this program (its path, or its
@@ -604,6 +622,23 @@ impl Recipe {
             }
             check_image_path(&ec.path)
                 .map_err(|m| self.err_at(text, span.clone(), "entrypoint_compat.path", m))?;
+            if let Some(steps) = &ec.steps {
+                check_image_path(steps)
+                    .map_err(|m| self.err_at(text, span.clone(), "entrypoint_compat.steps", m))?;
+                if !ENTRYPOINT_STEP_PROGRAMS.contains(&ec.program.as_str()) {
+                    return Err(self.err_at(
+                        text,
+                        span,
+                        "entrypoint_compat.steps",
+                        format!("program `{}` has no built-in steps to link", ec.program),
+                    ));
+                }
+            }
+            for w in &ec.writable {
+                check_image_path(w).map_err(|m| {
+                    self.err_at(text, span.clone(), "entrypoint_compat.writable", m)
+                })?;
+            }
             if !ec.entrypoint.first().is_some_and(|p| ec.is_named_by(p)) {
                 return Err(self.err_at(
                     text,
@@ -1085,6 +1120,8 @@ mod tests {
                 "entrypoint = [\"/docker-entrypoint.sh\"]",
                 "entrypoint = [\"/usr/sbin/nginx\"]",
             ),
+            ("cmd = [", "steps = \"docker-entrypoint.d\"\ncmd = ["),
+            ("cmd = [", "writable = [\"/etc/../x\"]\ncmd = ["),
         ] {
             let text = format!("{on}{}", section.replace(bad, key));
             let e = parse(&text).unwrap_err();
@@ -1098,6 +1135,12 @@ mod tests {
         }
         let e = parse(&format!("{on}{section}\nshell = true\n")).unwrap_err();
         assert!(e.message.contains("unknown field `shell`"), "{e}");
+        // only a program with built-in step markers can link them
+        let redis = section
+            .replace("program = \"nginx\"", "program = \"redis\"")
+            .replace("cmd = [", "steps = \"/docker-entrypoint.d\"\ncmd = [");
+        let e = parse(&format!("{on}{redis}")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("entrypoint_compat.steps"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! `/etc/passwd` and `/etc/group` with nobody 65534, `/etc/nsswitch.conf`,
 //! `/tmp` (1777), the recipe's writable directories owned by 65534 (1777), links that
 //! put the entrypoint on a normal path, the entrypoint compatibility program
-//! where the tier ships it, and a shell and coreutils only where the tier
+//! (and its built-in step markers and writable directories) where the tier
+//! ships it, and a shell and coreutils only where the tier
 //! asks for them. Pure: the caller supplies the shell's applet names.
 //! [`check_links`] alone reads the built output, to prove the links resolve.
 
@@ -105,6 +106,9 @@ pub fn rootfs_entries(
     if let Some(ec) = &plan.entrypoint_compat {
         let programs = built.entrypoint.as_ref().ok_or(RootfsError::NoEntrypoint)?;
         t.link(&ec.path, &format!("{programs}/{}", ec.binary()))?;
+        if let Some(steps) = &ec.steps {
+            t.link(steps, &format!("{programs}/{}", ec.steps_dir()))?;
+        }
     }
     if plan.shell || plan.coreutils {
         let shell = built.shell.as_ref().ok_or(RootfsError::NoShell)?;
@@ -250,6 +254,43 @@ mod tests {
             panic!()
         };
         assert!(String::from_utf8_lossy(data).contains("nobody:x:65534:65534"));
+    }
+
+    #[test]
+    fn the_entrypoint_program_brings_its_step_markers_and_writable_dirs() {
+        let text = crate::recipe::tests_support::NGINX.replacen(
+            "coreutils = false\n",
+            "coreutils = false\nentrypoint_compat = true\n",
+            1,
+        )
+            + "\n[entrypoint_compat]\nprogram = \"nginx\"\npath = \"/docker-entrypoint.sh\"\n\
+             entrypoint = [\"/docker-entrypoint.sh\"]\nsteps = \"/docker-entrypoint.d\"\n\
+             writable = [\"/etc/nginx/stream-conf.d\"]\n";
+        let r = Recipe::parse(&text, std::path::Path::new("recipes/nginx.toml")).unwrap();
+        let mut b = built(false);
+        b.entrypoint = Some(
+            StorePath::parse("/nix/store/2c0k2r4vvhz1yk9p3dn6s2d7jfq2b9g0-armorred-entrypoint-1.0")
+                .unwrap(),
+        );
+        let hardened = BuildPlan::new(&r, Tier::Hardened, &PlanOptions::default());
+        let e = rootfs_entries(&hardened, &b, &[]).unwrap();
+        let link = |path: &str| {
+            e.iter().find_map(|x| match x {
+                RootfsEntry::Symlink { path: p, target } if p == path => Some(target.as_str()),
+                _ => None,
+            })
+        };
+        assert_eq!(
+            link("/docker-entrypoint.d"),
+            Some("/nix/store/2c0k2r4vvhz1yk9p3dn6s2d7jfq2b9g0-armorred-entrypoint-1.0/share/nginx-entrypoint.d")
+        );
+        assert!(e.iter().any(|x| matches!(x,
+            RootfsEntry::Dir { path, mode: 0o1777, uid: 65534, .. } if path == "/etc/nginx/stream-conf.d")));
+        // a tier without the program has neither
+        let locked = BuildPlan::new(&r, Tier::Locked, &PlanOptions::default());
+        let p = rootfs_entries(&locked, &built(true), &[]).unwrap();
+        assert!(!paths(&p).contains(&"/docker-entrypoint.d"));
+        assert!(!paths(&p).contains(&"/etc/nginx/stream-conf.d"));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The official images' entrypoint behaviour in the hardened tier, done by
 //! the entrypoint compatibility program (nix/offline/entrypoint) instead of
 //! a shell script, checked in real containers: templates rendered under a
-//! read-only root into a tmpfs, worker auto-tuning from the CPU limit, the
-//! steps skipped for a command other than nginx, redis' argument handling;
+//! read-only root into a tmpfs, stream templates served, the IPv6 listen
+//! default, a user's own /docker-entrypoint.d walked as upstream walks it,
+//! worker auto-tuning from the CPU limit, the steps skipped for a command
+//! other than nginx, redis' argument handling;
 //! and the image still has no shell while the program shows every property
 //! the tier promises. The program's own unit tests (envsubst, the CPU count
 //! from fake cgroup trees) run in its Nix build, which fails on any failure.
@@ -219,6 +221,277 @@ fn a_command_other_than_nginx_skips_the_steps_and_quiet_logs_silence_them() {
     assert!(!dump.contains("/docker-entrypoint.sh:"), "{dump}");
 }
 
+/// The container's main process, seen from the host: its network
+/// namespace's files are under `/proc/<pid>/net`.
+fn container_pid(podman: &Podman, name: &str) -> String {
+    let out = podman.run(&["inspect", "--format", "{{.State.Pid}}", name]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_ipv6_step_adds_the_listen_and_nginx_listens_on_it() {
+    let podman = Podman::new();
+    let id = load(&podman, "nginx");
+    // `:U` chowns the tmpfs (and the copied-up default.conf link) to the
+    // container's user, who may then replace the link in the sticky
+    // directory; `notmpcopyup` would leave no default.conf to edit.
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "v6",
+        "--read-only",
+        "--user",
+        "65534",
+        "--tmpfs",
+        "/etc/nginx/conf.d:U",
+    ];
+    args.extend(PODMAN_LIMITS);
+    args.push(&id);
+    podman.run(&args);
+    let net = std::path::PathBuf::from(format!("/proc/{}/net", container_pid(&podman, "v6")));
+    let log = logs(&podman, "v6");
+    if !net.join("if_inet6").exists() {
+        // no IPv6 in this container's network: the step's own answer
+        assert!(
+            log.contains("10-listen-on-ipv6-by-default.sh: info: ipv6 not available"),
+            "{log}"
+        );
+        return;
+    }
+    assert!(
+        log.contains("/docker-entrypoint.sh: Launching /docker-entrypoint.d/10-listen-on-ipv6-by-default.sh")
+            && log.contains("10-listen-on-ipv6-by-default.sh: info: Enabled listen on IPv6 in /etc/nginx/conf.d/default.conf"),
+        "{log}"
+    );
+    let dump = text(&podman.run(&["exec", "v6", "nginx", "-T"]));
+    assert!(
+        dump.contains("listen       8080;\n    listen  [::]:8080;"),
+        "{dump}"
+    );
+    // A listening socket on [::]:8080 (0x1F90, state 0A) in the
+    // container's namespace.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let tcp6 = std::fs::read_to_string(net.join("tcp6")).unwrap_or_default();
+        let listening = tcp6.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1] == "00000000000000000000000000000000:1F90" && f[3] == "0A"
+        });
+        if listening {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no [::]:8080 listener\n{tcp6}\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A minimal nginx.conf of a user's own: the default server's includes,
+/// and a stream block when asked.
+fn own_nginx_conf(dir: &std::path::Path, stream_block: bool) -> std::path::PathBuf {
+    let path = dir.join("nginx.conf");
+    let stream = if stream_block {
+        "stream {\n    include /etc/nginx/stream-conf.d/*.conf;\n}\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "pid /tmp/nginx.pid;\nerror_log /dev/stderr notice;\nevents {{\n    worker_connections 64;\n}}\n\
+             http {{\n    include /etc/nginx/conf.d/*.conf;\n}}\n{stream}"
+        ),
+    )
+    .unwrap();
+    // writable by the container's user, for the step that appends to it
+    sh(
+        "chmod",
+        &["a+rwX", dir.to_str().unwrap(), path.to_str().unwrap()],
+    );
+    path
+}
+
+/// [`templates`] plus stream templates: a stream server answering with
+/// defined variables, and one in a subdirectory.
+fn stream_templates() -> tempfile::TempDir {
+    let dir = templates();
+    let d = dir.path();
+    std::fs::write(
+        d.join("greet.conf.stream-template"),
+        "server {\n    listen 9000;\n    return \"${GREETING} from ${NGINX_HOST}\\n\";\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("sub/second.conf.stream-template"),
+        "server { listen 9001; return \"second\\n\"; }\n",
+    )
+    .unwrap();
+    sh("chmod", &["-R", "a+rX", d.to_str().unwrap()]);
+    dir
+}
+
+#[test]
+fn stream_templates_are_rendered_and_served() {
+    let podman = Podman::new();
+    let id = load(&podman, "nginx");
+    let tpl = stream_templates();
+    let mount = format!("{}:/etc/nginx/templates:ro", tpl.path().display());
+    let stream_tmpfs = ["--tmpfs", "/etc/nginx/stream-conf.d"];
+
+    // A read-only nginx.conf of the user's own with a stream block: the
+    // step only says so, renders, and nginx serves the rendered server.
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = own_nginx_conf(conf_dir.path(), true);
+    let conf_ro = format!("{}:/etc/nginx/nginx.conf:ro", conf.display());
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:9000");
+    let mut extra = vec!["-d", "-p", &publish, "-v", &conf_ro, "-e", "GREETING=hello"];
+    extra.extend(stream_tmpfs);
+    let mut args = template_args("stream", &mount, &extra);
+    args.push(&id);
+    podman.run(&args);
+    let got = tcp_exchange(port, b"");
+    let log = logs(&podman, "stream");
+    assert_eq!(
+        got.as_deref(),
+        Some("hello from templated.armorred.test"),
+        "{log}"
+    );
+    for want in [
+        "20-envsubst-on-templates.sh: /etc/nginx/nginx.conf contains a stream block; include /etc/nginx/stream-conf.d/*.conf to enable stream templates",
+        "20-envsubst-on-templates.sh: Running envsubst on /etc/nginx/templates/greet.conf.stream-template to /etc/nginx/stream-conf.d/greet.conf",
+        "Running envsubst on /etc/nginx/templates/sub/second.conf.stream-template to /etc/nginx/stream-conf.d/sub/second.conf",
+        "Running envsubst on /etc/nginx/templates/default.conf.template to /etc/nginx/conf.d/default.conf",
+    ] {
+        assert!(log.contains(want), "`{want}` not in\n{log}");
+    }
+    // the http pass does not take stream templates: `.stream-template`
+    // does not end in `.template`
+    assert!(!log.contains("to /etc/nginx/conf.d/greet.conf"), "{log}");
+
+    // A writable nginx.conf without one: the block is appended, as upstream.
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = own_nginx_conf(conf_dir.path(), false);
+    let conf_rw = format!("{}:/etc/nginx/nginx.conf", conf.display());
+    let mut extra = vec!["-v", &conf_rw, "-e", "GREETING=hello"];
+    extra.extend(stream_tmpfs);
+    let mut args = template_args("appended", &mount, &extra);
+    args.extend([id.as_str(), "nginx", "-T"]);
+    let out = podman.try_run(&args);
+    let dump = text(&out);
+    assert!(out.status.success(), "{dump}");
+    assert!(
+        dump.contains("Appending stream block to /etc/nginx/nginx.conf to include /etc/nginx/stream-conf.d/*.conf")
+            && dump.contains("stream {\n  include /etc/nginx/stream-conf.d/*.conf;\n}")
+            && dump.contains("return \"hello from templated.armorred.test"),
+        "{dump}"
+    );
+    let written = std::fs::read_to_string(&conf).unwrap();
+    assert!(
+        written.contains("# added by \"20-envsubst-on-templates.sh\" on \""),
+        "{written}"
+    );
+
+    // The image's own nginx.conf, a link into the read-only store: the
+    // official step's read-only answer, and no stream template rendered
+    // (nginx's -g takes no block, so the block cannot go on the command line).
+    let mut args = template_args("readonly", &mount, &stream_tmpfs);
+    args.extend([id.as_str(), "nginx", "-T"]);
+    let out = podman.try_run(&args);
+    let dump = text(&out);
+    assert!(out.status.success(), "{dump}");
+    assert!(
+        dump.contains("20-envsubst-on-templates.sh: info: can not modify /etc/nginx/nginx.conf (read-only file system?)")
+            && dump.contains("listen 8181;")
+            && !dump.contains("stream-conf.d/greet.conf"),
+        "{dump}"
+    );
+}
+
+#[test]
+fn a_mounted_docker_entrypoint_d_is_walked_as_upstream_and_hides_the_built_in_steps() {
+    let podman = Podman::new();
+    let id = load(&podman, "nginx");
+    let tpl = templates();
+    let mount = format!("{}:/etc/nginx/templates:ro", tpl.path().display());
+    let steps = tempfile::tempdir().unwrap();
+    let d = steps.path();
+    let exe = |name: &str, body: &str, mode: &str| {
+        std::fs::write(d.join(name), body).unwrap();
+        sh("chmod", &[mode, d.join(name).to_str().unwrap()]);
+    };
+    exe("40-not-executable.sh", "echo never\n", "0644");
+    exe("05-vars.envsh", "export X=1\n", "0755");
+    exe("README", "notes\n", "0644");
+    // A program with an interpreter the image has: nginx checking the
+    // script itself as a configuration (`#` lines are comments to it).
+    exe("25-check.sh", "#!/usr/sbin/nginx -qtc\nevents {}\n", "0755");
+    sh("chmod", &["a+rx", d.to_str().unwrap()]);
+    let user_dir = format!("{}:/docker-entrypoint.d:ro", d.display());
+
+    let mut args = template_args("own", &mount, &["-v", &user_dir]);
+    args.extend([id.as_str(), "nginx", "-T"]);
+    let out = podman.try_run(&args);
+    let dump = text(&out);
+    assert!(out.status.success(), "{dump}");
+    let at = |s: &str| {
+        dump.find(s)
+            .unwrap_or_else(|| panic!("`{s}` not in\n{dump}"))
+    };
+    // version order, and each kind of file as the official loop treats it
+    let order = [
+        "/docker-entrypoint.sh: /docker-entrypoint.d/ is not empty, will attempt to perform configuration",
+        "/docker-entrypoint.sh: Sourcing /docker-entrypoint.d/05-vars.envsh",
+        "/docker-entrypoint.sh: Launching /docker-entrypoint.d/25-check.sh",
+        "/docker-entrypoint.sh: Ignoring /docker-entrypoint.d/40-not-executable.sh, not executable",
+        "/docker-entrypoint.sh: Ignoring /docker-entrypoint.d/README",
+        "/docker-entrypoint.sh: Configuration complete; ready for start up",
+    ];
+    let pos: Vec<usize> = order.iter().map(|s| at(s)).collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "{dump}");
+    assert!(
+        dump.contains(
+            "warning: /docker-entrypoint.d/05-vars.envsh was not sourced: this image has no shell"
+        ),
+        "{dump}"
+    );
+    // the mount hides the built-in steps: no template rendered, no IPv6 edit
+    assert!(!dump.contains("listen 8181;"), "{dump}");
+    assert!(!dump.contains("Running envsubst"), "{dump}");
+    assert!(!dump.contains("10-listen-on-ipv6-by-default.sh"), "{dump}");
+
+    // An executable script the kernel cannot run (no #!, no shell to fall
+    // back to) stops the start, as a failing script does under `set -e`.
+    exe("50-plain.sh", "echo needs a shell\n", "0755");
+    let mut args = template_args("noshell", &mount, &["-v", &user_dir]);
+    args.extend([id.as_str(), "nginx", "-T"]);
+    let out = podman.try_run(&args);
+    let dump = text(&out);
+    assert_eq!(out.status.code(), Some(126), "{dump}");
+    assert!(
+        dump.contains("cannot run /docker-entrypoint.d/50-plain.sh: Exec format error; this image has no shell (/bin/sh)")
+            && !dump.contains("Configuration complete"),
+        "{dump}"
+    );
+
+    // An empty directory: upstream's message, and nothing run.
+    let empty = tempfile::tempdir().unwrap();
+    sh("chmod", &["a+rx", empty.path().to_str().unwrap()]);
+    let empty_dir = format!("{}:/docker-entrypoint.d:ro", empty.path().display());
+    let mut args = template_args("empty", &mount, &["-v", &empty_dir]);
+    args.extend([id.as_str(), "nginx", "-t"]);
+    let out = podman.try_run(&args);
+    let dump = text(&out);
+    assert!(out.status.success(), "{dump}");
+    assert!(
+        dump.contains("/docker-entrypoint.sh: No files found in /docker-entrypoint.d/, skipping configuration"),
+        "{dump}"
+    );
+}
+
 /// Worker processes of a running container, as `podman top` lists them.
 fn workers(podman: &Podman, name: &str, at_least: usize) -> usize {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -324,13 +597,19 @@ fn redis_arguments_become_a_redis_server_command() {
 }
 
 fn redis_ping(port: u16) -> Option<String> {
+    tcp_exchange(port, b"PING\r\n")
+}
+
+/// Connects to the published `port` until a server answers, sends `send` and
+/// returns the first bytes it reads back, trimmed.
+fn tcp_exchange(port: u16, send: &[u8]) -> Option<String> {
     use std::io::{Read, Write};
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut buf = [0u8; 64];
-            if s.write_all(b"PING\r\n").is_ok() {
+            let mut buf = [0u8; 256];
+            if s.write_all(send).is_ok() {
                 if let Ok(n @ 1..) = s.read(&mut buf) {
                     return Some(String::from_utf8_lossy(&buf[..n]).trim().to_string());
                 }

@@ -2,10 +2,13 @@
  * The official nginx and redis images' entrypoint behaviour, without a shell.
  *
  * Built twice from this file (see ../pkgs/entrypoint.nix):
- *   -DENTRYPOINT_NGINX  the steps /docker-entrypoint.d runs in the official
- *                       nginx image (IPv6 listen default, local resolvers,
- *                       envsubst of templates, worker auto-tuning), then
- *                       exec of the command;
+ *   -DENTRYPOINT_NGINX  the official nginx image's walk of
+ *                       /docker-entrypoint.d in `sort -V` order: its own
+ *                       steps (IPv6 listen default, local resolvers, envsubst
+ *                       of http and stream templates, worker auto-tuning)
+ *                       where the image's marker files name them, a user's
+ *                       programs started and waited for; then exec of the
+ *                       command;
  *   -DENTRYPOINT_REDIS  the argument handling of the official redis image
  *                       (`--opt …` and `x.conf` become `redis-server …`,
  *                       umask 0077 when it is 0022, modules directory).
@@ -31,6 +34,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -63,16 +68,30 @@ static void info(const char *fmt, ...)
     fflush(stdout);
 }
 
-/* Errors are printed even with quiet logs, on stderr. */
+/* Errors and warnings are printed even with quiet logs, on stderr. */
+static void complain(const char *level, const char *fmt, va_list ap)
+{
+    fputs(me, stderr);
+    fputs(level, stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 static void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void err(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs(me, stderr);
-    fputs(": error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    complain(": error: ", fmt, ap);
+    va_end(ap);
+}
+
+static void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    complain(": warning: ", fmt, ap);
     va_end(ap);
 }
 
@@ -296,10 +315,19 @@ static const char **defined_vars(void)
 
 /* ---- templates ------------------------------------------------------------ */
 
+/* A directory walk's visitor: `file` is called for each regular file (after
+ * symlinks) with its path, its directory relative to the walk's start and
+ * its name. */
+struct walker {
+    void (*file)(struct walker *w, const char *path, const char *rel_dir, const char *name);
+    int failed;
+};
+
 struct tpl {
+    struct walker w; /* first: the visitor casts back */
     const char *template_dir, *suffix, *output_dir;
     const char *const *vars;
-    int failed;
+    int found;
 };
 
 static int ends_with(const char *s, const char *suffix)
@@ -357,31 +385,31 @@ static void render(struct tpl *t, const char *path, const char *rel_dir, const c
     out_name[out_len] = '\0';
     if (snprintf(shown, sizeof shown, "%s/%s%s%s", t->output_dir, rel_dir, *rel_dir ? "/" : "", out_name) >= (int)sizeof shown) {
         err("output path for %s is too long", path);
-        t->failed = 1;
+        t->w.failed = 1;
         return;
     }
     info("Running envsubst on %s to %s", path, shown);
     struct buf in = {0}, out = {0};
     if (read_file(path, &in) < 0) {
         err("cannot read %s: %s", path, strerror(errno));
-        t->failed = 1;
+        t->w.failed = 1;
         goto done;
     }
     if (envsubst(in.p, in.len, t->vars, &out) < 0 || buf_put(&out, "", 0) < 0) {
         err("out of memory substituting %s", path);
-        t->failed = 1;
+        t->w.failed = 1;
         goto done;
     }
     int dfd = open_output_subdir(t->output_dir, rel_dir);
     if (dfd < 0) {
         err("cannot open the directory of %s: %s%s", shown, strerror(errno),
             errno == ELOOP ? " (a symlink below the output directory is not followed)" : "");
-        t->failed = 1;
+        t->w.failed = 1;
         goto done;
     }
     if (write_atomic(dfd, out_name, out.p, out.len) < 0) {
         err("cannot write %s: %s", shown, strerror(errno));
-        t->failed = 1;
+        t->w.failed = 1;
     }
     close(dfd);
 done:
@@ -394,9 +422,9 @@ struct ancestor {
     ino_t ino;
 };
 
-/* `find DIR -follow -type f -name "*SUFFIX"`: symlinks are followed, a
- * directory loop is skipped. */
-static void walk(struct tpl *t, const char *dir, const char *rel, struct ancestor *anc, int depth)
+/* `find DIR -follow -type f`: symlinks are followed, a directory loop is
+ * skipped. */
+static void walk(struct walker *t, const char *dir, const char *rel, struct ancestor *anc, int depth)
 {
     if (depth >= MAX_DEPTH) {
         err("%s: nested deeper than %d directories, not descending", dir, MAX_DEPTH);
@@ -433,12 +461,8 @@ static void walk(struct tpl *t, const char *dir, const char *rel, struct ancesto
             anc[depth + 1].dev = st.st_dev;
             anc[depth + 1].ino = st.st_ino;
             walk(t, path, sub, anc, depth + 1);
-        } else if (S_ISREG(st.st_mode) && ends_with(e->d_name, t->suffix)) {
-            if (strlen(e->d_name) == strlen(t->suffix)) {
-                err("%s: the name is only the suffix, nothing to write", path);
-                continue;
-            }
-            render(t, path, rel, e->d_name);
+        } else if (S_ISREG(st.st_mode)) {
+            t->file(t, path, rel, e->d_name);
         }
     }
     closedir(d);
@@ -450,10 +474,137 @@ static const char *env_or(const char *name, const char *fallback)
     return v != NULL && v[0] != '\0' ? v : fallback;
 }
 
-/* 20-envsubst-on-templates: returns -1 when a template could not be written. */
+/* Walks `dir` (a directory, after symlinks) with `w`; -1 when it is not one. */
+static int walk_tree(struct walker *w, const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+        return -1;
+    struct ancestor anc[MAX_DEPTH + 1];
+    anc[0].dev = st.st_dev;
+    anc[0].ino = st.st_ino;
+    walk(w, dir, "", anc, 0);
+    return 0;
+}
+
+/* A template visitor: renders each file named `*SUFFIX`, or with `vars`
+ * NULL only counts them. */
+static void template_file(struct walker *w, const char *path, const char *rel_dir, const char *name)
+{
+    struct tpl *t = (struct tpl *)w;
+    if (!ends_with(name, t->suffix))
+        return;
+    t->found++;
+    if (t->vars == NULL)
+        return;
+    if (strlen(name) == strlen(t->suffix)) {
+        err("%s: the name is only the suffix, nothing to write", path);
+        return;
+    }
+    render(t, path, rel_dir, name);
+}
+
+/*
+ * Does nginx.conf text have a stream block, as the official step asks
+ * `grep -E "\s*stream\s*\{"`: `stream`, blanks, `{` on one line, anywhere
+ * (so a commented-out block counts too, as it does there).
+ */
+int has_stream_block(const char *text)
+{
+    for (const char *p = strstr(text, "stream"); p; p = strstr(p + 1, "stream")) {
+        const char *q = p + 6;
+        while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\f' || *q == '\v')
+            q++;
+        if (*q == '{')
+            return 1;
+    }
+    return 0;
+}
+
+/* `mkdir -p`: -1 with errno set when a component cannot be made. */
+static int mkdir_p(const char *path)
+{
+    char p[PATH_MAX];
+    if (join(p, sizeof p, path, "", "") < 0) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0777) < 0 && errno != EEXIST)
+            return -1;
+        *s = c;
+        if (c == '\0')
+            return 0;
+    }
+}
+
+#define NGINX_CONF "/etc/nginx/nginx.conf"
+
+/*
+ * The official step's stream block for nginx.conf: when the file has one it
+ * only says where to include the rendered files; otherwise it appends one
+ * if it can, and when it cannot (a read-only file, as the image's own link
+ * into the store always is) it gives up on stream templates. nginx's `-g`
+ * would not help there: it refuses block directives ("block directives are
+ * not supported in -g option"). Returns 1 to go on and render, 0 to stop,
+ * -1 when the append failed.
+ */
+static int add_stream_block(const char *stream_output_dir)
+{
+    struct buf text = {0};
+    int has = read_file(NGINX_CONF, &text) == 0 && has_stream_block(text.p);
+    buf_free(&text);
+    if (has) {
+        info("%s contains a stream block; include %s/*.conf to enable stream templates", NGINX_CONF, stream_output_dir);
+        return 1;
+    }
+    /* appended in place, as `>>` does, so a bind-mounted file works too */
+    int fd = open(NGINX_CONF, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        info("info: can not modify %s (read-only file system?)", NGINX_CONF);
+        return 0;
+    }
+    info("Appending stream block to %s to include %s/*.conf", NGINX_CONF, stream_output_dir);
+    char when[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    if (localtime_r(&now, &tm) == NULL || strftime(when, sizeof when, "%a %b %e %H:%M:%S %Z %Y", &tm) == 0)
+        when[0] = '\0';
+    struct buf block = {0};
+    int ok = buf_puts(&block, "# added by \"") == 0 && buf_puts(&block, me) == 0 && buf_puts(&block, "\" on \"") == 0 &&
+             buf_puts(&block, when) == 0 && buf_puts(&block, "\"\nstream {\n  include ") == 0 &&
+             buf_puts(&block, stream_output_dir) == 0 && buf_puts(&block, "/*.conf;\n}\n") == 0;
+    for (size_t off = 0; ok && off < block.len;) {
+        ssize_t n = write(fd, block.p + off, block.len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        ok = n > 0;
+        off += n > 0 ? (size_t)n : 0;
+    }
+    if (!ok)
+        err("cannot append to %s: %s", NGINX_CONF, strerror(errno));
+    close(fd);
+    buf_free(&block);
+    return ok ? 1 : -1;
+}
+
+/*
+ * 20-envsubst-on-templates: the http templates (`*SUFFIX`) into the output
+ * directory, then, when any `*STREAM_SUFFIX` exists, the stream templates
+ * into the stream output directory. The two passes tell them apart by
+ * suffix alone, as the official step does (`x.stream-template` does not end
+ * in `.template`). Returns -1 when a template could not be written or the
+ * stream output directory could not be made (the official `mkdir -p` under
+ * `set -e`).
+ */
 static int step_envsubst(void)
 {
     struct tpl t = {
+        .w = {.file = template_file},
         .template_dir = env_or("NGINX_ENVSUBST_TEMPLATE_DIR", "/etc/nginx/templates"),
         .suffix = env_or("NGINX_ENVSUBST_TEMPLATE_SUFFIX", ".template"),
         .output_dir = env_or("NGINX_ENVSUBST_OUTPUT_DIR", "/etc/nginx/conf.d"),
@@ -471,12 +622,32 @@ static int step_envsubst(void)
         return -1;
     }
     t.vars = vars;
-    struct ancestor anc[MAX_DEPTH + 1];
-    anc[0].dev = st.st_dev;
-    anc[0].ino = st.st_ino;
-    walk(&t, t.template_dir, "", anc, 0);
+    walk_tree(&t.w, t.template_dir);
+
+    struct tpl s = {
+        .w = {.file = template_file},
+        .template_dir = t.template_dir,
+        .suffix = env_or("NGINX_ENVSUBST_STREAM_TEMPLATE_SUFFIX", ".stream-template"),
+        .output_dir = env_or("NGINX_ENVSUBST_STREAM_OUTPUT_DIR", "/etc/nginx/stream-conf.d"),
+    };
+    walk_tree(&s.w, s.template_dir);
+    if (s.found > 0) {
+        if (mkdir_p(s.output_dir) < 0) {
+            err("cannot create %s: %s", s.output_dir, strerror(errno));
+            s.w.failed = 1;
+        } else if (access(s.output_dir, W_OK) < 0) {
+            info("ERROR: %s exists, but %s is not writable", s.template_dir, s.output_dir);
+        } else {
+            int go = add_stream_block(s.output_dir);
+            s.w.failed = go < 0;
+            if (go > 0) {
+                s.vars = vars;
+                walk_tree(&s.w, s.template_dir);
+            }
+        }
+    }
     free(vars);
-    return t.failed ? -1 : 0;
+    return t.w.failed || s.w.failed ? -1 : 0;
 }
 
 /* ---- local resolvers ------------------------------------------------------- */
@@ -765,7 +936,8 @@ int rewrite_worker_processes(const char *text, long n, struct buf *out)
 struct cmd {
     char **argv;
     int argc;
-    char *g_value; /* owned: the merged -g value, when changed */
+    char *g_value;    /* owned: the merged -g value, when changed */
+    int workers_set;  /* a worker_processes went into -g */
 };
 
 /* The configuration file nginx will read: `-c FILE`, `-cFILE`, or the default. */
@@ -834,24 +1006,27 @@ static int shipped(const char *path)
  * store: the shipped nginx.conf has no `worker_processes`, and the count
  * reaches nginx through `-g` (`auto` unless auto-tuning is asked, as the
  * official nginx.conf has it). A user's own writable configuration is edited
- * as the official script edits it.
+ * as the official script edits it. Called as the step (`tune` from the
+ * environment) and once more after the steps with `tune` 0, so the shipped
+ * file gets its `auto` even when a mounted /docker-entrypoint.d leaves the
+ * step out, as the official nginx.conf carries `auto` itself.
  */
-static int step_workers(struct cmd *c, const char *proc_prefix)
+static int step_workers(struct cmd *c, const char *proc_prefix, int tune)
 {
     static char directive[64];
     const char *conf = config_file(c->argv);
-    int tune = getenv("NGINX_ENTRYPOINT_WORKER_PROCESSES_AUTOTUNE") && getenv("NGINX_ENTRYPOINT_WORKER_PROCESSES_AUTOTUNE")[0];
     if (shipped(conf)) {
         struct buf text = {0};
         int has = read_file(conf, &text) == 0 && has_worker_processes(text.p, 1);
         buf_free(&text);
-        if (has)
+        if (has || c->workers_set)
             return 0;
+        c->workers_set = 1;
         if (tune) {
             long online = sysconf(_SC_NPROCESSORS_ONLN);
             long n = cpu_count(proc_prefix, online > 0 ? online : 1);
             snprintf(directive, sizeof directive, "worker_processes %ld;", n);
-            info("30-tune-worker-processes: %ld worker processes (from the CPU limit), passed with -g", n);
+            info("%ld worker processes (from the CPU limit), passed with -g", n);
         } else {
             snprintf(directive, sizeof directive, "worker_processes auto;");
         }
@@ -914,18 +1089,17 @@ int add_ipv6_listen(const char *text, struct buf *out)
 
 static void step_ipv6(void)
 {
-    const char *step = "10-listen-on-ipv6-by-default";
     if (access("/proc/net/if_inet6", F_OK) < 0) {
-        info("%s: info: ipv6 not available", step);
+        info("info: ipv6 not available");
         return;
     }
     struct stat st;
     if (stat(DEFAULT_CONF, &st) < 0 || !S_ISREG(st.st_mode)) {
-        info("%s: info: " DEFAULT_CONF " is not a file or does not exist", step);
+        info("info: " DEFAULT_CONF " is not a file or does not exist");
         return;
     }
     if (access("/etc/nginx/conf.d", W_OK) < 0) {
-        info("%s: info: can not modify " DEFAULT_CONF " (read-only file system?)", step);
+        info("info: can not modify " DEFAULT_CONF " (read-only file system?)");
         return;
     }
     struct buf text = {0}, out = {0};
@@ -934,22 +1108,342 @@ static void step_ipv6(void)
         return;
     }
     if (strstr(text.p, LISTEN_V6)) {
-        info("%s: info: IPv6 listen already enabled", step);
+        info("info: IPv6 listen already enabled");
     } else if (!shipped(DEFAULT_CONF)) {
-        info("%s: info: " DEFAULT_CONF " differs from the packaged version", step);
+        info("info: " DEFAULT_CONF " differs from the packaged version");
     } else if (add_ipv6_listen(text.p, &out) != 0) {
-        info("%s: info: " DEFAULT_CONF " differs from the packaged version", step);
+        info("info: " DEFAULT_CONF " differs from the packaged version");
     } else {
         int dfd = open("/etc/nginx/conf.d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0 && write_atomic(dfd, "default.conf", out.p, out.len) == 0)
-            info("%s: info: Enabled listen on IPv6 in " DEFAULT_CONF, step);
+            info("info: Enabled listen on IPv6 in " DEFAULT_CONF);
         else
-            info("%s: info: can not modify " DEFAULT_CONF ": %s", step, strerror(errno));
+            info("info: can not modify " DEFAULT_CONF ": %s", strerror(errno));
         if (dfd >= 0)
             close(dfd);
     }
     buf_free(&text);
     buf_free(&out);
+}
+
+/* ---- /docker-entrypoint.d -------------------------------------------------- */
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_alpha(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+
+/* A non-digit's rank in a version comparison: `~` before the end of a part,
+ * the end (and a digit) before letters, letters before anything else. */
+static int ver_rank(const char *s, size_t i, size_t n)
+{
+    if (i >= n || is_digit(s[i]))
+        return 0;
+    unsigned char c = (unsigned char)s[i];
+    if (c == '~')
+        return -1;
+    return is_alpha((char)c) ? c : c + 256;
+}
+
+/* Debian's version order over s[0..sn) and t[0..tn): alternate runs of
+ * non-digits, compared by rank, and digits, compared as numbers. */
+static int ver_cmp_n(const char *s, size_t sn, const char *t, size_t tn)
+{
+    size_t i = 0, j = 0;
+    while (i < sn || j < tn) {
+        while ((i < sn && !is_digit(s[i])) || (j < tn && !is_digit(t[j]))) {
+            int a = ver_rank(s, i, sn), b = ver_rank(t, j, tn);
+            if (a != b)
+                return a < b ? -1 : 1;
+            i++, j++;
+        }
+        while (i < sn && s[i] == '0')
+            i++;
+        while (j < tn && t[j] == '0')
+            j++;
+        int first = 0;
+        for (; i < sn && j < tn && is_digit(s[i]) && is_digit(t[j]); i++, j++)
+            if (first == 0)
+                first = s[i] - t[j];
+        if (i < sn && is_digit(s[i]))
+            return 1;
+        if (j < tn && is_digit(t[j]))
+            return -1;
+        if (first != 0)
+            return first < 0 ? -1 : 1;
+    }
+    return 0;
+}
+
+/* Where a trailing file suffix starts: the longest tail made of parts
+ * `.` letter-or-`~` then letters, digits or `~` (`.tar.gz`, `.sh`). */
+static size_t suffix_start(const char *s, size_t n)
+{
+    size_t chain = n, i = 0;
+    int in_chain = 0;
+    while (i < n) {
+        if (s[i] == '.' && i + 1 < n && (is_alpha(s[i + 1]) || s[i + 1] == '~')) {
+            if (!in_chain)
+                chain = i;
+            in_chain = 1;
+            for (i += 2; i < n && (is_alpha(s[i]) || is_digit(s[i]) || s[i] == '~'); i++)
+                ;
+        } else {
+            in_chain = 0;
+            i++;
+        }
+    }
+    return in_chain ? chain : n;
+}
+
+/*
+ * `sort -V` (GNU filevercmp) for the absolute paths find prints: the names
+ * without their suffixes first, then whole, in version order; bytes break a
+ * tie. (filevercmp's rules for names starting with a dot never apply to an
+ * absolute path.)
+ */
+int version_cmp(const char *a, const char *b)
+{
+    size_t an = strlen(a), bn = strlen(b);
+    int r = ver_cmp_n(a, suffix_start(a, an), b, suffix_start(b, bn));
+    if (r == 0)
+        r = ver_cmp_n(a, an, b, bn);
+    return r != 0 ? r : strcmp(a, b);
+}
+
+static int by_version(const void *a, const void *b)
+{
+    return version_cmp(*(char *const *)a, *(char *const *)b);
+}
+
+#define STEPS_DIR "/docker-entrypoint.d/"
+
+/*
+ * The official steps this program does itself. The image ships them in
+ * /docker-entrypoint.d as small read-only marker files under the official
+ * names (../pkgs/entrypoint.nix), so they keep their place in the version
+ * order among a user's own scripts, and a user who mounts their own
+ * directory leaves them out, as in the official image. A marker is known by
+ * its first line, so a copy of it in a mounted directory works too.
+ */
+enum step { STEP_NONE, STEP_IPV6, STEP_RESOLVERS, STEP_ENVSUBST, STEP_WORKERS };
+static const char *const step_names[] = {
+    [STEP_IPV6] = "10-listen-on-ipv6-by-default.sh",
+    [STEP_RESOLVERS] = "15-local-resolvers.envsh",
+    [STEP_ENVSUBST] = "20-envsubst-on-templates.sh",
+    [STEP_WORKERS] = "30-tune-worker-processes.sh",
+};
+#define STEP_MARK "# armorred built-in step: "
+
+/* The step a marker file's text starts with, or STEP_NONE. */
+int builtin_step(const char *head)
+{
+    size_t m = strlen(STEP_MARK);
+    if (strncmp(head, STEP_MARK, m) != 0)
+        return STEP_NONE;
+    for (int i = STEP_IPV6; i <= STEP_WORKERS; i++) {
+        size_t n = strlen(step_names[i]);
+        if (strncmp(head + m, step_names[i], n) == 0 && (head[m + n] == '\n' || head[m + n] == '\0'))
+            return i;
+    }
+    return STEP_NONE;
+}
+
+static int step_of_file(const char *path)
+{
+    char head[128];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return STEP_NONE;
+    ssize_t n = read(fd, head, sizeof head - 1);
+    close(fd);
+    head[n > 0 ? n : 0] = '\0';
+    return builtin_step(head);
+}
+
+/* Is there a regular file right in `dir`? As `find DIR -mindepth 1
+ * -maxdepth 1 -type f`, a symlink does not count. */
+static int has_top_level_file(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    struct dirent *e;
+    struct stat st;
+    int yes = 0;
+    while (!yes && (e = readdir(d)) != NULL)
+        yes = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+              fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+    closedir(d);
+    return yes;
+}
+
+struct paths {
+    struct walker w; /* first: the visitor casts back */
+    char **v;
+    size_t n;
+};
+
+static void collect_path(struct walker *w, const char *path, const char *rel_dir, const char *name)
+{
+    (void)rel_dir, (void)name;
+    struct paths *p = (struct paths *)w;
+    char **v = realloc(p->v, sizeof *v * (p->n + 1));
+    if (v != NULL)
+        p->v = v;
+    char *copy = v != NULL ? strdup(path) : NULL;
+    if (copy == NULL) {
+        err("out of memory listing %s", path);
+        w->failed = 1;
+        return;
+    }
+    p->v[p->n++] = copy;
+}
+
+/* A user's script, run as the official entrypoint runs `"$f"`: its exit
+ * status, 126 or 127 when it cannot be started (as a shell reports). */
+static int run_program(const char *path)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        err("cannot start %s: %s", path, strerror(errno));
+        return 1;
+    }
+    if (pid == 0) {
+        char *argv[] = {(char *)path, NULL};
+        execv(path, argv);
+        int e = errno;
+        err("cannot run %s: %s; this image has no shell (/bin/sh), so a script here must be a program or start with "
+            "#! and an interpreter the image has",
+            path, strerror(e));
+        _exit(e == ENOENT ? 127 : 126);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            err("cannot wait for %s: %s", path, strerror(errno));
+            return 1;
+        }
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
+}
+
+/* 15-local-resolvers: NGINX_LOCAL_RESOLVERS for the templates. */
+static void step_resolvers(void)
+{
+    const char *lr = getenv("NGINX_ENTRYPOINT_LOCAL_RESOLVERS");
+    if (lr == NULL || lr[0] == '\0')
+        return;
+    struct buf conf = {0}, list = {0};
+    if (read_file("/etc/resolv.conf", &conf) == 0 && local_resolvers(conf.p, &list) == 0)
+        setenv("NGINX_LOCAL_RESOLVERS", list.p, 1);
+    else
+        err("cannot read /etc/resolv.conf: %s", strerror(errno));
+    buf_free(&conf);
+    buf_free(&list);
+}
+
+/* A built-in step, logging under the file's name as the official script's
+ * `$ME` does. Non-zero when it failed. */
+static int run_step(struct cmd *c, enum step step, const char *path)
+{
+    const char *saved = me;
+    me = strrchr(path, '/') + 1;
+    int bad = 0;
+    switch (step) {
+    case STEP_IPV6:
+        step_ipv6();
+        break;
+    case STEP_RESOLVERS:
+        step_resolvers();
+        break;
+    case STEP_ENVSUBST:
+        bad = step_envsubst() < 0;
+        break;
+    case STEP_WORKERS: {
+        const char *tune = getenv("NGINX_ENTRYPOINT_WORKER_PROCESSES_AUTOTUNE");
+        bad = step_workers(c, "", tune != NULL && tune[0] != '\0') < 0;
+        break;
+    }
+    case STEP_NONE:
+        break;
+    }
+    me = saved;
+    if (bad)
+        err("%s failed", path);
+    return bad;
+}
+
+/* One file of /docker-entrypoint.d, as the official loop treats it. A
+ * non-zero result stops the entrypoint with that status (`set -e`). */
+static int run_entry(struct cmd *c, const char *path)
+{
+    int envsh = ends_with(path, ".envsh");
+    if (!envsh && !ends_with(path, ".sh")) {
+        info("Ignoring %s", path);
+        return 0;
+    }
+    if (access(path, X_OK) < 0) {
+        info("Ignoring %s, not executable", path);
+        return 0;
+    }
+    if (envsh)
+        info("Sourcing %s", path);
+    else
+        info("Launching %s", path);
+    enum step step = step_of_file(path);
+    if (step != STEP_NONE)
+        return run_step(c, step, path);
+    if (envsh) {
+        /* sourcing needs the shell the image does not have */
+        warn("%s was not sourced: this image has no shell (/bin/sh), so the variables it sets are not set", path);
+        return 0;
+    }
+    int rc = run_program(path);
+    if (rc != 0)
+        err("%s failed (status %d); stopping, as the official entrypoint does", path, rc);
+    return rc;
+}
+
+/* The official entrypoint's walk of /docker-entrypoint.d; non-zero stops. */
+static int run_steps(struct cmd *c)
+{
+    if (!has_top_level_file(STEPS_DIR)) {
+        info("No files found in " STEPS_DIR ", skipping configuration");
+        return 0;
+    }
+    info(STEPS_DIR " is not empty, will attempt to perform configuration");
+    info("Looking for shell scripts in " STEPS_DIR);
+    struct paths p = {.w = {.file = collect_path}};
+    walk_tree(&p.w, "/docker-entrypoint.d");
+    /* a file left out could be a script the start depends on */
+    if (p.w.failed) {
+        err("cannot list every file of " STEPS_DIR " (see above); stopping");
+        return 1;
+    }
+    qsort(p.v, p.n, sizeof *p.v, by_version);
+    /* NGINX_LOCAL_RESOLVERS reaches the steps, not nginx (the official
+     * script sets it in the subshell that runs the steps) */
+    char *saved = getenv("NGINX_LOCAL_RESOLVERS");
+    saved = saved ? strdup(saved) : NULL;
+    int rc = 0;
+    for (size_t i = 0; i < p.n; i++) {
+        if (rc == 0)
+            rc = run_entry(c, p.v[i]);
+        free(p.v[i]);
+    }
+    free(p.v);
+    if (saved) {
+        setenv("NGINX_LOCAL_RESOLVERS", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("NGINX_LOCAL_RESOLVERS");
+    }
+    if (rc == 0)
+        info("Configuration complete; ready for start up");
+    return rc;
 }
 
 __attribute__((unused)) static int nginx_main(int argc, char **argv)
@@ -958,35 +1452,13 @@ __attribute__((unused)) static int nginx_main(int argc, char **argv)
     if (c.argc == 0)
         return 0; /* `exec` with no command does nothing */
     if (strcmp(c.argv[0], "nginx") == 0 || strcmp(c.argv[0], "nginx-debug") == 0) {
-        info("/docker-entrypoint.d/ is not empty, will attempt to perform configuration");
-        step_ipv6();
-        /* 15-local-resolvers: visible to the templates, not exported to
-         * nginx (the official script sets it in the subshell that runs the
-         * steps) */
-        char *saved = getenv("NGINX_LOCAL_RESOLVERS");
-        saved = saved ? strdup(saved) : NULL;
-        const char *lr = getenv("NGINX_ENTRYPOINT_LOCAL_RESOLVERS");
-        if (lr && lr[0]) {
-            struct buf conf = {0}, list = {0};
-            if (read_file("/etc/resolv.conf", &conf) == 0 && local_resolvers(conf.p, &list) == 0)
-                setenv("NGINX_LOCAL_RESOLVERS", list.p, 1);
-            else
-                err("cannot read /etc/resolv.conf: %s", strerror(errno));
-            buf_free(&conf);
-            buf_free(&list);
-        }
-        int bad = step_envsubst() < 0;
-        if (saved) {
-            setenv("NGINX_LOCAL_RESOLVERS", saved, 1);
-            free(saved);
-        } else {
-            unsetenv("NGINX_LOCAL_RESOLVERS");
-        }
-        if (bad || step_workers(&c, "") < 0) {
-            err("configuration failed");
+        int rc = run_steps(&c);
+        if (rc != 0)
+            return rc;
+        if (step_workers(&c, "", 0) < 0) {
+            err("out of memory");
             return 1;
         }
-        info("Configuration complete; ready for start up");
     }
     execvp(c.argv[0], c.argv);
     err("cannot run %s: %s", c.argv[0], strerror(errno));

@@ -3,7 +3,9 @@
  * ../pkgs/entrypoint.nix): envsubst as GNU envsubst with a list of defined
  * names, the CPU count from a fake /proc and cgroup tree (v1 and v2), the
  * resolv.conf parsing, the nginx.conf and default.conf edits, the -g merge,
- * redis' argument rule, and the refusal to write through a symlink.
+ * the stream block detection, the `sort -V` order and the built-in step
+ * markers of /docker-entrypoint.d, redis' argument rule, and the refusal to
+ * write through a symlink.
  */
 #define ENTRYPOINT_NO_MAIN
 #include "entrypoint.c"
@@ -187,6 +189,80 @@ static void test_global(void)
     CHECK(strcmp(config_file(a4), "/tmp/my.conf") == 0, "-c FILE");
 }
 
+static void test_stream_block(void)
+{
+    CHECK(has_stream_block("events {}\nstream {\n  server { listen 1; }\n}\n"), "stream {");
+    CHECK(has_stream_block("stream{}"), "stream{");
+    CHECK(has_stream_block("  stream \t {"), "blanks before {");
+    /* grep's line-wise `\s*stream\s*\{` also matches these, so they count */
+    CHECK(has_stream_block("# stream { include x; }"), "a commented-out block counts, as with grep");
+    CHECK(has_stream_block("upstream{"), "`upstream{` contains `stream{`");
+    CHECK(!has_stream_block("http {\n  upstream backend {\n  }\n}\n"), "upstream NAME { is not a stream block");
+    CHECK(!has_stream_block("stream\n{\n}\n"), "grep reads one line at a time");
+    CHECK(!has_stream_block("events {}\n"), "no stream");
+}
+
+/* `sort -V` of these paths, as GNU coreutils orders them */
+static void test_version_order(void)
+{
+    const char *want[] = {
+        "/docker-entrypoint.d/1-first.sh",
+        "/docker-entrypoint.d/2-b.sh",
+        "/docker-entrypoint.d/9.envsh",
+        "/docker-entrypoint.d/10-listen-on-ipv6-by-default.sh",
+        "/docker-entrypoint.d/15-local-resolvers.envsh",
+        "/docker-entrypoint.d/20-envsubst-on-templates.sh",
+        "/docker-entrypoint.d/25-user.sh",
+        "/docker-entrypoint.d/30-tune-worker-processes.sh",
+        "/docker-entrypoint.d/100-late.sh",
+        "/docker-entrypoint.d/a.sh~", /* `~` before the end */
+        "/docker-entrypoint.d/a.sh",
+        "/docker-entrypoint.d/b01.sh", /* equal as versions: bytes decide */
+        "/docker-entrypoint.d/b1.sh",
+        "/docker-entrypoint.d/b2.sh",
+        "/docker-entrypoint.d/sub/1.sh",
+    };
+    size_t n = sizeof want / sizeof *want;
+    const char *got[sizeof want / sizeof *want];
+    for (size_t i = 0; i < n; i++)
+        got[i] = want[(i * 7) % n]; /* 7 is prime to 15: a permutation */
+    qsort(got, n, sizeof *got, by_version);
+    for (size_t i = 0; i < n; i++)
+        CHECK(strcmp(got[i], want[i]) == 0, "sort -V [%zu] = %s, want %s", i, got[i], want[i]);
+    CHECK(version_cmp("x-1.0~rc1", "x-1.0") < 0, "~ sorts before the end");
+    CHECK(version_cmp("a.tar.gz", "a-1.tar.gz") < 0, "suffixes are compared last");
+    CHECK(version_cmp("x", "x") == 0, "equal");
+}
+
+static void test_step_markers(void)
+{
+    CHECK(builtin_step("# armorred built-in step: 20-envsubst-on-templates.sh\n# more\n") == STEP_ENVSUBST, "envsubst");
+    CHECK(builtin_step("# armorred built-in step: 15-local-resolvers.envsh") == STEP_RESOLVERS, "resolvers");
+    CHECK(builtin_step("# armorred built-in step: 20-envsubst-on-templates.shx\n") == STEP_NONE, "a longer name");
+    CHECK(builtin_step("#!/bin/sh\n# armorred built-in step: 10-listen-on-ipv6-by-default.sh\n") == STEP_NONE,
+          "only the first line");
+    CHECK(builtin_step("") == STEP_NONE, "empty file");
+
+    /* the markers the image ships (./nginx-entrypoint.d): one per step, each
+     * known as the step its name says, and executable as the official
+     * scripts are, so the walk launches rather than ignores them */
+    int seen = 0;
+    for (int i = STEP_IPV6; i <= STEP_WORKERS; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "nginx-entrypoint.d/%s", step_names[i]);
+        CHECK(step_of_file(path) == i && access(path, X_OK) == 0, "%s is the marker of its step", path);
+        seen++;
+    }
+    DIR *d = opendir("nginx-entrypoint.d");
+    struct dirent *e;
+    int files = 0;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        files += e->d_name[0] != '.';
+    if (d != NULL)
+        closedir(d);
+    CHECK(files == seen, "nginx-entrypoint.d holds the %d markers and nothing else (%d files)", seen, files);
+}
+
 static void test_redis(void)
 {
     char *a[] = {"--appendonly", "yes", NULL};
@@ -251,6 +327,9 @@ int main(void)
     test_cpus(dir);
     test_edits();
     test_global();
+    test_stream_block();
+    test_version_order();
+    test_step_markers();
     test_redis();
     test_no_symlink_escape(dir);
     printf("entrypoint unit tests: %d checks, %d failed\n", checks, failures);

@@ -6,6 +6,10 @@
 # closure's glibc, which the image ships anyway.
 #   bin/nginx-entrypoint   what /docker-entrypoint.sh and /docker-entrypoint.d do
 #   bin/redis-entrypoint   what the redis image's docker-entrypoint.sh does
+#   share/nginx-entrypoint.d  the official /docker-entrypoint.d names as small
+#                          read-only markers; the nginx image links
+#                          /docker-entrypoint.d here, and the program does the
+#                          step a marker names where it meets it in the walk
 # The build runs the unit tests (entrypoint_test.c) with the same flags and
 # fails on any failed check.
 { mkHardened, hardening }:
@@ -26,5 +30,8 @@ mkHardened {
   installPhase = ''
     mkdir -p "$out/bin"
     cp nginx-entrypoint redis-entrypoint "$out/bin/"
+    mkdir -p "$out/share"
+    cp -r nginx-entrypoint.d "$out/share/"
+    chmod 0555 "$out"/share/nginx-entrypoint.d/*
   '';
 }
