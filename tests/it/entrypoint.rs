@@ -395,19 +395,27 @@ fn stream_templates_are_rendered_and_served() {
         "{written}"
     );
 
-    // The image's own nginx.conf, a link into the read-only store: the
-    // official step's read-only answer, and no stream template rendered
-    // (nginx's -g takes no block, so the block cannot go on the command line).
-    let mut args = template_args("readonly", &mount, &stream_tmpfs);
-    args.extend([id.as_str(), "nginx", "-T"]);
-    let out = podman.try_run(&args);
-    let dump = text(&out);
-    assert!(out.status.success(), "{dump}");
+    // The image's own nginx.conf, a link into the read-only store that the
+    // official append can never change: the block goes into the stream
+    // output directory and nginx includes it through -g (which takes no
+    // block itself), so the rendered stream server is served.
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:9000");
+    let mut extra = vec!["-d", "-p", &publish, "-e", "GREETING=hi"];
+    extra.extend(stream_tmpfs);
+    let mut args = template_args("shipped-conf", &mount, &extra);
+    args.push(&id);
+    podman.run(&args);
+    let got = tcp_exchange(port, b"");
+    let log = logs(&podman, "shipped-conf");
+    assert_eq!(
+        got.as_deref(),
+        Some("hi from templated.armorred.test"),
+        "{log}"
+    );
     assert!(
-        dump.contains("20-envsubst-on-templates.sh: info: can not modify /etc/nginx/nginx.conf (read-only file system?)")
-            && dump.contains("listen 8181;")
-            && !dump.contains("stream-conf.d/greet.conf"),
-        "{dump}"
+        log.contains("20-envsubst-on-templates.sh: /etc/nginx/nginx.conf is read-only; including /etc/nginx/stream-conf.d/*.conf through -g 'include /etc/nginx/stream-conf.d/.stream-block;'"),
+        "{log}"
     );
 }
 

@@ -544,22 +544,74 @@ static int mkdir_p(const char *path)
 
 #define NGINX_CONF "/etc/nginx/nginx.conf"
 
+/* The command the entrypoint will exec, as the steps adjust it. */
+struct cmd {
+    char **argv;
+    int argc;
+    char *g_value;    /* owned: the merged -g value, when changed */
+    int workers_set;  /* a worker_processes went into -g */
+};
+
+static int add_global(struct cmd *c, const char *directive);
+static int shipped(const char *path);
+static const char *config_file(char **argv);
+
+/* Where the stream block goes when nginx.conf is the image's own: beside the
+ * rendered files, under a name their `*.conf` include does not match. */
+#define STREAM_BLOCK_FILE ".stream-block"
+
+/*
+ * The image's own nginx.conf is a link into the read-only store, so the
+ * official append can never happen there, and nginx's `-g` refuses block
+ * directives ("block directives are not supported in -g option"). The same
+ * block is written to a file in the (writable) stream output directory
+ * instead, and `-g` includes that file in the main context, which nginx
+ * accepts. Returns 0 on success, -1 otherwise (errno set).
+ */
+static int include_stream_block(struct cmd *c, const char *stream_output_dir)
+{
+    struct buf block = {0}, directive = {0};
+    int ok = buf_puts(&block, "stream {\n  include ") == 0 && buf_puts(&block, stream_output_dir) == 0 &&
+             buf_puts(&block, "/*.conf;\n}\n") == 0 && buf_puts(&directive, "include ") == 0 &&
+             buf_puts(&directive, stream_output_dir) == 0 && buf_puts(&directive, "/" STREAM_BLOCK_FILE ";") == 0;
+    int dfd = ok ? open(stream_output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    ok = dfd >= 0 && write_atomic(dfd, STREAM_BLOCK_FILE, block.p, block.len) == 0 &&
+         add_global(c, directive.p) == 0;
+    if (dfd >= 0)
+        close(dfd);
+    buf_free(&block);
+    /* add_global keeps the directive when it appends a new -g: never freed,
+     * the process execs next */
+    if (!ok)
+        buf_free(&directive);
+    return ok ? 0 : -1;
+}
+
 /*
  * The official step's stream block for nginx.conf: when the file has one it
  * only says where to include the rendered files; otherwise it appends one
- * if it can, and when it cannot (a read-only file, as the image's own link
- * into the store always is) it gives up on stream templates. nginx's `-g`
- * would not help there: it refuses block directives ("block directives are
- * not supported in -g option"). Returns 1 to go on and render, 0 to stop,
- * -1 when the append failed.
+ * if it can. The image's own nginx.conf (a link into the store) never can
+ * be appended to, so for it the block is included through `-g` instead
+ * (include_stream_block); a read-only configuration of the user's own gives
+ * up on stream templates, as the official step does. Returns 1 to go on and
+ * render, 0 to stop, -1 when writing the block failed.
  */
-static int add_stream_block(const char *stream_output_dir)
+static int add_stream_block(struct cmd *c, const char *stream_output_dir)
 {
     struct buf text = {0};
     int has = read_file(NGINX_CONF, &text) == 0 && has_stream_block(text.p);
     buf_free(&text);
     if (has) {
         info("%s contains a stream block; include %s/*.conf to enable stream templates", NGINX_CONF, stream_output_dir);
+        return 1;
+    }
+    if (shipped(NGINX_CONF) && strcmp(config_file(c->argv), NGINX_CONF) == 0) {
+        if (include_stream_block(c, stream_output_dir) < 0) {
+            err("cannot write %s/" STREAM_BLOCK_FILE ": %s", stream_output_dir, strerror(errno));
+            return -1;
+        }
+        info("%s is read-only; including %s/*.conf through -g 'include %s/" STREAM_BLOCK_FILE ";'", NGINX_CONF,
+             stream_output_dir, stream_output_dir);
         return 1;
     }
     /* appended in place, as `>>` does, so a bind-mounted file works too */
@@ -601,7 +653,7 @@ static int add_stream_block(const char *stream_output_dir)
  * stream output directory could not be made (the official `mkdir -p` under
  * `set -e`).
  */
-static int step_envsubst(void)
+static int step_envsubst(struct cmd *c)
 {
     struct tpl t = {
         .w = {.file = template_file},
@@ -638,7 +690,7 @@ static int step_envsubst(void)
         } else if (access(s.output_dir, W_OK) < 0) {
             info("ERROR: %s exists, but %s is not writable", s.template_dir, s.output_dir);
         } else {
-            int go = add_stream_block(s.output_dir);
+            int go = add_stream_block(c, s.output_dir);
             s.w.failed = go < 0;
             if (go > 0) {
                 s.vars = vars;
@@ -932,13 +984,6 @@ int rewrite_worker_processes(const char *text, long n, struct buf *out)
 }
 
 /* ---- the nginx command ------------------------------------------------------- */
-
-struct cmd {
-    char **argv;
-    int argc;
-    char *g_value;    /* owned: the merged -g value, when changed */
-    int workers_set;  /* a worker_processes went into -g */
-};
 
 /* The configuration file nginx will read: `-c FILE`, `-cFILE`, or the default. */
 static const char *config_file(char **argv)
@@ -1360,7 +1405,7 @@ static int run_step(struct cmd *c, enum step step, const char *path)
         step_resolvers();
         break;
     case STEP_ENVSUBST:
-        bad = step_envsubst() < 0;
+        bad = step_envsubst(c) < 0;
         break;
     case STEP_WORKERS: {
         const char *tune = getenv("NGINX_ENTRYPOINT_WORKER_PROCESSES_AUTOTUNE");
