@@ -87,6 +87,17 @@ impl StorePath {
     }
 }
 
+/// A path with its store hash left out (`nginx-1.26.3/bin/nginx` for
+/// `/nix/store/<hash>-nginx-1.26.3/bin/nginx`), for ordering by what a path
+/// is rather than by its hash; a path outside the store is returned whole.
+pub fn without_hash(path: &str) -> &str {
+    path.strip_prefix(STORE_DIR)
+        .and_then(|r| r.strip_prefix('/'))
+        .filter(|r| r.len() > HASH_LEN + 1 && r.as_bytes()[HASH_LEN] == b'-')
+        .map(|r| &r[HASH_LEN + 1..])
+        .unwrap_or(path)
+}
+
 /// `builtins.parseDrvName` semantics.
 pub fn parse_drv_name(name: &str) -> (&str, Option<&str>) {
     let bytes = name.as_bytes();
@@ -162,5 +173,13 @@ mod tests {
         );
         assert_eq!(parse_drv_name("nginx.conf"), ("nginx.conf", None));
         assert_eq!(parse_drv_name("source"), ("source", None));
+    }
+
+    #[test]
+    fn without_hash_orders_by_name() {
+        let p = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nginx-1.26.3/bin/nginx";
+        assert_eq!(without_hash(p), "nginx-1.26.3/bin/nginx");
+        assert_eq!(without_hash("/usr/bin/env"), "/usr/bin/env");
+        assert_eq!(without_hash("/nix/store/short"), "/nix/store/short");
     }
 }

@@ -25,7 +25,7 @@ use crate::analyze::{ElfReport, ElfType, ImageAnalysis, Relro};
 use crate::attach::{read_sbom, SbomFormat};
 use crate::layout_analysis::analyze_layout;
 use crate::oci::layout::Layout;
-use crate::store_path::StorePath;
+use crate::store_path::{without_hash, StorePath};
 use crate::tier::Tier;
 
 pub use pkgdb::{parse_apk_installed, parse_dpkg_status, Component, ComponentKind, OsRelease};
@@ -331,12 +331,21 @@ pub fn describe(img: &OpenedImage, role: Role) -> Result<ImageColumn> {
                     .collect()
             })
             .unwrap_or_default(),
-        binaries: analysis
-            .binaries
-            .iter()
-            .filter(|b| matches!(b.elf_type, ElfType::Executable | ElfType::SharedLibrary))
-            .map(BinaryRow::from)
-            .collect(),
+        binaries: {
+            let mut rows: Vec<BinaryRow> = analysis
+                .binaries
+                .iter()
+                .filter(|b| matches!(b.elf_type, ElfType::Executable | ElfType::SharedLibrary))
+                .map(BinaryRow::from)
+                .collect();
+            // by package name and file, not by store hash: readable, and the
+            // same order when a rebuild changes a hash
+            rows.sort_by(|a, b| {
+                let key = |r: &BinaryRow| (without_hash(&r.path).to_string(), r.path.clone());
+                key(a).cmp(&key(b))
+            });
+            rows
+        },
         labels,
         notes,
     })

@@ -76,9 +76,17 @@ fn layouts_pass_fsck_and_skopeo_and_umoci() {
         let expected: &[&str] = if tier == "locked" {
             &["bin", "etc", "nix", "tmp", "usr", "var"]
         } else {
-            // the entrypoint compatibility program, where the official
-            // image has its entrypoint script
-            &["docker-entrypoint.sh", "etc", "nix", "tmp", "usr", "var"]
+            // the entrypoint compatibility program and its step markers,
+            // where the official image has its entrypoint script and steps
+            &[
+                "docker-entrypoint.d",
+                "docker-entrypoint.sh",
+                "etc",
+                "nix",
+                "tmp",
+                "usr",
+                "var",
+            ]
         };
         assert_eq!(top, expected);
         let cfg: serde_json::Value =
@@ -181,9 +189,15 @@ fn labels_user_and_runtime_config() {
                 assert_eq!(bin["fortify"]["fortified_count"], 0, "{full}");
             }
         }
+        // the stream output directory only where the entrypoint renders
+        // stream templates
         assert_eq!(
             l["org.armorred.writable"],
-            "/tmp,/var/cache/nginx,/etc/nginx/conf.d"
+            if tier == "hardened" {
+                "/tmp,/var/cache/nginx,/etc/nginx/conf.d,/etc/nginx/stream-conf.d"
+            } else {
+                "/tmp,/var/cache/nginx,/etc/nginx/conf.d"
+            }
         );
         assert_eq!(v["user"], "65534");
         // hardened: the official image's entrypoint and cmd, through the

@@ -605,7 +605,9 @@ static int add_stream_block(struct cmd *c, const char *stream_output_dir)
         info("%s contains a stream block; include %s/*.conf to enable stream templates", NGINX_CONF, stream_output_dir);
         return 1;
     }
-    if (shipped(NGINX_CONF) && strcmp(config_file(c->argv), NGINX_CONF) == 0) {
+    /* appended in place, as `>>` does, so a bind-mounted file works too */
+    int fd = open(NGINX_CONF, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0 && shipped(NGINX_CONF) && strcmp(config_file(c->argv), NGINX_CONF) == 0) {
         if (include_stream_block(c, stream_output_dir) < 0) {
             err("cannot write %s/" STREAM_BLOCK_FILE ": %s", stream_output_dir, strerror(errno));
             return -1;
@@ -614,8 +616,6 @@ static int add_stream_block(struct cmd *c, const char *stream_output_dir)
              stream_output_dir, stream_output_dir);
         return 1;
     }
-    /* appended in place, as `>>` does, so a bind-mounted file works too */
-    int fd = open(NGINX_CONF, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
     if (fd < 0) {
         info("info: can not modify %s (read-only file system?)", NGINX_CONF);
         return 0;
