@@ -471,15 +471,15 @@ pub fn venv_tool(name: &str) -> PathBuf {
 }
 
 /// `armorred build <image> --tier <tier>` of a recipe in `tests/fixtures/recipes`
-/// into `out/`, plus `extra` flags and `env`; asserts success and returns the
-/// layout `out/<image>-<tier>`.
-pub fn build_fixture(
+/// into `out/`, plus `extra` flags and `env`, whatever its outcome (for the
+/// builds that must fail).
+pub fn run_fixture_build(
     ctx: &TestContext,
     image: &str,
     tier: &str,
     extra: &[&str],
     env: &[(&str, &str)],
-) -> PathBuf {
+) -> Run {
     let recipes = repo().join("tests/fixtures/recipes");
     let mut args = vec![
         "build",
@@ -492,7 +492,25 @@ pub fn build_fixture(
         "out",
     ];
     args.extend(extra);
-    ctx.ok_env(&args, env);
+    ctx.run_env(&args, env)
+}
+
+/// [`run_fixture_build`] that must succeed; returns the layout
+/// `out/<image>-<tier>`.
+pub fn build_fixture(
+    ctx: &TestContext,
+    image: &str,
+    tier: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> PathBuf {
+    let r = run_fixture_build(ctx, image, tier, extra, env);
+    assert!(
+        r.out.status.success(),
+        "{}\n--- dir ---\n{}",
+        r.describe(),
+        ctx.listing()
+    );
     ctx.path().join("out").join(format!("{image}-{tier}"))
 }
 

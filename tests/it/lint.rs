@@ -135,19 +135,8 @@ fn cis_4_1_fails_for_a_root_user() {
 #[test]
 fn cis_4_6_healthcheck_declared_must_be_carried() {
     let ctx = TestContext::new();
-    let recipes = repo().join("tests/fixtures/recipes");
-    let r = ctx.run(&[
-        "build",
-        "leakyok",
-        "--tier",
-        "hardened",
-        "--recipes",
-        recipes.to_str().unwrap(),
-        "--out",
-        "out",
-    ]);
-    assert!(r.out.status.success(), "{}", r.describe());
-    let recipe = recipes.join("leakyok.toml");
+    build_fixture(&ctx, "leakyok", "hardened", &[], &[]);
+    let recipe = repo().join("tests/fixtures/recipes/leakyok.toml");
     let (code, rep) = lint(
         &ctx,
         &ctx.path().join("out/leakyok-hardened"),
@@ -201,22 +190,8 @@ fn cis_4_10_fails_for_secrets_and_stops_the_build() {
     );
 
     // At build time a hit stops the build, unless the recipe allows it.
-    let recipes = repo().join("tests/fixtures/recipes");
     let out = ctx.path().join("out");
-    let args = |image: &'static str| {
-        vec![
-            "build".to_string(),
-            image.into(),
-            "--tier".into(),
-            "hardened".into(),
-            "--recipes".into(),
-            recipes.display().to_string(),
-            "--out".into(),
-            out.display().to_string(),
-        ]
-    };
-    let a = args("leaky");
-    let r = ctx.run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let r = run_fixture_build(&ctx, "leaky", "hardened", &[], &[]);
     assert_eq!(r.code(), 1, "{}", r.describe());
     assert!(
         r.stderr().contains("CIS 4.10") && r.stderr().contains("/etc/app/.env"),
@@ -224,9 +199,7 @@ fn cis_4_10_fails_for_secrets_and_stops_the_build() {
         r.stderr()
     );
     assert!(!out.join("leaky-hardened").exists());
-    let a = args("leakyok");
-    let r = ctx.run(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(r.out.status.success(), "{}", r.describe());
+    build_fixture(&ctx, "leakyok", "hardened", &[], &[]);
 }
 
 #[test]

@@ -1082,25 +1082,12 @@ fn skopeo_copies_the_image_and_its_signature() {
         ),
     )
     .unwrap();
-    let policy = work.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-    )
-    .unwrap();
     let dest = work.path().join("copy");
-    sh(
-        "skopeo",
-        &[
-            "--policy",
-            policy.to_str().unwrap(),
-            "--registries.d",
-            regd.to_str().unwrap(),
-            "copy",
-            "--src-tls-verify=false",
-            &format!("docker://{target}"),
-            &format!("dir:{}", dest.display()),
-        ],
+    skopeo_copy_from(
+        work.path(),
+        &["--registries.d", regd.to_str().unwrap()],
+        &target.to_string(),
+        &format!("dir:{}", dest.display()),
     );
     let manifest = std::fs::read(dest.join("manifest.json")).unwrap();
     assert_eq!(
@@ -1168,23 +1155,12 @@ fn real_nginx_layout_pushes_and_skopeo_reads_it() {
         image.manifest.layers.len() + 1 + count_attachment_blobs(&layout, &image.descriptor.digest)
     );
     let dest = tempfile::tempdir().unwrap();
-    let policy = dest.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-    )
-    .unwrap();
     let out_dir = dest.path().join("oci");
-    sh(
-        "skopeo",
-        &[
-            "--policy",
-            policy.to_str().unwrap(),
-            "copy",
-            "--src-tls-verify=false",
-            &format!("docker://{target}"),
-            &format!("oci:{}:copy", out_dir.display()),
-        ],
+    skopeo_copy_from(
+        dest.path(),
+        &[],
+        &target.to_string(),
+        &format!("oci:{}:copy", out_dir.display()),
     );
     let copied = Layout::open(&out_dir)
         .unwrap()
@@ -1234,6 +1210,24 @@ fn real_nginx_layout_pushes_and_skopeo_reads_it() {
     assert_eq!(signed, image.descriptor.digest);
     let (d, layers) = registry::signatures_remote(&target, &opts).unwrap();
     sign::verify_image(&key.verifying_key(), d.as_str(), &layers).unwrap();
+}
+
+/// `skopeo copy` from the test registry (plain HTTP) to `dest`, under a
+/// policy that accepts anything (written into `work`): what is checked is
+/// the bytes skopeo receives, not its trust policy. `global` goes before
+/// `copy` (e.g. `--registries.d`).
+fn skopeo_copy_from(work: &Path, global: &[&str], target: &str, dest: &str) {
+    let policy = work.join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let mut args = vec!["--policy", policy.to_str().unwrap()];
+    args.extend_from_slice(global);
+    let src = format!("docker://{target}");
+    args.extend(["copy", "--src-tls-verify=false", &src, dest]);
+    sh("skopeo", &args);
 }
 
 /// Blobs of the layout's attachments to this image that are not image blobs.

@@ -174,17 +174,7 @@ fn shipped_packages_passed_their_upstream_suites_in_both_tiers() {
 #[test]
 fn a_broken_build_fails_in_its_upstream_suite() {
     let ctx = TestContext::new();
-    let recipes = repo().join("tests/fixtures/recipes");
-    let r = ctx.run(&[
-        "build",
-        "zlib-broken",
-        "--tier",
-        "hardened",
-        "--recipes",
-        recipes.to_str().unwrap(),
-        "--out",
-        "out",
-    ]);
+    let r = run_fixture_build(&ctx, "zlib-broken", "hardened", &[], &[]);
     assert!(
         !r.out.status.success(),
         "the broken zlib built:\n{}",

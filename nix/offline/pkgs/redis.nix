@@ -55,6 +55,28 @@ let
   scope = if tests.full then "full" else "units: ${builtins.concatStringsSep " " ciUnits}";
   # TLS compiled out: the `tls` unit and runtest's --tls mode cannot run
   noTls = { tls = "TLS is compiled out in this build (BUILD_TLS=no): unit/tls and runtest --tls are not run"; };
+  # Cases of the full suite that assert what this build changes on purpose,
+  # each recorded as skipped with its reason (none is in the CI subset):
+  # protected mode is off at compile time, as in the official image
+  # (preConfigure), and Clang CFI's -fvisibility=hidden leaves crash
+  # reports without function names (the locked tier's declared trade-off
+  # `unsymbolized-crash-reports`, found by this suite).
+  protectedModeOff = {
+    "Protected mode works as expected" = "asserts upstream's default (protected mode on); the build turns it off at compile time, as the official image does";
+  };
+  cfiHidesSymbols = builtins.listToAttrs (map (name: {
+    inherit name;
+    value = "trade-off unsymbolized-crash-reports: CFI needs -fvisibility=hidden, so the crash report's stack traces name no functions, which this case looks for";
+  }) [
+    "Server is able to generate a stack trace on selected systems"
+    "Crash report generated on SIGABRT"
+    "Crash report generated on DEBUG SEGFAULT"
+    "Stacktraces generated on SIGALRM"
+    "Generate stacktrace on assertion"
+    "Crash report generated on DEBUG SEGFAULT with user data hidden when 'hide-user-data-from-log' is enabled"
+    "Generate stacktrace on assertion with user data hidden when 'hide-user-data-from-log' is enabled"
+  ]);
+  cfi = hardening.cfi or false;
   suites = tests.run {
     package = "redis";
     inherit (sources.redis) version;
@@ -63,6 +85,7 @@ let
     parser = "redis";
     command = "./runtest ${runtestArgs} ${unitArgs}";
     skipTags = if tls then { } else noTls;
+    allowFail = if tests.full then protectedModeOff // (if cfi then cfiHidesSymbols else { }) else { };
   } + (if !tls then "" else "\n" + tests.run {
     package = "redis";
     inherit (sources.redis) version;
