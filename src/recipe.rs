@@ -661,7 +661,9 @@ impl Recipe {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                     && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
-                let mut span = find_key_span(text, name);
+                // `name =` so a name that begins another key's line (`tls`,
+                // `drop`) is not located there
+                let mut span = find_key_span(text, &format!("{name} ="));
                 if span.is_empty() {
                     span = find_key_span(text, &format!("\"{name}\""));
                 }
